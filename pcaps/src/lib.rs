@@ -1,0 +1,1 @@
+//! # surgewatch-pcaps (placeholder)

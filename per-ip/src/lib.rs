@@ -1,0 +1,1 @@
+//! # surgewatch-per-ip (placeholder)

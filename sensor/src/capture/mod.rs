@@ -1,0 +1,94 @@
+//! Capture sources: everything that produces frames. Each source lends its frames, one at a
+//! time, to a closure; nothing downstream ever owns a copy of a frame.
+
+pub mod pcap;
+
+use std::path::PathBuf;
+
+use surgewatch_pipeline::LinkType;
+
+/// One frame lent by a capture source for the duration of a callback.
+#[derive(Copy, Clone, Debug)]
+pub struct Frame<'a> {
+    /// The captured bytes (possibly shorter than `wire_len` when the snaplen cut the frame).
+    pub data: &'a [u8],
+    /// Capture timestamp, nanoseconds since the Unix epoch.
+    pub ts_nanos: u64,
+    /// Length of the frame on the wire (pcap `orig_len`).
+    pub wire_len: u32,
+    /// Link-layer framing of `data`.
+    pub link: LinkType,
+}
+
+/// What a call to [`Capture::poll`] did.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Poll {
+    /// This many frames were lent to the closure (at least one).
+    Frames(usize),
+    /// Nothing available right now (live sources); call again.
+    Idle,
+    /// The source is exhausted (end of file); further calls keep returning `End`.
+    End,
+}
+
+/// Errors a capture source reports. Frames lent before an error stay valid and counted.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CaptureError {
+    /// The file could not be opened or read.
+    #[error("{path}: {source}")]
+    Io {
+        /// File concerned.
+        path: PathBuf,
+        /// Underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not a pcap or pcapng file (bad magic), or an empty file.
+    #[error("{path}: not a pcap or pcapng file: {reason}")]
+    NotACapture {
+        /// File concerned.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The file ends in the middle of a record or block: frames before `offset` were read.
+    #[error("{path}: truncated at byte offset {offset}: {reason}")]
+    Truncated {
+        /// File concerned.
+        path: PathBuf,
+        /// Byte offset of the first record that could not be read whole.
+        offset: u64,
+        /// What was cut.
+        reason: String,
+    },
+    /// A record or block is malformed: frames before `offset` were read.
+    #[error("{path}: corrupt at byte offset {offset}: {reason}")]
+    Corrupt {
+        /// File concerned.
+        path: PathBuf,
+        /// Byte offset of the bad record or block.
+        offset: u64,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The capture uses a link type surgewatch cannot parse.
+    #[error("{path}: unsupported link type {linktype}")]
+    UnsupportedLinkType {
+        /// File concerned.
+        path: PathBuf,
+        /// The LINKTYPE_* number.
+        linktype: u32,
+    },
+}
+
+/// A source of frames: pcap/pcapng files now, AF_XDP and AF_PACKET rings later.
+pub trait Capture {
+    /// Lends up to `budget` frames to `f`, in capture order, and says what happened.
+    fn poll<F: FnMut(&Frame<'_>)>(&mut self, budget: usize, f: F) -> Result<Poll, CaptureError>;
+
+    /// Bytes consumed so far and the total size, when known (for progress display).
+    fn progress(&self) -> (u64, Option<u64>) {
+        (0, None)
+    }
+}

@@ -1,0 +1,8 @@
+//! # surgewatch-sensor
+//!
+//! The only crate that touches the outside world on the input side: capture sources, worker
+//! threads, wiring of pipeline → per-ip → export, and the `surgewatch` CLI.
+
+#![warn(missing_docs)]
+
+pub mod capture;

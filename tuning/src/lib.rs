@@ -1,0 +1,1 @@
+//! # surgewatch-tuning (placeholder)
