@@ -1,1 +1,13 @@
-//! # surgewatch-export (placeholder)
+//! # surgewatch-export
+//!
+//! Everything that leaves the process goes through here: the stable JSON-lines event stream,
+//! the human-readable text output (later also Prometheus metrics, alerts and forensics).
+//!
+//! Contract: output field names are defined here and only here and are part of surgewatch's
+//! public interface (documented in the README); changing one is a breaking change. Per-IP data
+//! appears only for a bounded set (the top-N of a report).
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod summary;

@@ -1,0 +1,269 @@
+//! The end-of-run summary: `{"event":"summary", ...}` and its text rendering.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+use surgewatch_per_ip::{IpReport, Report};
+use surgewatch_pipeline::ParseStatus;
+
+/// Facts about the run that the per-ip report does not know.
+#[derive(Clone, Debug, Default)]
+pub struct RunInfo {
+    /// Input names (capture files or interfaces).
+    pub inputs: Vec<String>,
+    /// Names of the configured groups, indexed by group id.
+    pub groups: Vec<String>,
+    /// `"prefixes"` or `"auto"` (every destination monitored).
+    pub monitor_mode: &'static str,
+    /// Tick length in seconds.
+    pub tick_secs: f64,
+    /// Worker threads used.
+    pub workers: usize,
+    /// First and last frame timestamps (ns since the epoch).
+    pub time_span_ns: Option<(u64, u64)>,
+    /// Frames whose timestamp went backwards (counted in the current tick).
+    pub late_frames: u64,
+    /// One line per input error (truncated/corrupt capture...).
+    pub errors: Vec<String>,
+}
+
+/// Per-class counters of one IP in the summary.
+#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct ClassJson {
+    /// Inbound packets.
+    pub packets_in: u64,
+    /// Inbound bytes.
+    pub bytes_in: u64,
+    /// Outbound packets.
+    pub packets_out: u64,
+    /// Outbound bytes.
+    pub bytes_out: u64,
+}
+
+/// One entry of `top_ips`.
+#[derive(Serialize, Clone, Debug)]
+pub struct TopIpJson {
+    /// Address.
+    pub ip: String,
+    /// Group name.
+    pub group: String,
+    /// Inbound packets.
+    pub packets_in: u64,
+    /// Inbound bytes (wire length).
+    pub bytes_in: u64,
+    /// Outbound packets.
+    pub packets_out: u64,
+    /// Outbound bytes.
+    pub bytes_out: u64,
+    /// Peak packets per second over one tick, both directions.
+    pub peak_pps: u64,
+    /// Peak bits per second over one tick, both directions.
+    pub peak_bps: u64,
+    /// Peak inbound pps.
+    pub peak_pps_in: u64,
+    /// Peak inbound bps.
+    pub peak_bps_in: u64,
+    /// Peak outbound pps.
+    pub peak_pps_out: u64,
+    /// Peak outbound bps.
+    pub peak_bps_out: u64,
+    /// Per-class split, every class present, keyed by class name.
+    pub classes: BTreeMap<&'static str, ClassJson>,
+}
+
+/// The summary object, the last line of `--format json` output.
+#[derive(Serialize, Clone, Debug)]
+pub struct SummaryJson {
+    /// Always `"summary"`.
+    pub event: &'static str,
+    /// Inputs replayed or captured.
+    pub inputs: Vec<String>,
+    /// Frames seen.
+    pub packets: u64,
+    /// Bytes seen (sum of wire lengths).
+    pub bytes: u64,
+    /// Frames per parse-error reason (every reason present, zero or not).
+    pub parse_errors: BTreeMap<&'static str, u64>,
+    /// Sum of `parse_errors`.
+    pub parse_errors_total: u64,
+    /// Well-formed frames that carry no IP (ARP, LLDP...).
+    pub non_ip: u64,
+    /// `"prefixes"` or `"auto"`.
+    pub monitor_mode: &'static str,
+    /// Monitored IPs that had traffic.
+    pub monitored_ips_seen: u64,
+    /// Packets not accounted per IP because the auto-monitor limit was reached.
+    pub unmonitored_overflow_packets: u64,
+    /// Tick length in seconds.
+    pub tick_secs: f64,
+    /// Ticks closed.
+    pub ticks: u64,
+    /// Worker threads (text output only: the JSON must not depend on it).
+    #[serde(skip)]
+    pub workers: usize,
+    /// First frame timestamp (s since the epoch), null when no frame.
+    pub first_ts: Option<f64>,
+    /// Last frame timestamp.
+    pub last_ts: Option<f64>,
+    /// Frames with a timestamp before their tick (counted in the current tick).
+    pub late_frames: u64,
+    /// The monitored IPs with the highest peak pps, descending.
+    pub top_ips: Vec<TopIpJson>,
+    /// Input errors, one line each (empty when every input was read to its end).
+    pub errors: Vec<String>,
+}
+
+fn ns_to_secs(ns: u64) -> f64 {
+    ns as f64 / 1e9
+}
+
+impl SummaryJson {
+    /// Builds the summary from a report.
+    pub fn new(report: &Report, info: &RunInfo) -> Self {
+        let t = &report.totals;
+        let parse_errors = ParseStatus::ALL
+            .iter()
+            .filter(|s| s.is_error())
+            .map(|&s| (s.as_str(), t.parse_status(s)))
+            .collect();
+        SummaryJson {
+            event: "summary",
+            inputs: info.inputs.clone(),
+            packets: t.packets,
+            bytes: t.bytes,
+            parse_errors,
+            parse_errors_total: t.parse_errors(),
+            non_ip: t.parse_status(ParseStatus::NonIp),
+            monitor_mode: info.monitor_mode,
+            monitored_ips_seen: t.monitored_ips_seen,
+            unmonitored_overflow_packets: t.overflow_packets,
+            tick_secs: info.tick_secs,
+            ticks: t.ticks_closed,
+            workers: info.workers,
+            first_ts: info.time_span_ns.map(|(a, _)| ns_to_secs(a)),
+            last_ts: info.time_span_ns.map(|(_, b)| ns_to_secs(b)),
+            late_frames: info.late_frames,
+            top_ips: report.top.iter().map(|ip| top_ip(ip, info)).collect(),
+            errors: info.errors.clone(),
+        }
+    }
+
+    /// One JSON line (no trailing newline).
+    pub fn to_json_line(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"event\":\"error\",\"error\":\"{e}\"}}"))
+    }
+
+    /// Human-readable multi-line rendering.
+    pub fn to_text(&self) -> String {
+        let mut o = String::new();
+        let _ = writeln!(o, "surgewatch summary");
+        let span = match (self.first_ts, self.last_ts) {
+            (Some(a), Some(b)) => format!("{:.3} s of capture time", b - a),
+            _ => "no frames".to_string(),
+        };
+        let _ = writeln!(
+            o,
+            "  {} packets, {} ({}), {} ticks of {} s, {} worker(s)",
+            self.packets,
+            human_bytes(self.bytes),
+            span,
+            self.ticks,
+            self.tick_secs,
+            self.workers
+        );
+        let mut errs: Vec<String> =
+            self.parse_errors.iter().filter(|(_, &n)| n > 0).map(|(k, n)| format!("{k}={n}")).collect();
+        if errs.is_empty() {
+            errs.push("none".into());
+        }
+        let _ = writeln!(o, "  parse errors: {} ({})", self.parse_errors_total, errs.join(", "));
+        let _ = writeln!(o, "  non-IP frames: {}", self.non_ip);
+        let mode = if self.monitor_mode == "auto" { " (every destination monitored)" } else { "" };
+        let _ = writeln!(o, "  monitored IPs seen: {}{}", self.monitored_ips_seen, mode);
+        if self.unmonitored_overflow_packets > 0 {
+            let _ = writeln!(o, "  packets over the auto-monitor limit: {}", self.unmonitored_overflow_packets);
+        }
+        if self.late_frames > 0 {
+            let _ = writeln!(o, "  frames with out-of-order timestamps: {}", self.late_frames);
+        }
+        if !self.top_ips.is_empty() {
+            let _ = writeln!(o, "  top {} monitored IPs by peak pps:", self.top_ips.len());
+            let _ = writeln!(
+                o,
+                "    {:<40} {:>10} {:>11} {:>12} {:>12}  split (in packets)",
+                "ip", "peak pps", "peak Mbps", "pkts in", "pkts out"
+            );
+            for ip in &self.top_ips {
+                let split: Vec<String> = ip
+                    .classes
+                    .iter()
+                    .filter(|(_, c)| c.packets_in > 0)
+                    .map(|(k, c)| format!("{k} {:.0}%", 100.0 * c.packets_in as f64 / ip.packets_in.max(1) as f64))
+                    .collect();
+                let _ = writeln!(
+                    o,
+                    "    {:<40} {:>10} {:>11.2} {:>12} {:>12}  {}",
+                    ip.ip,
+                    ip.peak_pps,
+                    ip.peak_bps as f64 / 1e6,
+                    ip.packets_in,
+                    ip.packets_out,
+                    if split.is_empty() { "-".to_string() } else { split.join(", ") }
+                );
+            }
+        }
+        for e in &self.errors {
+            let _ = writeln!(o, "  input error: {e}");
+        }
+        o
+    }
+}
+
+fn top_ip(ip: &IpReport, info: &RunInfo) -> TopIpJson {
+    TopIpJson {
+        ip: ip.ip.to_string(),
+        group: info.groups.get(ip.group.index()).cloned().unwrap_or_else(|| format!("group{}", ip.group.index())),
+        packets_in: ip.packets_in,
+        bytes_in: ip.bytes_in,
+        packets_out: ip.packets_out,
+        bytes_out: ip.bytes_out,
+        peak_pps: ip.peak_pps,
+        peak_bps: ip.peak_bps,
+        peak_pps_in: ip.peak_pps_in,
+        peak_bps_in: ip.peak_bps_in,
+        peak_pps_out: ip.peak_pps_out,
+        peak_bps_out: ip.peak_bps_out,
+        classes: ip
+            .classes
+            .iter()
+            .map(|c| {
+                (
+                    c.class.as_str(),
+                    ClassJson {
+                        packets_in: c.packets_in,
+                        bytes_in: c.bytes_in,
+                        packets_out: c.packets_out,
+                        bytes_out: c.bytes_out,
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
+/// `1536` → `"1.5 KiB"`.
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}

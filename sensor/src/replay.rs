@@ -1,0 +1,366 @@
+//! Replay: captures → pipeline → per-ip, on one thread or on a reader plus worker threads.
+//!
+//! Time comes only from the captures' timestamps. Files are replayed in the order given; when a
+//! file starts before the previous one ended, its timestamps are shifted forward by a whole
+//! number of ticks so that time stays monotonic (and the shift is reported).
+//!
+//! With one worker everything runs on the calling thread and frames are parsed straight out of
+//! the reader's buffer. With `N > 1` workers the calling thread reads, copies frames into
+//! recycled batches and deals them round-robin to the workers; at every tick boundary it sends
+//! each worker a tick marker, collects every shard's delta, merges them and closes the tick.
+//! Sums commute and admission is ordered, so the result does not depend on `N`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+use surgewatch_per_ip::{
+    Accounting, AdmittedSet, ClosedTick, Monitor, Shard, TickAdvance, TickClock, TickDelta,
+    TickLength,
+};
+use surgewatch_pipeline::{parse, LinkType};
+
+use crate::capture::pcap::PcapFileSource;
+use crate::capture::{Capture, CaptureError, Frame, Poll};
+
+/// Frames lent per `poll` call.
+const POLL_BUDGET: usize = 256;
+/// Frames per batch handed to a worker.
+const BATCH_FRAMES: usize = 512;
+/// Batches in flight per worker.
+const BATCHES_PER_WORKER: usize = 8;
+
+/// What a replay needs.
+#[derive(Clone, Debug)]
+pub struct ReplayConfig {
+    /// Captures, replayed in this order.
+    pub files: Vec<PathBuf>,
+    /// What is monitored.
+    pub monitor: Arc<Monitor>,
+    /// Tick length.
+    pub tick: TickLength,
+    /// Worker threads (1 = everything on the calling thread).
+    pub workers: usize,
+}
+
+/// Something that wants to hear about the replay as it goes.
+pub trait ReplayObserver {
+    /// A tick was closed (all shards merged).
+    fn on_tick(&mut self, tick: &ClosedTick<'_>, skipped_ticks: u64) {
+        let _ = (tick, skipped_ticks);
+    }
+    /// Progress: bytes of all captures consumed so far.
+    fn on_progress(&mut self, bytes_done: u64) {
+        let _ = bytes_done;
+    }
+    /// A file's timestamps were shifted forward by `shift_ns` to keep time monotonic.
+    fn on_time_shift(&mut self, file: &std::path::Path, shift_ns: u64) {
+        let _ = (file, shift_ns);
+    }
+}
+
+/// An observer that does nothing.
+pub struct NoObserver;
+impl ReplayObserver for NoObserver {}
+
+/// The result of a replay: the merged accounting and what went wrong per file.
+pub struct ReplayOutcome {
+    /// The merger, with every tick closed.
+    pub accounting: Accounting,
+    /// Errors met while reading (frames before each error were replayed).
+    pub errors: Vec<CaptureError>,
+    /// Frames whose timestamp was older than the current tick (counted in it).
+    pub late_frames: u64,
+    /// First and last (shifted) frame timestamps, ns since the epoch.
+    pub time_span_ns: Option<(u64, u64)>,
+}
+
+/// Opens every capture up front so that a missing or unreadable file stops the run before any
+/// work is done.
+pub fn open_all(files: &[PathBuf]) -> Result<Vec<PcapFileSource>, CaptureError> {
+    files.iter().map(PcapFileSource::open).collect()
+}
+
+/// Total size in bytes of the captures (for progress display).
+pub fn total_size(sources: &[PcapFileSource]) -> u64 {
+    sources.iter().map(|s| s.progress().1.unwrap_or(0)).sum()
+}
+
+/// Replays already-opened sources (see [`open_all`]).
+pub fn replay(
+    cfg: &ReplayConfig,
+    sources: Vec<PcapFileSource>,
+    observer: &mut dyn ReplayObserver,
+) -> ReplayOutcome {
+    let acct = Accounting::new(cfg.monitor.clone(), cfg.tick);
+    let driver = Driver {
+        clock: TickClock::new(cfg.tick),
+        acct,
+        errors: Vec::new(),
+        span: None,
+        shift_ns: 0,
+        shift_decided: false,
+        bytes_before: 0,
+    };
+    if cfg.workers <= 1 {
+        let shard = Shard::new(cfg.monitor.clone());
+        let mut sink = InlineSink { shard };
+        run(&cfg.files, sources, driver, &mut sink, observer)
+    } else {
+        std::thread::scope(|scope| {
+            let mut sink = ThreadedSink::start(scope, cfg.monitor.clone(), cfg.workers);
+            let out = run(&cfg.files, sources, driver, &mut sink, observer);
+            sink.stop();
+            out
+        })
+    }
+}
+
+/// Where frames go, and how a tick boundary is crossed.
+trait FrameSink {
+    fn frame(&mut self, frame: &Frame<'_>, ts: u64);
+    /// Hands every shard's delta for the tick to `merge`, then re-arms the shards.
+    fn end_tick(&mut self, acct: &mut Accounting, start_ns: u64, skipped: u64, obs: &mut dyn ReplayObserver);
+}
+
+struct Driver {
+    clock: TickClock,
+    acct: Accounting,
+    errors: Vec<CaptureError>,
+    span: Option<(u64, u64)>,
+    shift_ns: u64,
+    shift_decided: bool,
+    bytes_before: u64,
+}
+
+fn run<S: FrameSink>(
+    files: &[PathBuf],
+    sources: Vec<PcapFileSource>,
+    mut d: Driver,
+    sink: &mut S,
+    obs: &mut dyn ReplayObserver,
+) -> ReplayOutcome {
+    let tick_ns = d.clock.tick_length().as_nanos();
+    for (path, mut src) in files.iter().zip(sources) {
+        d.shift_decided = false;
+        d.shift_ns = 0;
+        loop {
+            let polled = src.poll(POLL_BUDGET, |frame| {
+                if !d.shift_decided {
+                    d.shift_decided = true;
+                    if let Some(cur) = d.clock.current_start_ns() {
+                        let first = frame.ts_nanos - frame.ts_nanos % tick_ns;
+                        if first < cur {
+                            d.shift_ns = cur + tick_ns - first;
+                            obs.on_time_shift(path, d.shift_ns);
+                        }
+                    }
+                }
+                let ts = frame.ts_nanos.saturating_add(d.shift_ns);
+                if let TickAdvance::Advanced { closed_start_ns, skipped, .. } = d.clock.observe(ts) {
+                    sink.end_tick(&mut d.acct, closed_start_ns, skipped, obs);
+                }
+                d.span = Some(match d.span {
+                    None => (ts, ts),
+                    Some((a, b)) => (a.min(ts), b.max(ts)),
+                });
+                sink.frame(frame, ts);
+            });
+            obs.on_progress(d.bytes_before + src.progress().0);
+            match polled {
+                Ok(Poll::Frames(_)) | Ok(Poll::Idle) => {}
+                Ok(Poll::End) => break,
+                Err(e) => {
+                    d.errors.push(e);
+                    break;
+                }
+            }
+        }
+        d.bytes_before += src.progress().1.unwrap_or(src.progress().0);
+    }
+    if let Some(start) = d.clock.finish() {
+        sink.end_tick(&mut d.acct, start, 0, obs);
+    }
+    ReplayOutcome {
+        late_frames: d.clock.late_frames(),
+        accounting: d.acct,
+        errors: d.errors,
+        time_span_ns: d.span,
+    }
+}
+
+/// One worker, on the calling thread.
+struct InlineSink {
+    shard: Shard,
+}
+
+impl FrameSink for InlineSink {
+    #[inline]
+    fn frame(&mut self, frame: &Frame<'_>, _ts: u64) {
+        let s = parse(frame.link, frame.data, frame.wire_len);
+        self.shard.account(&s);
+    }
+
+    fn end_tick(&mut self, acct: &mut Accounting, start_ns: u64, skipped: u64, obs: &mut dyn ReplayObserver) {
+        let mut deltas = [self.shard.take_tick()];
+        obs.on_tick(&acct.end_tick(start_ns, &mut deltas), skipped);
+        let admitted = acct.admitted();
+        let [d] = deltas;
+        self.shard.recycle(d);
+        self.shard.install_admitted(admitted);
+    }
+}
+
+/// Frames copied out of the reader's buffer for a worker.
+struct Batch {
+    bytes: Vec<u8>,
+    frames: Vec<BatchFrame>,
+}
+
+#[derive(Copy, Clone)]
+struct BatchFrame {
+    start: usize,
+    end: usize,
+    wire_len: u32,
+    link: LinkType,
+}
+
+enum ToWorker {
+    Batch(Batch),
+    /// Hand over the tick's delta.
+    Tick,
+    /// The merger's answer to a tick: a recycled delta and the admitted set.
+    Rearm(TickDelta, Arc<AdmittedSet>),
+}
+
+struct WorkerHandle {
+    tx: Sender<ToWorker>,
+    current: Batch,
+}
+
+/// A reader (the calling thread) dealing batches to worker threads.
+struct ThreadedSink<'scope> {
+    workers: Vec<WorkerHandle>,
+    pool: Receiver<Batch>,
+    deltas: Receiver<(usize, TickDelta)>,
+    next: usize,
+    joins: Vec<std::thread::ScopedJoinHandle<'scope, ()>>,
+}
+
+impl<'scope> ThreadedSink<'scope> {
+    fn start<'env>(scope: &'scope std::thread::Scope<'scope, 'env>, monitor: Arc<Monitor>, n: usize) -> Self {
+        let (pool_tx, pool) = bounded::<Batch>(n * BATCHES_PER_WORKER + n);
+        for _ in 0..n * BATCHES_PER_WORKER {
+            let _ = pool_tx.send(Batch::new());
+        }
+        let (delta_tx, deltas) = bounded::<(usize, TickDelta)>(n);
+        let mut workers = Vec::with_capacity(n);
+        let mut joins = Vec::with_capacity(n);
+        for id in 0..n {
+            let (tx, rx) = bounded::<ToWorker>(BATCHES_PER_WORKER + 2);
+            let shard = Shard::new(monitor.clone());
+            let pool_tx = pool_tx.clone();
+            let delta_tx = delta_tx.clone();
+            let join = std::thread::Builder::new()
+                .name(format!("surgewatch-w{id}"))
+                .spawn_scoped(scope, move || worker(id, shard, rx, pool_tx, delta_tx))
+                .expect("spawning a worker thread");
+            joins.push(join);
+            workers.push(WorkerHandle { tx, current: Batch::new() });
+        }
+        ThreadedSink { workers, pool, deltas, next: 0, joins }
+    }
+
+    fn flush(&mut self, i: usize) {
+        if self.workers[i].current.frames.is_empty() {
+            return;
+        }
+        let fresh = self.pool.recv().unwrap_or_else(|_| Batch::new());
+        let full = std::mem::replace(&mut self.workers[i].current, fresh);
+        let _ = self.workers[i].tx.send(ToWorker::Batch(full));
+    }
+
+    fn stop(mut self) {
+        for w in self.workers.drain(..) {
+            drop(w.tx);
+        }
+        for j in self.joins.drain(..) {
+            let _ = j.join();
+        }
+    }
+}
+
+impl Batch {
+    fn new() -> Self {
+        Batch { bytes: Vec::with_capacity(BATCH_FRAMES * 256), frames: Vec::with_capacity(BATCH_FRAMES) }
+    }
+}
+
+impl FrameSink for ThreadedSink<'_> {
+    fn frame(&mut self, frame: &Frame<'_>, _ts: u64) {
+        let i = self.next;
+        let b = &mut self.workers[i].current;
+        let start = b.bytes.len();
+        b.bytes.extend_from_slice(frame.data);
+        b.frames.push(BatchFrame { start, end: b.bytes.len(), wire_len: frame.wire_len, link: frame.link });
+        if b.frames.len() >= BATCH_FRAMES {
+            self.flush(i);
+            self.next = (i + 1) % self.workers.len();
+        }
+    }
+
+    fn end_tick(&mut self, acct: &mut Accounting, start_ns: u64, skipped: u64, obs: &mut dyn ReplayObserver) {
+        let n = self.workers.len();
+        for i in 0..n {
+            self.flush(i);
+            let _ = self.workers[i].tx.send(ToWorker::Tick);
+        }
+        let mut deltas: Vec<(usize, TickDelta)> = Vec::with_capacity(n);
+        for _ in 0..n {
+            match self.deltas.recv() {
+                Ok(d) => deltas.push(d),
+                Err(_) => break,
+            }
+        }
+        deltas.sort_by_key(|(id, _)| *id);
+        let mut only: Vec<TickDelta> = deltas.into_iter().map(|(_, d)| d).collect();
+        obs.on_tick(&acct.end_tick(start_ns, &mut only), skipped);
+        let admitted = acct.admitted();
+        for (w, d) in self.workers.iter().zip(only) {
+            let _ = w.tx.send(ToWorker::Rearm(d, admitted.clone()));
+        }
+    }
+}
+
+fn worker(
+    id: usize,
+    mut shard: Shard,
+    rx: Receiver<ToWorker>,
+    pool: Sender<Batch>,
+    deltas: Sender<(usize, TickDelta)>,
+) {
+    while let Ok(msg) = rx.recv() {
+        match msg {
+            ToWorker::Batch(mut b) => {
+                for f in &b.frames {
+                    if let Some(data) = b.bytes.get(f.start..f.end) {
+                        let s = parse(f.link, data, f.wire_len);
+                        shard.account(&s);
+                    }
+                }
+                b.bytes.clear();
+                b.frames.clear();
+                let _ = pool.try_send(b);
+            }
+            ToWorker::Tick => {
+                if deltas.send((id, shard.take_tick())).is_err() {
+                    return;
+                }
+            }
+            ToWorker::Rearm(d, admitted) => {
+                shard.recycle(d);
+                shard.install_admitted(admitted);
+            }
+        }
+    }
+}
