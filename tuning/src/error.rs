@@ -1,0 +1,260 @@
+//! Config errors: one [`ConfigError`] per problem, all of them in [`ConfigErrors`].
+
+use std::fmt;
+
+use ipnet::IpNet;
+
+/// A 1-based line and column (in characters) in the config text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Location {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, counted in characters.
+    pub column: usize,
+}
+
+impl Location {
+    /// The location of byte `offset` in `text` (clamped to the text).
+    pub(crate) fn of_offset(text: &str, offset: usize) -> Self {
+        let mut offset = offset.min(text.len());
+        while !text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let before = &text[..offset];
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        Location {
+            line: before.matches('\n').count() + 1,
+            column: before[line_start..].chars().count() + 1,
+        }
+    }
+}
+
+/// One problem in a config, with where it is.
+///
+/// Displays as the single line an operator should see:
+/// `ORIGIN:LINE:COL: KEY.PATH: message`, e.g.
+/// `surgewatch.toml:12:14: group[1].prefixes[2]: invalid CIDR "10.0.0.0/33": ...`.
+/// The location is left out when the key is not in the file (an inherited default);
+/// the key path is left out for syntax and I/O errors. Array indices are 0-based.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub struct ConfigError {
+    /// The file name or label the text came from; empty for programmatic validation.
+    pub origin: String,
+    /// Where in the text, when known.
+    pub location: Option<Location>,
+    /// Dotted key path (`detection.floor_pps`, `group[1].prefixes[2]`); empty when the
+    /// error is not about one key (syntax, I/O).
+    pub key: String,
+    /// What is wrong.
+    pub kind: ConfigErrorKind,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut prefix = self.origin.clone();
+        if let Some(Location { line, column }) = self.location {
+            prefix = format!("{prefix}:{line}:{column}");
+        }
+        if !prefix.is_empty() {
+            write!(f, "{prefix}: ")?;
+        }
+        if !self.key.is_empty() {
+            write!(f, "{}: ", self.key)?;
+        }
+        write!(f, "{}", self.kind)
+    }
+}
+
+/// What is wrong; see [`ConfigError`] for where.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigErrorKind {
+    /// The file could not be read (or is not UTF-8).
+    #[error("cannot read config: {source}")]
+    Io {
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The text is not valid TOML; nothing else is checked.
+    #[error("TOML syntax error: {message}")]
+    Syntax {
+        /// The parser's message, on one line.
+        message: String,
+    },
+
+    /// A key the schema does not know (typo, wrong section, removed option).
+    #[error("unknown key{}", unknown_key_hint(.suggestion, .expected))]
+    UnknownKey {
+        /// A known key with a similar spelling, if any.
+        suggestion: Option<&'static str>,
+        /// The keys valid at this place.
+        expected: &'static [&'static str],
+    },
+
+    /// The value could not be decoded: wrong type, bad duration or CIDR, zero where a
+    /// positive integer is needed.
+    #[error("{message}")]
+    InvalidValue {
+        /// What the decoder said, e.g. `invalid type: integer `5`, expected a string`.
+        message: String,
+    },
+
+    /// The value decoded but is outside what surgewatch accepts.
+    #[error("{value} is out of range: expected {expected}")]
+    OutOfRange {
+        /// The offending value, as the operator would write it.
+        value: String,
+        /// The accepted range, with a reason or hint where useful.
+        expected: String,
+    },
+
+    /// A group without a `name` (or with an empty one).
+    #[error("every group needs a non-empty `name`")]
+    MissingGroupName,
+
+    /// A group without prefixes.
+    #[error("no prefixes; list at least one CIDR, e.g. \"192.0.2.0/24\"")]
+    NoPrefixes {
+        /// The group's name.
+        group: String,
+    },
+
+    /// Two groups with the same name.
+    #[error("duplicate group name {name:?} (first used by {first})")]
+    DuplicateGroupName {
+        /// The repeated name.
+        name: String,
+        /// Key path of the first group with that name.
+        first: String,
+    },
+
+    /// The same prefix listed twice, in one group or in two.
+    #[error(
+        "prefix {prefix} is already listed at {first} (group {first_group:?}); each prefix \
+         belongs to exactly one group (nested prefixes are fine: the longest match wins)"
+    )]
+    DuplicatePrefix {
+        /// The repeated prefix.
+        prefix: IpNet,
+        /// Key path of its first occurrence.
+        first: String,
+        /// Name of the group of its first occurrence.
+        first_group: String,
+    },
+}
+
+fn unknown_key_hint(suggestion: &Option<&'static str>, expected: &[&str]) -> String {
+    match suggestion {
+        Some(s) => format!("; did you mean `{s}`?"),
+        None => format!("; expected one of: {}", expected.join(", ")),
+    }
+}
+
+/// Every problem found in one config, in file order. Never empty.
+///
+/// Displays one [`ConfigError`] per line (no trailing newline), ready to print as-is for
+/// `surgewatch check-config`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl ConfigErrors {
+    /// The individual errors.
+    pub fn errors(&self) -> &[ConfigError] {
+        &self.0
+    }
+
+    /// How many errors there are (at least 1).
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Always `false` for errors returned by this crate; here for API completeness.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl IntoIterator for ConfigErrors {
+    type Item = ConfigError;
+    type IntoIter = std::vec::IntoIter<ConfigError>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a ConfigErrors {
+    type Item = &'a ConfigError;
+    type IntoIter = std::slice::Iter<'a, ConfigError>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_are_one_based_and_count_chars() {
+        let text = "a = 1\nb = \"é\" x\n";
+        assert_eq!(
+            Location::of_offset(text, 0),
+            Location { line: 1, column: 1 }
+        );
+        assert_eq!(
+            Location::of_offset(text, 6),
+            Location { line: 2, column: 1 }
+        );
+        let x = text.find('x').unwrap();
+        assert_eq!(
+            Location::of_offset(text, x),
+            Location { line: 2, column: 9 }
+        );
+        assert_eq!(Location::of_offset(text, 999).line, 3);
+    }
+
+    #[test]
+    fn display_is_one_line_per_error() {
+        let e = |location, key: &str| ConfigError {
+            origin: "surgewatch.toml".into(),
+            location,
+            key: key.into(),
+            kind: ConfigErrorKind::InvalidValue {
+                message: "bad".into(),
+            },
+        };
+        let errors = ConfigErrors(vec![
+            e(
+                Some(Location {
+                    line: 12,
+                    column: 14,
+                }),
+                "group[1].prefixes[2]",
+            ),
+            e(None, "detection.warmup"),
+            e(Some(Location { line: 1, column: 2 }), ""),
+        ]);
+        assert_eq!(
+            errors.to_string(),
+            "surgewatch.toml:12:14: group[1].prefixes[2]: bad\n\
+             surgewatch.toml: detection.warmup: bad\n\
+             surgewatch.toml:1:2: bad"
+        );
+    }
+}

@@ -1,0 +1,825 @@
+//! Decoding and validation tests over small TOML fixtures.
+
+use std::num::{NonZeroU32, NonZeroU64};
+use std::time::Duration;
+
+use super::*;
+
+const ORIGIN: &str = "t.toml";
+
+fn ok(text: &str) -> Config {
+    match from_str(text, ORIGIN) {
+        Ok(config) => config,
+        Err(e) => panic!("expected a valid config, got:\n{e}"),
+    }
+}
+
+/// The error lines for `text`, which must be invalid.
+fn errors(text: &str) -> Vec<String> {
+    match from_str(text, ORIGIN) {
+        Ok(config) => panic!("expected errors, got {config:#?}"),
+        Err(e) => {
+            let lines: Vec<String> = e.to_string().lines().map(str::to_owned).collect();
+            assert_eq!(lines.len(), e.len(), "one line per error");
+            lines
+        }
+    }
+}
+
+/// The single error line for `text`.
+fn error(text: &str) -> String {
+    let errors = errors(text);
+    assert_eq!(errors.len(), 1, "expected one error, got {errors:#?}");
+    errors.into_iter().next().unwrap_or_default()
+}
+
+fn assert_error(text: &str, prefix: &str, contains: &str) {
+    let e = error(text);
+    assert!(e.starts_with(prefix), "{e:?} should start with {prefix:?}");
+    assert!(e.contains(contains), "{e:?} should contain {contains:?}");
+}
+
+fn net(s: &str) -> ipnet::IpNet {
+    s.parse().unwrap()
+}
+
+const GROUP: &str = "[[group]]\nname = \"g\"\nprefixes = [\"192.0.2.0/24\"]\n";
+
+// ---------------------------------------------------------------------------------------
+// Defaults and shapes
+
+#[test]
+fn defaults() {
+    let c = Config::default();
+    assert_eq!(c.sensor.tick, Duration::from_secs(1));
+    assert_eq!(c.sensor.auto_monitor_limit.get(), 100_000);
+    assert_eq!(c.sensor.workers, 0);
+    assert_eq!(c.sensor.top_n, 10);
+    let d = &c.detection;
+    assert_eq!(d.floor_pps.get(), 1000);
+    assert_eq!(d.floor_mbps, 10.0);
+    assert_eq!(d.static_pps.get(), 10_000);
+    assert_eq!(d.static_mbps, 100.0);
+    assert_eq!(d.baseline_window, Duration::from_secs(300));
+    assert_eq!(d.baseline_percentile, 99.0);
+    assert_eq!(d.baseline_multiplier, 3.0);
+    assert_eq!(d.baseline_recompute, Duration::from_secs(10));
+    assert_eq!(d.warmup, Duration::from_secs(300));
+    assert_eq!(d.start_ticks.get(), 1);
+    assert_eq!(d.end_ticks.get(), 10);
+    assert_eq!(d.baseline_samples(c.sensor.tick), 300);
+    assert_eq!(c.baseline.path, None);
+    assert_eq!(c.baseline.save_interval, Duration::from_secs(60));
+    assert!(c.groups.is_empty());
+    assert!(c.validate().is_ok(), "the defaults are valid");
+}
+
+#[test]
+fn empty_documents_and_empty_sections_are_the_defaults() {
+    assert_eq!(ok(""), Config::default());
+    assert_eq!(
+        ok("# nothing\n[sensor]\n[detection]\n[baseline]\n"),
+        Config::default()
+    );
+}
+
+#[test]
+fn every_key_decodes_into_its_type() {
+    let c = ok(r#"
+        [sensor]
+        tick = "100ms"
+        auto_monitor_limit = 5
+        workers = 3
+        top_n = 0
+        [detection]
+        floor_pps = 1
+        floor_mbps = 1
+        static_pps = 2
+        static_mbps = 2.5
+        baseline_window = "1m"
+        baseline_percentile = 100
+        baseline_multiplier = 1.5
+        baseline_recompute = "1.5s"
+        warmup = "0s"
+        start_ticks = 3
+        end_ticks = 4
+        [baseline]
+        path = "/var/lib/surgewatch/b.bin"
+        save_interval = "1h"
+    "#);
+    assert_eq!(c.sensor.tick, Duration::from_millis(100));
+    assert_eq!(c.sensor.auto_monitor_limit, NonZeroU32::new(5).unwrap());
+    assert_eq!((c.sensor.workers, c.sensor.top_n), (3, 0));
+    let d = &c.detection;
+    assert_eq!(d.floor_pps, NonZeroU64::new(1).unwrap());
+    assert_eq!(d.floor_mbps, 1.0, "an integer is accepted for a float");
+    assert_eq!(d.static_mbps, 2.5);
+    assert_eq!(d.baseline_window, Duration::from_secs(60));
+    assert_eq!(d.baseline_samples(c.sensor.tick), 600);
+    assert_eq!(d.baseline_percentile, 100.0);
+    assert_eq!(d.baseline_recompute, Duration::from_millis(1500));
+    assert_eq!(d.warmup, Duration::ZERO);
+    assert_eq!((d.start_ticks.get(), d.end_ticks.get()), (3, 4));
+    assert_eq!(
+        c.baseline.path.as_deref(),
+        Some(std::path::Path::new("/var/lib/surgewatch/b.bin"))
+    );
+    assert_eq!(c.baseline.save_interval, Duration::from_secs(3600));
+}
+
+#[test]
+fn groups_decode_with_overrides_applied() {
+    let c = ok(r#"
+        [detection]
+        floor_pps = 2000
+        warmup = "10m"
+
+        [[group]]
+        name = "hosting"
+        prefixes = ["203.0.113.0/24", "2001:db8:100::/48"]
+        [group.detection]
+        floor_pps = 5000
+        baseline_multiplier = 4.0
+
+        [[group]]
+        name = "dns-servers"
+        prefixes = ["203.0.113.53/32"]   # nested inside hosting: allowed, longest match wins
+    "#);
+    assert_eq!(c.groups.len(), 2);
+    assert_eq!(
+        c.groups[0].prefixes,
+        vec![net("203.0.113.0/24"), net("2001:db8:100::/48")]
+    );
+    assert_eq!(c.groups[0].detection.floor_pps, NonZeroU64::new(5000));
+    assert_eq!(c.groups[0].detection.warmup, None);
+
+    let r = c.resolved_groups();
+    assert_eq!(r[0].name, "hosting");
+    assert_eq!(r[0].detection.floor_pps.get(), 5000, "overridden");
+    assert_eq!(r[0].detection.baseline_multiplier, 4.0, "overridden");
+    assert_eq!(
+        r[0].detection.warmup,
+        Duration::from_secs(600),
+        "inherited from [detection]"
+    );
+    assert_eq!(r[0].detection.static_pps.get(), 10_000, "inherited default");
+    assert_eq!(r[1].name, "dns-servers");
+    assert_eq!(
+        r[1].detection, c.detection,
+        "no overrides: exactly [detection]"
+    );
+}
+
+#[test]
+fn overrides_apply_key_by_key() {
+    let base = DetectionConfig::default();
+    assert_eq!(DetectionOverrides::default().apply(&base), base);
+    let o = DetectionOverrides {
+        end_ticks: NonZeroU32::new(30),
+        baseline_window: Some(Duration::from_secs(60)),
+        ..Default::default()
+    };
+    let applied = o.apply(&base);
+    assert_eq!(applied.end_ticks.get(), 30);
+    assert_eq!(applied.baseline_window, Duration::from_secs(60));
+    assert_eq!(applied.floor_pps, base.floor_pps);
+    assert_eq!(o.set_keys(), vec!["baseline_window", "end_ticks"]);
+}
+
+#[test]
+fn monitor_shorthand_becomes_the_default_group() {
+    let c = ok(r#"
+        monitor = ["192.0.2.0/24", "2001:db8::/32"]
+        [detection]
+        floor_pps = 3000
+    "#);
+    assert_eq!(c.groups.len(), 1);
+    assert_eq!(c.groups[0].name, DEFAULT_GROUP_NAME);
+    assert_eq!(
+        c.groups[0].prefixes,
+        vec![net("192.0.2.0/24"), net("2001:db8::/32")]
+    );
+    assert_eq!(c.groups[0].detection, DetectionOverrides::default());
+    assert_eq!(c.resolved_groups()[0].detection.floor_pps.get(), 3000);
+}
+
+#[test]
+fn monitor_combines_with_groups_and_comes_last() {
+    let c = ok(&format!("monitor = [\"198.51.100.0/24\"]\n{GROUP}"));
+    let names: Vec<_> = c.groups.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(names, ["g", "default"]);
+}
+
+#[test]
+fn inline_group_tables_are_accepted() {
+    let c = ok(
+        r#"group = [{ name = "a", prefixes = ["192.0.2.0/25"], detection = { end_ticks = 2 } }]"#,
+    );
+    assert_eq!(c.groups[0].detection.end_ticks, NonZeroU32::new(2));
+}
+
+#[test]
+fn same_prefix_spelled_differently_is_still_a_duplicate() {
+    let e = errors(
+        r#"
+        [[group]]
+        name = "a"
+        prefixes = ["2001:db8:100::/48"]
+        [[group]]
+        name = "b"
+        prefixes = ["2001:0db8:0100:0000::/48"]
+        "#,
+    );
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert!(e[0].starts_with("t.toml:7:21: group[1].prefixes[0]: prefix 2001:db8:100::/48 is already listed at group[0].prefixes[0] (group \"a\")"), "{}", e[0]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Syntax, unknown keys, types
+
+#[test]
+fn syntax_error_is_one_error_with_a_location() {
+    let e = error("[sensor]\ntick = \"1s\n");
+    assert!(e.starts_with("t.toml:2:"), "{e}");
+    assert!(e.contains("TOML syntax error"), "{e}");
+    assert!(!e.contains('\n'));
+    // Duplicate keys are a TOML error too.
+    assert!(error("[sensor]\ntop_n = 1\ntop_n = 2\n").starts_with("t.toml:3:"));
+}
+
+#[test]
+fn unknown_top_level_key() {
+    assert_error(
+        "[senor]\n",
+        "t.toml:1:2: senor: unknown key",
+        "did you mean `sensor`?",
+    );
+    assert_error(
+        "[[groups]]\nname = \"x\"\n",
+        "t.toml:1:3: groups: unknown key",
+        "did you mean `group`?",
+    );
+    assert_error(
+        "colour = 1\n",
+        "t.toml:1:1: colour: unknown key",
+        "expected one of: sensor, detection, baseline, group, monitor",
+    );
+}
+
+#[test]
+fn unknown_key_in_detection() {
+    assert_error(
+        "[detection]\nflor_pps = 5\n",
+        "t.toml:2:1: detection.flor_pps: unknown key",
+        "did you mean `floor_pps`?",
+    );
+}
+
+#[test]
+fn unknown_key_in_sensor_and_baseline() {
+    assert_error(
+        "[sensor]\nticks = \"1s\"\n",
+        "t.toml:2:1: sensor.ticks: unknown key",
+        "`tick`",
+    );
+    assert_error(
+        "[baseline]\nfile = \"/x\"\n",
+        "t.toml:2:1: baseline.file: unknown key",
+        "expected one of: path, save_interval",
+    );
+}
+
+#[test]
+fn unknown_key_in_group_and_group_detection() {
+    let e = errors(&format!(
+        "{GROUP}prefix = [\"10.0.0.0/8\"]\n[group.detection]\nwarm_up = \"1s\"\n"
+    ));
+    assert_eq!(e.len(), 2, "{e:#?}");
+    assert!(
+        e[0].starts_with("t.toml:4:1: group[0].prefix: unknown key; did you mean `prefixes`?"),
+        "{}",
+        e[0]
+    );
+    assert!(
+        e[1].starts_with(
+            "t.toml:6:1: group[0].detection.warm_up: unknown key; did you mean `warmup`?"
+        ),
+        "{}",
+        e[1]
+    );
+}
+
+#[test]
+fn wrong_types() {
+    assert_error(
+        "[sensor]\ntop_n = \"10\"\n",
+        "t.toml:2:9: sensor.top_n: ",
+        "invalid type: string \"10\"",
+    );
+    assert_error(
+        "[detection]\nfloor_mbps = \"10\"\n",
+        "t.toml:2:14: detection.floor_mbps: ",
+        "invalid type",
+    );
+    assert_error(
+        "[detection]\nstatic_pps = 1.5\n",
+        "t.toml:2:14: detection.static_pps: ",
+        "invalid type",
+    );
+    assert_error(
+        "sensor = 5\n",
+        "t.toml:1:10: sensor: ",
+        "expected a table, found integer",
+    );
+    assert_error(
+        "monitor = \"192.0.2.0/24\"\n",
+        "t.toml:1:11: monitor: ",
+        "expected an array of CIDR strings",
+    );
+    assert_error(
+        "[[group]]\nname = 5\nprefixes = [\"192.0.2.0/24\"]\n",
+        "t.toml:2:8: group[0].name: ",
+        "invalid type: integer",
+    );
+    assert_error(
+        "[group]\nname = \"x\"\n",
+        "t.toml:1:1: group: ",
+        "write `[[group]]`, not `[group]`",
+    );
+    assert_error(
+        "[sensor]\nworkers = -1\n",
+        "t.toml:2:11: sensor.workers: ",
+        "invalid value: integer `-1`",
+    );
+}
+
+#[test]
+fn durations_need_a_unit() {
+    assert_error(
+        "[sensor]\ntick = 1\n",
+        "t.toml:2:8: sensor.tick: ",
+        "a bare number is ambiguous; write a string with a unit, e.g. \"1s\" or \"1ms\"",
+    );
+    assert_error(
+        "[sensor]\ntick = \"1\"\n",
+        "t.toml:2:8: sensor.tick: ",
+        "missing unit; write e.g. \"1s\" or \"1ms\"",
+    );
+    assert_error(
+        "[detection]\nwarmup = \"5 min\"\n",
+        "t.toml:2:10: detection.warmup: ",
+        "expected a number followed by a unit",
+    );
+}
+
+#[test]
+fn zero_and_negative_counts_are_rejected_while_decoding() {
+    assert_error(
+        "[detection]\nfloor_pps = 0\n",
+        "t.toml:2:13: detection.floor_pps: ",
+        "invalid value 0: must be at least 1",
+    );
+    assert_error(
+        "[detection]\nstatic_pps = -5\n",
+        "t.toml:2:14: detection.static_pps: ",
+        "invalid value -5: must be at least 1",
+    );
+    assert_error(
+        "[detection]\nstart_ticks = 0\n",
+        "t.toml:2:15: detection.start_ticks: ",
+        "must be at least 1",
+    );
+    assert_error(
+        "[detection]\nend_ticks = 0\n",
+        "t.toml:2:13: detection.end_ticks: ",
+        "must be at least 1",
+    );
+    assert_error(
+        "[sensor]\nauto_monitor_limit = 0\n",
+        "t.toml:2:22: sensor.auto_monitor_limit: ",
+        "must be at least 1",
+    );
+    assert_error(
+        "[detection]\nend_ticks = 5000000000\n",
+        "t.toml:2:13: detection.end_ticks: ",
+        "at most 4294967295",
+    );
+    assert_error(
+        &format!("{GROUP}[group.detection]\nstart_ticks = 0\n"),
+        "t.toml:5:15: group[0].detection.start_ticks: ",
+        "must be at least 1",
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Semantic checks
+
+#[test]
+fn tick_must_be_between_100ms_and_60s() {
+    assert_error(
+        "[sensor]\ntick = \"50ms\"\n",
+        "t.toml:2:8: sensor.tick: \"50ms\" is out of range",
+        "expected a duration in 100ms..=1m",
+    );
+    assert_error(
+        "[sensor]\ntick = \"61s\"\n",
+        "t.toml:2:8: sensor.tick: \"61s\" is out of range",
+        "100ms..=1m",
+    );
+    assert_error(
+        "[sensor]\ntick = \"0s\"\n",
+        "t.toml:2:8: sensor.tick: ",
+        "out of range",
+    );
+    ok("[sensor]\ntick = \"100ms\"\n[detection]\nbaseline_recompute = \"100ms\"\n");
+    ok("[sensor]\ntick = \"60s\"\n[detection]\nbaseline_recompute = \"1m\"\n");
+}
+
+#[test]
+fn floors_and_static_mbps_must_be_positive_and_finite() {
+    for (key, value) in [
+        ("floor_mbps", "0.0"),
+        ("floor_mbps", "-1.0"),
+        ("static_mbps", "0"),
+        ("static_mbps", "inf"),
+        ("floor_mbps", "nan"),
+    ] {
+        let e = error(&format!("[detection]\n{key} = {value}\n"));
+        assert!(
+            e.starts_with(&format!("t.toml:2:{}: detection.{key}: ", key.len() + 4)),
+            "{e}"
+        );
+        assert!(
+            e.contains("expected a finite number of Mbit/s greater than 0"),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn percentile_must_be_in_0_exclusive_to_100() {
+    for bad in ["0", "0.0", "-1", "100.5", "nan"] {
+        assert_error(
+            &format!("[detection]\nbaseline_percentile = {bad}\n"),
+            "t.toml:2:23: detection.baseline_percentile: ",
+            "expected a percentile in (0, 100]",
+        );
+    }
+    ok("[detection]\nbaseline_percentile = 0.1\n");
+    ok("[detection]\nbaseline_percentile = 100\n");
+}
+
+#[test]
+fn multiplier_must_exceed_one() {
+    for bad in ["1.0", "1", "0.5", "-2", "inf"] {
+        assert_error(
+            &format!("[detection]\nbaseline_multiplier = {bad}\n"),
+            "t.toml:2:23: detection.baseline_multiplier: ",
+            "greater than 1.0",
+        );
+    }
+    ok("[detection]\nbaseline_multiplier = 1.01\n");
+}
+
+#[test]
+fn baseline_window_must_hold_1_to_3600_ticks() {
+    assert_error(
+        "[detection]\nbaseline_window = \"500ms\"\n",
+        "t.toml:2:19: detection.baseline_window: \"500ms\" is out of range",
+        "expected at least one tick (1s)",
+    );
+    assert_error(
+        "[detection]\nbaseline_window = \"3601s\"\n",
+        "t.toml:2:19: detection.baseline_window: \"3601s\" is out of range",
+        "expected at most 3600 ticks (1h at a 1s tick)",
+    );
+    ok("[detection]\nbaseline_window = \"1h\"\n");
+    ok("[detection]\nbaseline_window = \"1s\"\n");
+    // The limit is in ticks, so it moves with the tick.
+    assert_error(
+        "[sensor]\ntick = \"100ms\"\n[detection]\nbaseline_window = \"361s\"\n",
+        "t.toml:4:19: detection.baseline_window: ",
+        "at most 3600 ticks (6m at a 100ms tick)",
+    );
+}
+
+#[test]
+fn recompute_must_be_at_least_a_tick() {
+    assert_error(
+        "[detection]\nbaseline_recompute = \"500ms\"\n",
+        "t.toml:2:22: detection.baseline_recompute: \"500ms\" is out of range",
+        "expected at least one tick (1s)",
+    );
+}
+
+#[test]
+fn an_inherited_default_is_reported_as_such() {
+    // A 60s tick makes the default 10s recompute too short; the key is not in the file,
+    // so the error points at the [detection] table and says the value is the default.
+    let e = error("[sensor]\ntick = \"60s\"\n[detection]\nwarmup = \"1h\"\n");
+    assert_eq!(
+        e,
+        "t.toml:3:1: detection.baseline_recompute: \"10s\" (the default) is out of range: expected at least one tick (1m)"
+    );
+    // With no [detection] table at all there is nothing to point at.
+    let e = error("[sensor]\ntick = \"60s\"\n");
+    assert!(
+        e.starts_with("t.toml: detection.baseline_recompute: \"10s\" (the default)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn baseline_path_must_be_absolute_and_save_interval_at_least_1s() {
+    assert_error(
+        "[baseline]\npath = \"baselines.bin\"\n",
+        "t.toml:2:8: baseline.path: ",
+        "is not an absolute path",
+    );
+    assert_error(
+        "[baseline]\nsave_interval = \"500ms\"\n",
+        "t.toml:2:17: baseline.save_interval: ",
+        "expected at least 1s",
+    );
+}
+
+#[test]
+fn group_name_is_required_and_unique() {
+    assert_error(
+        "[[group]]\nprefixes = [\"192.0.2.0/24\"]\n",
+        "t.toml:1:1: group[0].name: ",
+        "every group needs a non-empty `name`",
+    );
+    assert_error(
+        "[[group]]\nname = \"\"\nprefixes = [\"192.0.2.0/24\"]\n",
+        "t.toml:2:8: group[0].name: ",
+        "non-empty",
+    );
+    assert_error(
+        "[[group]]\nname = \"a\"\nprefixes = [\"192.0.2.0/25\"]\n[[group]]\nname = \"a\"\nprefixes = [\"192.0.2.128/25\"]\n",
+        "t.toml:5:8: group[1].name: duplicate group name \"a\"",
+        "(first used by group[0].name)",
+    );
+    assert_error(
+        "monitor = [\"198.51.100.0/24\"]\n[[group]]\nname = \"default\"\nprefixes = [\"192.0.2.0/24\"]\n",
+        "t.toml:1:11: monitor: duplicate group name \"default\"",
+        "group[0].name",
+    );
+}
+
+#[test]
+fn group_needs_prefixes() {
+    assert_error(
+        "[[group]]\nname = \"a\"\n",
+        "t.toml:1:1: group[0].prefixes: ",
+        "no prefixes; list at least one CIDR",
+    );
+    assert_error(
+        "[[group]]\nname = \"a\"\nprefixes = []\n",
+        "t.toml:3:12: group[0].prefixes: ",
+        "no prefixes",
+    );
+    assert_error("monitor = []\n", "t.toml:1:11: monitor: ", "no prefixes");
+}
+
+#[test]
+fn a_prefix_belongs_to_one_group() {
+    assert_error(
+        &format!("{GROUP}[[group]]\nname = \"h\"\nprefixes = [\"198.51.100.0/24\", \"192.0.2.0/24\"]\n"),
+        "t.toml:6:32: group[1].prefixes[1]: prefix 192.0.2.0/24 is already listed at group[0].prefixes[0] (group \"g\")",
+        "nested prefixes are fine",
+    );
+    // Twice within one group.
+    assert_error(
+        "[[group]]\nname = \"a\"\nprefixes = [\"192.0.2.0/24\", \"192.0.2.0/24\"]\n",
+        "t.toml:3:29: group[0].prefixes[1]: ",
+        "already listed at group[0].prefixes[0]",
+    );
+    // Nested is fine, in either order.
+    ok(&format!(
+        "{GROUP}[[group]]\nname = \"h\"\nprefixes = [\"192.0.2.0/25\", \"192.0.0.0/16\"]\n"
+    ));
+}
+
+#[test]
+fn cidrs_are_strict() {
+    assert_error(
+        "monitor = [\"10.0.0.0/33\"]\n",
+        "t.toml:1:12: monitor[0]: invalid CIDR \"10.0.0.0/33\": ",
+        "prefix length must be 0..=32 for an IPv4 address",
+    );
+    assert_error("monitor = [\"10.0.0.1/24\"]\n", "t.toml:1:12: monitor[0]: ", "host bits are set; did you mean the network \"10.0.0.0/24\" or the single host \"10.0.0.1/32\"?");
+    assert_error(
+        "monitor = [\"198.51.100.53\"]\n",
+        "t.toml:1:12: monitor[0]: ",
+        "write \"198.51.100.53/32\"",
+    );
+    assert_error(
+        "monitor = [24]\n",
+        "t.toml:1:12: monitor[0]: ",
+        "invalid type: integer",
+    );
+    let e = errors(
+        "[[group]]\nname = \"a\"\nprefixes = [\"192.0.2.0/24\", \"nope/8\", \"2001:db8::1/32\"]\n",
+    );
+    assert_eq!(e.len(), 2, "every bad element is reported: {e:#?}");
+    assert!(
+        e[0].starts_with(
+            "t.toml:3:29: group[0].prefixes[1]: invalid CIDR \"nope/8\": \"nope\" is not"
+        ),
+        "{}",
+        e[0]
+    );
+    assert!(
+        e[1].starts_with(
+            "t.toml:3:39: group[0].prefixes[2]: invalid CIDR \"2001:db8::1/32\": host bits"
+        ),
+        "{}",
+        e[1]
+    );
+}
+
+#[test]
+fn group_overrides_are_checked_where_they_are_set() {
+    let e = errors(&format!(
+        "[detection]\nbaseline_multiplier = 0.5\n{GROUP}[group.detection]\nbaseline_percentile = 0\nbaseline_window = \"100ms\"\n[[group]]\nname = \"h\"\nprefixes = [\"198.51.100.0/24\"]\n"
+    ));
+    assert_eq!(
+        e.len(),
+        3,
+        "the inherited multiplier is reported once, at [detection]: {e:#?}"
+    );
+    assert!(
+        e[0].starts_with("t.toml:2:23: detection.baseline_multiplier: "),
+        "{}",
+        e[0]
+    );
+    assert!(
+        e[1].starts_with("t.toml:7:23: group[0].detection.baseline_percentile: "),
+        "{}",
+        e[1]
+    );
+    assert!(e[2].starts_with("t.toml:8:19: group[0].detection.baseline_window: \"100ms\" is out of range: expected at least one tick (1s)"), "{}", e[2]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Everything at once
+
+#[test]
+fn every_error_in_a_document_is_reported_at_once() {
+    let text = r#"# one document, many problems
+surplus = true
+
+[sensor]
+tick = "30ms"
+top_n = "ten"
+
+[detection]
+baseline_percentile = 120.0
+floor_pps = 0
+start_ticks = 0
+warmup = 300
+
+[baseline]
+path = "relative.bin"
+
+[[group]]
+name = "hosting"
+prefixes = ["203.0.113.0/24"]
+colour = "red"
+
+[[group]]
+name = "hosting"
+prefixes = ["203.0.113.0/24", "10.0.0.0/33"]
+
+[[group]]
+name = ""
+prefixes = []
+[group.detection]
+end_ticks = 0
+"#;
+    let err = from_str(text, "surgewatch.toml").unwrap_err();
+    let lines: Vec<&str> = text.lines().collect();
+    let rendered = err.to_string();
+    let expected = [
+        ("2:1", "surplus", "unknown key"),
+        ("5:8", "sensor.tick", "out of range"),
+        ("6:9", "sensor.top_n", "invalid type"),
+        ("9:23", "detection.baseline_percentile", "out of range"),
+        ("10:13", "detection.floor_pps", "must be at least 1"),
+        ("11:15", "detection.start_ticks", "must be at least 1"),
+        ("12:10", "detection.warmup", "a bare number is ambiguous"),
+        ("15:8", "baseline.path", "absolute"),
+        ("20:1", "group[0].colour", "unknown key"),
+        ("23:8", "group[1].name", "duplicate group name \"hosting\""),
+        ("24:31", "group[1].prefixes[1]", "invalid CIDR"),
+        ("27:8", "group[2].name", "non-empty `name`"),
+        ("28:12", "group[2].prefixes", "no prefixes"),
+        (
+            "30:13",
+            "group[2].detection.end_ticks",
+            "must be at least 1",
+        ),
+    ];
+    let got: Vec<&str> = rendered.lines().collect();
+    assert_eq!(got.len(), expected.len(), "{rendered}");
+    assert_eq!(err.len(), expected.len());
+    for (line, (at, key, what)) in got.iter().zip(expected) {
+        assert!(
+            line.starts_with(&format!("surgewatch.toml:{at}: {key}: ")),
+            "{line:?} vs {at} {key}"
+        );
+        assert!(line.contains(what), "{line:?} should say {what:?}");
+    }
+    // Every error carries a location that points into the document.
+    for e in err.errors() {
+        let Location { line, column } = e.location.expect("located");
+        assert!(
+            line <= lines.len() && column <= lines[line - 1].len() + 1,
+            "{e}"
+        );
+    }
+    // A key that failed to decode is left out of the semantic checks (group[1]'s valid
+    // prefix is checked against group[0] once its bad neighbour is fixed).
+    let fixed = text.replace(", \"10.0.0.0/33\"", "");
+    let again = from_str(&fixed, "surgewatch.toml").unwrap_err().to_string();
+    assert!(
+        again.contains("surgewatch.toml:24:13: group[1].prefixes[0]: prefix 203.0.113.0/24 is already listed at group[0].prefixes[0]"),
+        "{again}"
+    );
+}
+
+#[test]
+fn a_bad_tick_does_not_cause_tick_relative_errors() {
+    // The window is fine for the intended tick; the unparsable tick is the only error.
+    let e = error("[sensor]\ntick = \"100 ms\"\n[detection]\nbaseline_window = \"500ms\"\n");
+    assert!(
+        e.starts_with("t.toml:2:8: sensor.tick: invalid duration"),
+        "{e}"
+    );
+}
+
+#[test]
+fn kinds_are_structured() {
+    let err = from_str("[[group]]\nname = \"a\"\nprefixes = [\"192.0.2.0/24\"]\n[[group]]\nname = \"a\"\nprefixes = [\"192.0.2.0/24\"]\n", ORIGIN).unwrap_err();
+    let kinds: Vec<&ConfigErrorKind> = err.errors().iter().map(|e| &e.kind).collect();
+    assert!(
+        matches!(kinds[0], ConfigErrorKind::DuplicateGroupName { name, first } if name == "a" && first == "group[0].name")
+    );
+    assert!(
+        matches!(kinds[1], ConfigErrorKind::DuplicatePrefix { first_group, .. } if first_group == "a")
+    );
+    assert_eq!(err.errors()[0].origin, ORIGIN);
+    assert_eq!(
+        err.errors()[0].location,
+        Some(Location { line: 5, column: 8 })
+    );
+    assert_eq!(err.errors()[0].key, "group[1].name");
+}
+
+#[test]
+fn programmatic_configs_are_validated_too() {
+    let mut c = Config::default();
+    c.sensor.tick = Duration::from_millis(10);
+    c.detection.baseline_multiplier = 1.0;
+    c.groups
+        .push(GroupConfig::new("a", vec![net("192.0.2.0/24")]));
+    c.groups.push(GroupConfig::new("a", vec![]));
+    let e = c.validate().unwrap_err().to_string();
+    assert_eq!(
+        e.lines()
+            .map(|l| l.split(':').next().unwrap_or(""))
+            .collect::<Vec<_>>(),
+        [
+            "sensor.tick",
+            "detection.baseline_multiplier",
+            "group[1].name",
+            "group[1].prefixes"
+        ],
+        "{e}"
+    );
+}
+
+#[test]
+fn load_reads_a_file_and_labels_errors_with_its_path() {
+    let dir = std::env::temp_dir().join(format!("surgewatch-tuning-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.toml");
+    std::fs::write(&path, "[sensor]\ntick = \"1\"\n").unwrap();
+    let e = load(&path).unwrap_err().to_string();
+    assert!(
+        e.starts_with(&format!("{}:2:8: sensor.tick: ", path.display())),
+        "{e}"
+    );
+    std::fs::write(&path, "monitor = [\"192.0.2.0/24\"]\n").unwrap();
+    assert_eq!(load(&path).unwrap().groups.len(), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let missing = dir.join("missing.toml");
+    let err = load(&missing).unwrap_err();
+    assert_eq!(err.len(), 1);
+    assert!(matches!(err.errors()[0].kind, ConfigErrorKind::Io { .. }));
+    assert!(err
+        .to_string()
+        .starts_with(&format!("{}: cannot read config: ", missing.display())));
+}

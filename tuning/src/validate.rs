@@ -1,0 +1,285 @@
+//! The semantic pass: every limit an operator can set is checked here, all at once.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use crate::decode::Issue;
+use crate::error::ConfigErrorKind;
+use crate::schema::{BaselineConfig, DetectionConfig, GroupConfig, SensorConfig};
+use crate::units::format_duration;
+
+/// Shortest accepted `sensor.tick`.
+pub const MIN_TICK: Duration = Duration::from_millis(100);
+/// Longest accepted `sensor.tick`.
+pub const MAX_TICK: Duration = Duration::from_secs(60);
+/// Most samples a baseline window may hold (`baseline_window / tick`); bounds the memory
+/// kept per monitored address.
+pub const MAX_BASELINE_SAMPLES: u64 = 3600;
+/// Shortest accepted `baseline.save_interval`.
+pub const MIN_SAVE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Where a group came from, for key paths.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum GroupOrigin {
+    /// `group[i]`.
+    Table(usize),
+    /// The top-level `monitor` shorthand.
+    Monitor,
+}
+
+impl GroupOrigin {
+    fn path(self) -> String {
+        match self {
+            GroupOrigin::Table(i) => format!("group[{i}]"),
+            GroupOrigin::Monitor => "monitor".into(),
+        }
+    }
+    fn name_path(self) -> String {
+        match self {
+            GroupOrigin::Table(i) => format!("group[{i}].name"),
+            GroupOrigin::Monitor => "monitor".into(),
+        }
+    }
+    fn prefixes_path(self) -> String {
+        match self {
+            GroupOrigin::Table(i) => format!("group[{i}].prefixes"),
+            GroupOrigin::Monitor => "monitor".into(),
+        }
+    }
+}
+
+/// What validation looks at; `None` sections failed to decode and are skipped.
+pub(crate) struct Parts<'a> {
+    pub sensor: Option<&'a SensorConfig>,
+    /// False when `sensor.tick` failed to decode: tick-relative checks are skipped rather
+    /// than run against the default standing in for it.
+    pub tick_decoded: bool,
+    pub detection: Option<&'a DetectionConfig>,
+    pub baseline: Option<&'a BaselineConfig>,
+    pub groups: Vec<(GroupOrigin, &'a GroupConfig)>,
+}
+
+pub(crate) fn validate(parts: &Parts<'_>, issues: &mut Vec<Issue>) {
+    let mut v = Validator { issues };
+    let tick = parts
+        .sensor
+        .and_then(|s| v.sensor(s))
+        .filter(|_| parts.tick_decoded);
+    if let Some(detection) = parts.detection {
+        v.detection("detection", detection, tick, &|_| true);
+    }
+    if let Some(baseline) = parts.baseline {
+        v.baseline(baseline);
+    }
+    v.groups(&parts.groups, parts.detection, tick);
+}
+
+struct Validator<'a> {
+    issues: &'a mut Vec<Issue>,
+}
+
+impl Validator<'_> {
+    fn out_of_range(&mut self, key: String, value: String, expected: impl Into<String>) {
+        self.issues.push(Issue {
+            key,
+            span: None,
+            kind: ConfigErrorKind::OutOfRange {
+                value,
+                expected: expected.into(),
+            },
+        });
+    }
+
+    /// Checks `[sensor]`; returns the tick when it is valid, for the checks relative to it.
+    fn sensor(&mut self, sensor: &SensorConfig) -> Option<Duration> {
+        let tick = sensor.tick;
+        if !(MIN_TICK..=MAX_TICK).contains(&tick) {
+            self.out_of_range(
+                "sensor.tick".into(),
+                quoted(tick),
+                format!(
+                    "a duration in {}..={}",
+                    format_duration(MIN_TICK),
+                    format_duration(MAX_TICK)
+                ),
+            );
+            return None;
+        }
+        Some(tick)
+    }
+
+    /// Checks one detection config at `path`, reporting only keys for which `owns` is true
+    /// (a group reports the keys it overrides; inherited values are reported at
+    /// `[detection]`). Tick-relative checks are skipped when the tick is unknown.
+    fn detection(
+        &mut self,
+        path: &str,
+        d: &DetectionConfig,
+        tick: Option<Duration>,
+        owns: &dyn Fn(&str) -> bool,
+    ) {
+        let key = |k: &str| format!("{path}.{k}");
+        for (name, value) in [("floor_mbps", d.floor_mbps), ("static_mbps", d.static_mbps)] {
+            if owns(name) && !(value > 0.0 && value.is_finite()) {
+                self.out_of_range(
+                    key(name),
+                    number(value),
+                    "a finite number of Mbit/s greater than 0",
+                );
+            }
+        }
+        let p = d.baseline_percentile;
+        if owns("baseline_percentile") && !(p > 0.0 && p <= 100.0) {
+            self.out_of_range(
+                key("baseline_percentile"),
+                number(p),
+                "a percentile in (0, 100]",
+            );
+        }
+        let m = d.baseline_multiplier;
+        if owns("baseline_multiplier") && !(m > 1.0 && m.is_finite()) {
+            self.out_of_range(
+                key("baseline_multiplier"),
+                number(m),
+                "a finite number greater than 1.0 (threshold = baseline × multiplier; at 1.0 \
+                 or below an address's own normal peaks would open incidents)",
+            );
+        }
+        if owns("baseline_window") {
+            let window = d.baseline_window;
+            match tick {
+                Some(tick) if d.baseline_samples(tick) == 0 => self.out_of_range(
+                    key("baseline_window"),
+                    quoted(window),
+                    format!("at least one tick ({})", format_duration(tick)),
+                ),
+                Some(tick) if d.baseline_samples(tick) > MAX_BASELINE_SAMPLES => self.out_of_range(
+                    key("baseline_window"),
+                    quoted(window),
+                    format!(
+                        "at most {MAX_BASELINE_SAMPLES} ticks ({} at a {} tick)",
+                        format_duration(tick * MAX_BASELINE_SAMPLES as u32),
+                        format_duration(tick)
+                    ),
+                ),
+                None if window.is_zero() => {
+                    self.out_of_range(key("baseline_window"), quoted(window), "at least one tick")
+                }
+                _ => {}
+            }
+        }
+        if owns("baseline_recompute") {
+            let every = d.baseline_recompute;
+            match tick {
+                Some(tick) if every < tick => self.out_of_range(
+                    key("baseline_recompute"),
+                    quoted(every),
+                    format!("at least one tick ({})", format_duration(tick)),
+                ),
+                None if every.is_zero() => self.out_of_range(
+                    key("baseline_recompute"),
+                    quoted(every),
+                    "at least one tick",
+                ),
+                _ => {}
+            }
+        }
+    }
+
+    fn baseline(&mut self, b: &BaselineConfig) {
+        if let Some(path) = &b.path {
+            if !path.is_absolute() {
+                self.issues.push(Issue {
+                    key: "baseline.path".into(),
+                    span: None,
+                    kind: ConfigErrorKind::InvalidValue {
+                        message: format!(
+                            "{path:?} is not an absolute path; the sensor's working directory \
+                             is not a stable place, write e.g. \"/var/lib/surgewatch/baselines.bin\""
+                        ),
+                    },
+                });
+            }
+        }
+        if b.save_interval < MIN_SAVE_INTERVAL {
+            self.out_of_range(
+                "baseline.save_interval".into(),
+                quoted(b.save_interval),
+                format!("at least {}", format_duration(MIN_SAVE_INTERVAL)),
+            );
+        }
+    }
+
+    fn groups(
+        &mut self,
+        groups: &[(GroupOrigin, &GroupConfig)],
+        base: Option<&DetectionConfig>,
+        tick: Option<Duration>,
+    ) {
+        let mut names: HashMap<&str, GroupOrigin> = HashMap::new();
+        let mut prefixes: HashMap<IpNet, (String, &str)> = HashMap::new();
+        for &(origin, group) in groups {
+            if group.name.is_empty() {
+                self.issues.push(Issue {
+                    key: origin.name_path(),
+                    span: None,
+                    kind: ConfigErrorKind::MissingGroupName,
+                });
+            } else if let Some(first) = names.get(group.name.as_str()) {
+                self.issues.push(Issue {
+                    key: origin.name_path(),
+                    span: None,
+                    kind: ConfigErrorKind::DuplicateGroupName {
+                        name: group.name.clone(),
+                        first: first.name_path(),
+                    },
+                });
+            } else {
+                names.insert(&group.name, origin);
+            }
+
+            if group.prefixes.is_empty() {
+                self.issues.push(Issue {
+                    key: origin.prefixes_path(),
+                    span: None,
+                    kind: ConfigErrorKind::NoPrefixes {
+                        group: group.name.clone(),
+                    },
+                });
+            }
+            for (j, prefix) in group.prefixes.iter().enumerate() {
+                let here = format!("{}[{j}]", origin.prefixes_path());
+                if let Some((first, first_group)) = prefixes.get(prefix) {
+                    self.issues.push(Issue {
+                        key: here,
+                        span: None,
+                        kind: ConfigErrorKind::DuplicatePrefix {
+                            prefix: *prefix,
+                            first: first.clone(),
+                            first_group: (*first_group).to_owned(),
+                        },
+                    });
+                } else {
+                    prefixes.insert(*prefix, (here, &group.name));
+                }
+            }
+
+            let set = group.detection.set_keys();
+            if !set.is_empty() {
+                let resolved = group.detection.apply(&base.cloned().unwrap_or_default());
+                let path = format!("{}.detection", origin.path());
+                self.detection(&path, &resolved, tick, &|k| set.contains(&k));
+            }
+        }
+    }
+}
+
+fn quoted(d: Duration) -> String {
+    format!("\"{}\"", format_duration(d))
+}
+
+fn number(v: f64) -> String {
+    format!("{v:?}")
+}
