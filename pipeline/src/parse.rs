@@ -1,9 +1,1194 @@
-use crate::{LinkType, PacketSummary, ParseStatus};
+//! The frame parser: link layer → VLAN tags → IPv4/IPv6 (+ extension headers) → TCP/UDP/ICMP.
+//!
+//! Straight-line code over the [`crate::wire`] views. Each layer is a small function that fills
+//! the summary as far as it got and returns `Err(status)` to stop; the first `Err` becomes the
+//! summary's status. Fields are written only after their header passed `new_checked`, so an
+//! error leaves exactly the layers above it filled in.
+//!
+//! Tunnels: [`parse_ethernet`] and [`parse_ethertype`] take no link-specific context, so a later
+//! GRE / VXLAN / ERSPAN decoder can re-enter them on the inner frame from [`parse_l4`] (bounding
+//! the nesting depth there); VLAN accounting already keeps the outermost id.
 
-/// Parses one frame of the given link type. `wire_len` is the frame's length on the wire.
+use std::net::IpAddr;
+
+use crate::wire::{
+    ethertype, ext_header, is_vlan_ethertype, EthernetFrame, IcmpHeader, Ipv4Packet, Ipv6ExtHeader,
+    Ipv6FragmentHeader, Ipv6Packet, LoopbackHeader, LoopbackOrder, Sll2Header, SllHeader,
+    TcpHeader, UdpHeader, VlanHeader,
+};
+use crate::{proto, Fragment, LinkType, PacketSummary, ParseStatus};
+
+/// Most stacked VLAN tags followed; one more gives [`ParseStatus::TooManyVlans`].
+pub(crate) const MAX_VLAN_TAGS: u8 = 8;
+
+/// Most IPv6 extension headers walked. A chain still going after that is reported with the
+/// extension header it stopped at as `protocol` (status `Ok`, so class `Other`).
+pub(crate) const MAX_IPV6_EXT_HEADERS: usize = 8;
+
+/// Internal layer result: `Err` carries the final status (which may be the non-error `NonIp`).
+type Step = Result<(), ParseStatus>;
+
+/// Parses one captured frame of the given link type into a [`PacketSummary`].
+///
+/// `wire_len` is the frame's length on the wire (pcap `orig_len`) and is copied as is. Never
+/// panics and never allocates, whatever `frame` holds. See [`ParseStatus`] for the outcomes;
+/// an empty frame on [`LinkType::RawIp`] (no version nibble to read) is `TruncatedLink`, and an
+/// IPv6 extension chain longer than 8 headers stops there with status `Ok` and the ninth
+/// header's number as `protocol`.
+#[inline]
 pub fn parse(link: LinkType, frame: &[u8], wire_len: u32) -> PacketSummary {
-    let _ = (link, frame);
     let mut s = PacketSummary::empty(wire_len);
-    s.status = ParseStatus::UnsupportedLinkType;
+    if let Err(status) = parse_link(link, frame, &mut s) {
+        s.status = status;
+    }
     s
+}
+
+#[inline(always)]
+fn parse_link(link: LinkType, frame: &[u8], s: &mut PacketSummary) -> Step {
+    match link {
+        LinkType::Ethernet => parse_ethernet(frame, s),
+        LinkType::RawIp => match frame.first().map(|b| b >> 4) {
+            Some(4) => parse_ipv4(frame, s),
+            Some(6) => parse_ipv6(frame, s),
+            Some(_) => Err(ParseStatus::BadIpVersion),
+            None => Err(ParseStatus::TruncatedLink),
+        },
+        LinkType::RawIpv4 => match frame.first().map(|b| b >> 4) {
+            Some(4) => parse_ipv4(frame, s),
+            Some(_) => Err(ParseStatus::BadIpVersion),
+            None => Err(ParseStatus::TruncatedIpv4),
+        },
+        LinkType::RawIpv6 => match frame.first().map(|b| b >> 4) {
+            Some(6) => parse_ipv6(frame, s),
+            Some(_) => Err(ParseStatus::BadIpVersion),
+            None => Err(ParseStatus::TruncatedIpv6),
+        },
+        LinkType::LinuxSll => {
+            let h = SllHeader::new_checked(frame)?;
+            parse_ethertype(h.protocol(), h.payload(), s)
+        }
+        LinkType::LinuxSll2 => {
+            let h = Sll2Header::new_checked(frame)?;
+            parse_ethertype(h.protocol(), h.payload(), s)
+        }
+        LinkType::Null => parse_loopback(frame, LoopbackOrder::Either, s),
+        LinkType::Loop => parse_loopback(frame, LoopbackOrder::Network, s),
+    }
+}
+
+#[inline(always)]
+fn parse_loopback(frame: &[u8], order: LoopbackOrder, s: &mut PacketSummary) -> Step {
+    let h = LoopbackHeader::new_checked(frame)?;
+    match h.ip_version(order) {
+        4 => parse_ipv4(h.payload(), s),
+        6 => parse_ipv6(h.payload(), s),
+        _ => Err(ParseStatus::NonIp),
+    }
+}
+
+/// Ethernet II. Also the re-entry point for an encapsulated inner Ethernet frame.
+#[inline]
+pub(crate) fn parse_ethernet(frame: &[u8], s: &mut PacketSummary) -> Step {
+    let eth = EthernetFrame::new_checked(frame)?;
+    parse_ethertype(eth.ethertype(), eth.payload(), s)
+}
+
+/// Follows up to [`MAX_VLAN_TAGS`] VLAN tags, then dispatches on the EtherType.
+#[inline]
+pub(crate) fn parse_ethertype(
+    mut ethertype: u16,
+    mut payload: &[u8],
+    s: &mut PacketSummary,
+) -> Step {
+    let mut tags = 0u8;
+    while is_vlan_ethertype(ethertype) {
+        if tags == MAX_VLAN_TAGS {
+            return Err(ParseStatus::TooManyVlans);
+        }
+        let tag = VlanHeader::new_checked(payload)?;
+        if s.vlan_depth == 0 {
+            s.vlan_id = tag.vlan_id();
+        }
+        s.vlan_depth = s.vlan_depth.saturating_add(1);
+        tags += 1;
+        ethertype = tag.ethertype();
+        payload = tag.payload();
+    }
+    match ethertype {
+        ethertype::IPV4 => parse_ipv4(payload, s),
+        ethertype::IPV6 => parse_ipv6(payload, s),
+        _ => Err(ParseStatus::NonIp),
+    }
+}
+
+#[inline]
+fn parse_ipv4(bytes: &[u8], s: &mut PacketSummary) -> Step {
+    let ip = Ipv4Packet::new_checked(bytes)?;
+    s.ip_version = 4;
+    s.src = IpAddr::V4(ip.src_addr());
+    s.dst = IpAddr::V4(ip.dst_addr());
+    s.protocol = ip.protocol();
+    s.ttl = ip.ttl();
+    s.ip_len = u32::from(ip.total_len());
+    if ip.frag_offset() != 0 {
+        s.frag = Fragment::Later;
+        return Ok(());
+    }
+    if ip.more_frags() {
+        s.frag = Fragment::First;
+    }
+    parse_l4(ip.protocol(), ip.payload(), s)
+}
+
+#[inline]
+fn parse_ipv6(bytes: &[u8], s: &mut PacketSummary) -> Step {
+    let ip = Ipv6Packet::new_checked(bytes)?;
+    s.ip_version = 6;
+    s.src = IpAddr::V6(ip.src_addr());
+    s.dst = IpAddr::V6(ip.dst_addr());
+    s.ttl = ip.hop_limit();
+    s.ip_len = 40 + u32::from(ip.payload_len());
+
+    let mut next = ip.next_header();
+    let mut rest = ip.payload();
+    for _ in 0..MAX_IPV6_EXT_HEADERS {
+        // Kept current so that a truncated chain reports the header it broke in.
+        s.protocol = next;
+        match next {
+            ext_header::HOP_BY_HOP
+            | ext_header::ROUTING
+            | ext_header::DEST_OPTS
+            | ext_header::AUTH => {
+                let ext = Ipv6ExtHeader::new_checked(rest, next)?;
+                next = ext.next_header();
+                rest = ext.payload();
+            }
+            ext_header::FRAGMENT => {
+                let frag = Ipv6FragmentHeader::new_checked(rest)?;
+                next = frag.next_header();
+                rest = frag.payload();
+                if frag.frag_offset() != 0 {
+                    s.protocol = next;
+                    s.frag = Fragment::Later;
+                    return Ok(());
+                }
+                if frag.more_frags() {
+                    s.frag = Fragment::First;
+                }
+            }
+            _ => break,
+        }
+    }
+    s.protocol = next;
+    parse_l4(next, rest, s)
+}
+
+/// TCP, UDP and ICMP/ICMPv6 headers; any other protocol is left as is (status `Ok`).
+#[inline]
+fn parse_l4(protocol: u8, bytes: &[u8], s: &mut PacketSummary) -> Step {
+    match protocol {
+        proto::TCP => {
+            let tcp = TcpHeader::new_checked(bytes)?;
+            s.src_port = tcp.src_port();
+            s.dst_port = tcp.dst_port();
+            s.tcp_flags = tcp.flags();
+            s.has_l4 = true;
+        }
+        proto::UDP => {
+            let udp = UdpHeader::new_checked(bytes)?;
+            s.src_port = udp.src_port();
+            s.dst_port = udp.dst_port();
+            s.udp_len = udp.len();
+            s.has_l4 = true;
+        }
+        proto::ICMP | proto::ICMPV6 => {
+            let icmp = IcmpHeader::new_checked(bytes)?;
+            s.icmp_type = icmp.msg_type();
+            s.icmp_code = icmp.msg_code();
+            s.has_l4 = true;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tcp_flags::{ACK, FIN, PSH, RST, SYN, URG};
+    use crate::TrafficClass;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    // ---- byte-array fixtures -------------------------------------------------------------
+
+    const MACS: [u8; 12] = [
+        0x02, 0x00, 0x00, 0x00, 0x00, 0x01, // dst
+        0x02, 0x00, 0x00, 0x00, 0x00, 0x02, // src
+    ];
+    const SRC4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+    const DST4: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
+
+    /// TCP 12345 -> 80, data offset 5, flags `SYN`.
+    const TCP_SYN: [u8; 20] = [
+        0x30, 0x39, 0x00, 0x50, // ports
+        0x00, 0x00, 0x00, 0x01, // seq
+        0x00, 0x00, 0x00, 0x00, // ack
+        0x50, 0x02, 0xff, 0xff, // offset 5, SYN, window
+        0x00, 0x00, 0x00, 0x00, // checksum, urgent
+    ];
+    /// UDP 54321 -> 53, length 12, then 4 data bytes.
+    const UDP_DNS: [u8; 12] = [
+        0xd4, 0x31, 0x00, 0x35, 0x00, 0x0c, 0x00, 0x00, // header
+        0xde, 0xad, 0xbe, 0xef, // data
+    ];
+    /// ICMP echo request (type 8 code 0).
+    const ICMP_ECHO: [u8; 8] = [8, 0, 0xf7, 0xff, 0, 1, 0, 1];
+    /// ICMPv6 echo request (type 128 code 0).
+    const ICMP6_ECHO: [u8; 8] = [128, 0, 0x12, 0x34, 0, 1, 0, 1];
+
+    /// A 20-byte IPv4 header, TTL 64.
+    fn ipv4(protocol: u8, total_len: u16, flags_off: u16) -> [u8; 20] {
+        let [l0, l1] = total_len.to_be_bytes();
+        let [f0, f1] = flags_off.to_be_bytes();
+        [
+            0x45, 0x00, l0, l1, 0xbe, 0xef, f0, f1, 64, protocol, 0, 0, 192, 0, 2, 1, 198, 51, 100,
+            2,
+        ]
+    }
+
+    /// A 40-byte IPv6 header 2001:db8::1 -> 2001:db8::2, hop limit 57.
+    fn ipv6(next: u8, payload_len: u16) -> [u8; 40] {
+        let [l0, l1] = payload_len.to_be_bytes();
+        let mut h = [0u8; 40];
+        h[..8].copy_from_slice(&[0x60, 0, 0, 0, l0, l1, next, 57]);
+        h[8..12].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+        h[23] = 1;
+        h[24..28].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+        h[39] = 2;
+        h
+    }
+
+    fn src6() -> IpAddr {
+        IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1))
+    }
+    fn dst6() -> IpAddr {
+        IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2))
+    }
+
+    fn cat(parts: &[&[u8]]) -> Vec<u8> {
+        parts.concat()
+    }
+
+    fn eth(ethertype: u16, rest: &[u8]) -> Vec<u8> {
+        cat(&[&MACS, &ethertype.to_be_bytes(), rest])
+    }
+
+    fn tcp_with_flags(flags: u8) -> [u8; 20] {
+        let mut t = TCP_SYN;
+        t[13] = flags;
+        t
+    }
+
+    fn ipv4_tcp(flags: u8) -> Vec<u8> {
+        cat(&[&ipv4(proto::TCP, 40, 0), &tcp_with_flags(flags)])
+    }
+
+    fn ipv4_udp() -> Vec<u8> {
+        cat(&[&ipv4(proto::UDP, 32, 0), &UDP_DNS])
+    }
+
+    fn ipv6_tcp() -> Vec<u8> {
+        cat(&[&ipv6(proto::TCP, 20), &TCP_SYN])
+    }
+
+    fn eth_parse(ethertype: u16, rest: &[u8]) -> PacketSummary {
+        parse(LinkType::Ethernet, &eth(ethertype, rest), 1000)
+    }
+
+    /// The summary of the IPv4 TCP SYN fixture.
+    fn expected_v4_syn() -> PacketSummary {
+        PacketSummary {
+            status: ParseStatus::Ok,
+            ip_version: 4,
+            src: IpAddr::V4(SRC4),
+            dst: IpAddr::V4(DST4),
+            protocol: proto::TCP,
+            src_port: 12345,
+            dst_port: 80,
+            tcp_flags: SYN,
+            ttl: 64,
+            ip_len: 40,
+            has_l4: true,
+            ..PacketSummary::empty(1000)
+        }
+    }
+
+    fn assert_v4_syn(s: &PacketSummary) {
+        assert_eq!(s.status, ParseStatus::Ok);
+        assert_eq!(s.ip_version, 4);
+        assert_eq!((s.src, s.dst), (IpAddr::V4(SRC4), IpAddr::V4(DST4)));
+        assert_eq!(
+            (s.protocol, s.src_port, s.dst_port),
+            (proto::TCP, 12345, 80)
+        );
+        assert_eq!(s.tcp_flags, SYN);
+        assert!(s.has_l4);
+    }
+
+    fn assert_v6_syn(s: &PacketSummary) {
+        assert_eq!(s.status, ParseStatus::Ok);
+        assert_eq!(s.ip_version, 6);
+        assert_eq!((s.src, s.dst), (src6(), dst6()));
+        assert_eq!(
+            (s.protocol, s.src_port, s.dst_port),
+            (proto::TCP, 12345, 80)
+        );
+        assert_eq!(s.tcp_flags, SYN);
+        assert_eq!(s.ttl, 57);
+        assert!(s.has_l4);
+    }
+
+    /// Nothing from the IP layer on.
+    fn assert_no_ip(s: &PacketSummary) {
+        let e = PacketSummary::empty(s.wire_len);
+        assert_eq!(
+            PacketSummary {
+                status: e.status,
+                vlan_depth: 0,
+                vlan_id: 0,
+                ..*s
+            },
+            e
+        );
+    }
+
+    // ---- Ethernet and VLANs --------------------------------------------------------------
+
+    #[test]
+    fn ethernet_ipv4_tcp_syn() {
+        let s = eth_parse(ethertype::IPV4, &ipv4_tcp(SYN));
+        assert_eq!(s, expected_v4_syn());
+        assert_eq!(s.class(), TrafficClass::Syn);
+    }
+
+    #[test]
+    fn wire_len_is_passed_through() {
+        let s = parse(
+            LinkType::Ethernet,
+            &eth(ethertype::IPV4, &ipv4_tcp(SYN)),
+            9000,
+        );
+        assert_eq!(s.wire_len, 9000);
+    }
+
+    #[test]
+    fn ethernet_padding_is_not_payload() {
+        // 14 + 20 + 8 = 42 bytes padded to 60: the UDP header is read, ip_len stays 28.
+        let mut f = eth(
+            ethertype::IPV4,
+            &cat(&[&ipv4(proto::UDP, 28, 0), &UDP_DNS[..8]]),
+        );
+        f.resize(60, 0xee);
+        let s = parse(LinkType::Ethernet, &f, 64);
+        assert_eq!(s.status, ParseStatus::Ok);
+        assert_eq!((s.src_port, s.dst_port, s.udp_len), (54321, 53, 12));
+        assert_eq!(s.ip_len, 28);
+    }
+
+    #[test]
+    fn single_vlan_tag() {
+        let s = eth_parse(
+            ethertype::VLAN,
+            &cat(&[&[0x20, 0x64, 0x08, 0x00], &ipv4_tcp(SYN)]),
+        );
+        assert_v4_syn(&s);
+        assert_eq!((s.vlan_depth, s.vlan_id), (1, 100));
+    }
+
+    #[test]
+    fn qinq_records_outer_id() {
+        for outer in [ethertype::QINQ, ethertype::QINQ_9100, ethertype::QINQ_9200] {
+            let tags = [0xe0, 0x0a, 0x81, 0x00, 0x00, 0x14, 0x86, 0xdd];
+            let s = eth_parse(outer, &cat(&[&tags, &ipv6_tcp()]));
+            assert_v6_syn(&s);
+            assert_eq!((s.vlan_depth, s.vlan_id), (2, 10), "{outer:#06x}");
+        }
+    }
+
+    #[test]
+    fn vlan_id_is_twelve_bits() {
+        let s = eth_parse(
+            ethertype::VLAN,
+            &cat(&[&[0xff, 0xff, 0x08, 0x00], &ipv4_tcp(SYN)]),
+        );
+        assert_eq!(s.vlan_id, 0x0fff);
+    }
+
+    fn stacked_tags(n: usize) -> Vec<u8> {
+        let mut v = Vec::new();
+        for i in 0..n {
+            let next = if i + 1 == n { 0x0800u16 } else { 0x8100 };
+            v.extend_from_slice(&[0x00, i as u8 + 1]);
+            v.extend_from_slice(&next.to_be_bytes());
+        }
+        v
+    }
+
+    #[test]
+    fn eight_tags_are_followed() {
+        let s = eth_parse(ethertype::VLAN, &cat(&[&stacked_tags(8), &ipv4_tcp(SYN)]));
+        assert_v4_syn(&s);
+        assert_eq!((s.vlan_depth, s.vlan_id), (8, 1));
+    }
+
+    #[test]
+    fn nine_tags_are_too_many() {
+        let s = eth_parse(ethertype::VLAN, &cat(&[&stacked_tags(9), &ipv4_tcp(SYN)]));
+        assert_eq!(s.status, ParseStatus::TooManyVlans);
+        assert_eq!(s.vlan_depth, 8);
+        assert_no_ip(&s);
+    }
+
+    #[test]
+    fn truncated_vlan() {
+        let s = eth_parse(ethertype::VLAN, &[0x00, 0x64, 0x08]);
+        assert_eq!(s.status, ParseStatus::TruncatedVlan);
+        assert_eq!(s.vlan_depth, 0);
+        let s = eth_parse(ethertype::QINQ, &[0x00, 0x64, 0x81, 0x00, 0x00]);
+        assert_eq!(s.status, ParseStatus::TruncatedVlan);
+        assert_eq!((s.vlan_depth, s.vlan_id), (1, 100));
+        assert_no_ip(&s);
+    }
+
+    #[test]
+    fn non_ip_ethertypes() {
+        let arp = [0u8; 28];
+        for et in [ethertype::ARP, ethertype::LLDP, 0x88e5, 0x8847, 0x0026] {
+            let s = eth_parse(et, &arp);
+            assert_eq!(s.status, ParseStatus::NonIp, "{et:#06x}");
+            assert!(!s.status.is_error());
+            assert_eq!(s.ip_version, 0);
+            assert_no_ip(&s);
+        }
+        let s = eth_parse(ethertype::VLAN, &cat(&[&[0x00, 0x05, 0x08, 0x06], &arp]));
+        assert_eq!(s.status, ParseStatus::NonIp);
+        assert_eq!((s.vlan_depth, s.vlan_id), (1, 5));
+    }
+
+    #[test]
+    fn truncated_ethernet() {
+        for len in 0..14 {
+            let s = parse(LinkType::Ethernet, &eth(0x0800, &[])[..len], 60);
+            assert_eq!(s.status, ParseStatus::TruncatedLink);
+            assert_no_ip(&s);
+        }
+        let s = parse(LinkType::Ethernet, &eth(0x0800, &[]), 60);
+        assert_eq!(s.status, ParseStatus::TruncatedIpv4);
+    }
+
+    // ---- other link types ----------------------------------------------------------------
+
+    fn sll(protocol: u16, rest: &[u8]) -> Vec<u8> {
+        let hdr = [0, 0, 0, 1, 0, 6, 2, 0, 0, 0, 0, 2, 0, 0];
+        cat(&[&hdr, &protocol.to_be_bytes(), rest])
+    }
+
+    fn sll2(protocol: u16, rest: &[u8]) -> Vec<u8> {
+        let hdr = [0, 0, 0, 0, 0, 0, 0, 3, 0, 1, 0, 6, 2, 0, 0, 0, 0, 2, 0, 0];
+        let mut v = cat(&[&hdr, rest]);
+        v[..2].copy_from_slice(&protocol.to_be_bytes());
+        v
+    }
+
+    #[test]
+    fn linux_sll() {
+        assert_v4_syn(&parse(LinkType::LinuxSll, &sll(0x0800, &ipv4_tcp(SYN)), 60));
+        assert_v6_syn(&parse(LinkType::LinuxSll, &sll(0x86dd, &ipv6_tcp()), 60));
+        let s = parse(
+            LinkType::LinuxSll,
+            &sll(0x8100, &cat(&[&[0x00, 0x07, 0x08, 0x00], &ipv4_tcp(SYN)])),
+            60,
+        );
+        assert_v4_syn(&s);
+        assert_eq!((s.vlan_depth, s.vlan_id), (1, 7));
+        assert_eq!(
+            parse(LinkType::LinuxSll, &sll(0x0806, &[0; 28]), 60).status,
+            ParseStatus::NonIp
+        );
+        // Non-EtherType protocol (802.2 LLC frames).
+        assert_eq!(
+            parse(LinkType::LinuxSll, &sll(0x0004, &[0; 28]), 60).status,
+            ParseStatus::NonIp
+        );
+        let s = parse(LinkType::LinuxSll, &sll(0x0800, &[])[..15], 60);
+        assert_eq!(s.status, ParseStatus::TruncatedLink);
+    }
+
+    #[test]
+    fn linux_sll2() {
+        assert_v4_syn(&parse(
+            LinkType::LinuxSll2,
+            &sll2(0x0800, &ipv4_tcp(SYN)),
+            60,
+        ));
+        assert_v6_syn(&parse(LinkType::LinuxSll2, &sll2(0x86dd, &ipv6_tcp()), 60));
+        let s = parse(
+            LinkType::LinuxSll2,
+            &sll2(0x88a8, &cat(&[&[0x00, 0x09, 0x86, 0xdd], &ipv6_tcp()])),
+            60,
+        );
+        assert_v6_syn(&s);
+        assert_eq!((s.vlan_depth, s.vlan_id), (1, 9));
+        assert_eq!(
+            parse(LinkType::LinuxSll2, &sll2(0x88cc, &[0; 8]), 60).status,
+            ParseStatus::NonIp
+        );
+        let s = parse(LinkType::LinuxSll2, &sll2(0x0800, &[])[..19], 60);
+        assert_eq!(s.status, ParseStatus::TruncatedLink);
+    }
+
+    #[test]
+    fn bsd_null_either_byte_order() {
+        let v4 = ipv4_tcp(SYN);
+        let v6 = ipv6_tcp();
+        assert_v4_syn(&parse(LinkType::Null, &cat(&[&[2, 0, 0, 0], &v4]), 0));
+        assert_v4_syn(&parse(LinkType::Null, &cat(&[&[0, 0, 0, 2], &v4]), 0));
+        for af in [10u32, 24, 28, 30] {
+            assert_v6_syn(&parse(LinkType::Null, &cat(&[&af.to_le_bytes(), &v6]), 0));
+            assert_v6_syn(&parse(LinkType::Null, &cat(&[&af.to_be_bytes(), &v6]), 0));
+        }
+        let s = parse(LinkType::Null, &cat(&[&[7, 0, 0, 0], &v4]), 0);
+        assert_eq!(s.status, ParseStatus::NonIp);
+        assert_no_ip(&s);
+        assert_eq!(
+            parse(LinkType::Null, &[2, 0, 0], 0).status,
+            ParseStatus::TruncatedLink
+        );
+        // Family says IPv4, bytes say IPv6.
+        let s = parse(LinkType::Null, &cat(&[&[2, 0, 0, 0], &v6]), 0);
+        assert_eq!(s.status, ParseStatus::BadIpv4Header);
+    }
+
+    #[test]
+    fn openbsd_loop_network_order() {
+        assert_v4_syn(&parse(
+            LinkType::Loop,
+            &cat(&[&[0, 0, 0, 2], &ipv4_tcp(SYN)]),
+            0,
+        ));
+        assert_v6_syn(&parse(
+            LinkType::Loop,
+            &cat(&[&[0, 0, 0, 24], &ipv6_tcp()]),
+            0,
+        ));
+        let s = parse(LinkType::Loop, &cat(&[&[2, 0, 0, 0], &ipv4_tcp(SYN)]), 0);
+        assert_eq!(s.status, ParseStatus::NonIp);
+        assert_eq!(
+            parse(LinkType::Loop, &[], 0).status,
+            ParseStatus::TruncatedLink
+        );
+    }
+
+    #[test]
+    fn raw_ip() {
+        assert_v4_syn(&parse(LinkType::RawIp, &ipv4_tcp(SYN), 40));
+        assert_v6_syn(&parse(LinkType::RawIp, &ipv6_tcp(), 60));
+        assert_v4_syn(&parse(LinkType::RawIpv4, &ipv4_tcp(SYN), 40));
+        assert_v6_syn(&parse(LinkType::RawIpv6, &ipv6_tcp(), 60));
+
+        let mut v5 = ipv4_tcp(SYN);
+        v5[0] = 0x55;
+        assert_eq!(
+            parse(LinkType::RawIp, &v5, 40).status,
+            ParseStatus::BadIpVersion
+        );
+        assert_eq!(
+            parse(LinkType::RawIp, &[], 0).status,
+            ParseStatus::TruncatedLink
+        );
+        assert_eq!(
+            parse(LinkType::RawIpv4, &ipv6_tcp(), 60).status,
+            ParseStatus::BadIpVersion
+        );
+        assert_eq!(
+            parse(LinkType::RawIpv4, &[], 0).status,
+            ParseStatus::TruncatedIpv4
+        );
+        assert_eq!(
+            parse(LinkType::RawIpv6, &ipv4_tcp(SYN), 40).status,
+            ParseStatus::BadIpVersion
+        );
+        assert_eq!(
+            parse(LinkType::RawIpv6, &[], 0).status,
+            ParseStatus::TruncatedIpv6
+        );
+        let s = parse(LinkType::RawIpv6, &ipv6_tcp()[..39], 60);
+        assert_eq!(s.status, ParseStatus::TruncatedIpv6);
+        assert_no_ip(&s);
+    }
+
+    #[test]
+    fn every_link_type_round_trips_its_code() {
+        for link in [
+            LinkType::Ethernet,
+            LinkType::RawIp,
+            LinkType::RawIpv4,
+            LinkType::RawIpv6,
+            LinkType::LinuxSll,
+            LinkType::LinuxSll2,
+            LinkType::Null,
+            LinkType::Loop,
+        ] {
+            assert_eq!(LinkType::from_linktype(link.linktype()), Some(link));
+        }
+        // UnsupportedLinkType is the capture layer's verdict: every LinkType parses.
+        assert_eq!(LinkType::from_linktype(147), None);
+        assert!(ParseStatus::UnsupportedLinkType.is_error());
+    }
+
+    // ---- IPv4 ----------------------------------------------------------------------------
+
+    #[test]
+    fn ipv4_options_are_skipped() {
+        let mut h = ipv4(proto::TCP, 48, 0).to_vec();
+        h[0] = 0x47; // IHL 7: 8 bytes of options
+        h.extend_from_slice(&[0x94, 0x04, 0x00, 0x00, 0x01, 0x01, 0x01, 0x00]);
+        let s = eth_parse(ethertype::IPV4, &cat(&[&h, &TCP_SYN]));
+        assert_v4_syn(&s);
+        assert_eq!(s.ip_len, 48);
+    }
+
+    #[test]
+    fn bad_ipv4_header() {
+        let mut f = ipv4_tcp(SYN);
+        f[0] = 0x44;
+        let s = eth_parse(ethertype::IPV4, &f);
+        assert_eq!(s.status, ParseStatus::BadIpv4Header);
+        assert_no_ip(&s);
+        // EtherType says IPv4, version nibble says 6.
+        let s = eth_parse(ethertype::IPV4, &ipv6_tcp());
+        assert_eq!(s.status, ParseStatus::BadIpv4Header);
+    }
+
+    #[test]
+    fn bad_ipv4_length() {
+        let s = eth_parse(ethertype::IPV4, &cat(&[&ipv4(proto::TCP, 19, 0), &TCP_SYN]));
+        assert_eq!(s.status, ParseStatus::BadIpv4Length);
+        assert_no_ip(&s);
+    }
+
+    #[test]
+    fn truncated_ipv4() {
+        let f = ipv4_tcp(SYN);
+        let s = eth_parse(ethertype::IPV4, &f[..19]);
+        assert_eq!(s.status, ParseStatus::TruncatedIpv4);
+        assert_no_ip(&s);
+        let mut f = f;
+        f[0] = 0x4f; // 60-byte header in a 40-byte packet
+        assert_eq!(
+            eth_parse(ethertype::IPV4, &f).status,
+            ParseStatus::TruncatedIpv4
+        );
+    }
+
+    #[test]
+    fn snaplen_cut_is_fine() {
+        // Total length 1500, only the headers captured.
+        let s = eth_parse(
+            ethertype::IPV4,
+            &cat(&[&ipv4(proto::TCP, 1500, 0), &TCP_SYN]),
+        );
+        assert_v4_syn(&s);
+        assert_eq!(s.ip_len, 1500);
+    }
+
+    #[test]
+    fn lying_total_length_bounds_l4() {
+        // Total length 30 leaves 10 bytes for a 20-byte TCP header.
+        let s = eth_parse(ethertype::IPV4, &cat(&[&ipv4(proto::TCP, 30, 0), &TCP_SYN]));
+        assert_eq!(s.status, ParseStatus::TruncatedL4);
+        assert_eq!(
+            (s.ip_version, s.src, s.protocol, s.ip_len),
+            (4, IpAddr::V4(SRC4), 6, 30)
+        );
+        assert_eq!((s.src_port, s.dst_port, s.tcp_flags), (0, 0, 0));
+        assert!(!s.has_l4);
+        assert_eq!(s.class(), TrafficClass::TcpOther);
+    }
+
+    #[test]
+    fn ipv4_fragments() {
+        // MF, offset 0: first fragment, L4 parsed.
+        let s = eth_parse(
+            ethertype::IPV4,
+            &cat(&[&ipv4(proto::UDP, 32, 0x2000), &UDP_DNS]),
+        );
+        assert_eq!((s.status, s.frag), (ParseStatus::Ok, Fragment::First));
+        assert_eq!((s.src_port, s.dst_port, s.udp_len), (54321, 53, 12));
+        assert!(s.has_l4);
+        assert_eq!(s.class(), TrafficClass::Fragment);
+        // MF, offset 185 * 8: later fragment, bytes that look like UDP are not read.
+        let s = eth_parse(
+            ethertype::IPV4,
+            &cat(&[&ipv4(proto::UDP, 32, 0x20b9), &UDP_DNS]),
+        );
+        assert_eq!(
+            (s.status, s.frag, s.protocol),
+            (ParseStatus::Ok, Fragment::Later, 17)
+        );
+        assert_eq!(
+            (s.src_port, s.dst_port, s.udp_len, s.has_l4),
+            (0, 0, 0, false)
+        );
+        assert_eq!(s.class(), TrafficClass::Fragment);
+        // Last fragment: no MF, offset > 0.
+        let s = eth_parse(
+            ethertype::IPV4,
+            &cat(&[&ipv4(proto::UDP, 32, 0x00b9), &UDP_DNS]),
+        );
+        assert_eq!(s.frag, Fragment::Later);
+        assert!(!s.has_l4);
+        // DF only: not a fragment.
+        let s = eth_parse(
+            ethertype::IPV4,
+            &cat(&[&ipv4(proto::UDP, 32, 0x4000), &UDP_DNS]),
+        );
+        assert_eq!((s.frag, s.class()), (Fragment::None, TrafficClass::Udp));
+        // Tiny first fragment: the TCP header does not fit.
+        let s = eth_parse(
+            ethertype::IPV4,
+            &cat(&[&ipv4(proto::TCP, 28, 0x2000), &TCP_SYN]),
+        );
+        assert_eq!(
+            (s.status, s.frag),
+            (ParseStatus::TruncatedL4, Fragment::First)
+        );
+    }
+
+    #[test]
+    fn other_protocol_is_ok_without_l4() {
+        let s = eth_parse(ethertype::IPV4, &cat(&[&ipv4(proto::GRE, 28, 0), &[0; 8]]));
+        assert_eq!(
+            (s.status, s.protocol, s.has_l4),
+            (ParseStatus::Ok, proto::GRE, false)
+        );
+        assert_eq!(s.class(), TrafficClass::Other);
+    }
+
+    // ---- IPv6 ----------------------------------------------------------------------------
+
+    fn ext(next: u8, len_units: u8, total: usize) -> Vec<u8> {
+        let mut v = vec![0u8; total];
+        v[0] = next;
+        v[1] = len_units;
+        v
+    }
+
+    fn frag6(next: u8, offset_bytes: u16, more: bool) -> [u8; 8] {
+        let [o0, o1] = (offset_bytes | u16::from(more)).to_be_bytes();
+        [next, 0, o0, o1, 0xca, 0xfe, 0xba, 0xbe]
+    }
+
+    fn v6_parse(next: u8, after_fixed: &[u8]) -> PacketSummary {
+        let plen = after_fixed.len() as u16;
+        eth_parse(ethertype::IPV6, &cat(&[&ipv6(next, plen), after_fixed]))
+    }
+
+    #[test]
+    fn ipv6_plain() {
+        let s = eth_parse(ethertype::IPV6, &ipv6_tcp());
+        assert_v6_syn(&s);
+        assert_eq!((s.ip_len, s.frag), (60, Fragment::None));
+    }
+
+    #[test]
+    fn ipv6_hop_by_hop_then_udp() {
+        let s = v6_parse(
+            ext_header::HOP_BY_HOP,
+            &cat(&[&ext(proto::UDP, 0, 8), &UDP_DNS]),
+        );
+        assert_eq!((s.status, s.protocol), (ParseStatus::Ok, proto::UDP));
+        assert_eq!((s.src_port, s.dst_port, s.udp_len), (54321, 53, 12));
+        assert_eq!(s.ip_len, 40 + 20);
+    }
+
+    #[test]
+    fn ipv6_routing_then_tcp() {
+        let s = v6_parse(
+            ext_header::ROUTING,
+            &cat(&[&ext(proto::TCP, 2, 24), &TCP_SYN]),
+        );
+        assert_v6_syn(&s);
+    }
+
+    #[test]
+    fn ipv6_dest_opts_then_icmpv6() {
+        let s = v6_parse(
+            ext_header::DEST_OPTS,
+            &cat(&[&ext(proto::ICMPV6, 1, 16), &ICMP6_ECHO]),
+        );
+        assert_eq!(
+            (s.status, s.protocol, s.has_l4),
+            (ParseStatus::Ok, proto::ICMPV6, true)
+        );
+        assert_eq!((s.icmp_type, s.icmp_code), (128, 0));
+        assert_eq!(s.class(), TrafficClass::Icmp);
+    }
+
+    #[test]
+    fn ipv6_auth_header_length_in_four_byte_units() {
+        // AH payload length 4 => (4 + 2) * 4 = 24 bytes.
+        let s = v6_parse(ext_header::AUTH, &cat(&[&ext(proto::TCP, 4, 24), &TCP_SYN]));
+        assert_v6_syn(&s);
+    }
+
+    #[test]
+    fn ipv6_long_chain() {
+        let chain = cat(&[
+            &ext(ext_header::DEST_OPTS, 0, 8),
+            &ext(ext_header::ROUTING, 0, 8),
+            &ext(ext_header::FRAGMENT, 0, 8),
+            &frag6(ext_header::AUTH, 0, true),
+            &ext(ext_header::DEST_OPTS, 1, 12),
+            &ext(proto::TCP, 0, 8),
+            &TCP_SYN,
+        ]);
+        let s = v6_parse(ext_header::HOP_BY_HOP, &chain);
+        assert_v6_syn(&s);
+        assert_eq!(s.frag, Fragment::First);
+    }
+
+    #[test]
+    fn ipv6_fragments() {
+        let s = v6_parse(
+            ext_header::FRAGMENT,
+            &cat(&[&frag6(proto::UDP, 0, true), &UDP_DNS]),
+        );
+        assert_eq!(
+            (s.status, s.frag, s.protocol),
+            (ParseStatus::Ok, Fragment::First, proto::UDP)
+        );
+        assert_eq!((s.src_port, s.dst_port, s.has_l4), (54321, 53, true));
+        assert_eq!(s.class(), TrafficClass::Fragment);
+
+        let s = v6_parse(
+            ext_header::FRAGMENT,
+            &cat(&[&frag6(proto::UDP, 1448, true), &UDP_DNS]),
+        );
+        assert_eq!(
+            (s.status, s.frag, s.protocol),
+            (ParseStatus::Ok, Fragment::Later, proto::UDP)
+        );
+        assert_eq!((s.src_port, s.dst_port, s.has_l4), (0, 0, false));
+
+        let s = v6_parse(
+            ext_header::FRAGMENT,
+            &cat(&[&frag6(proto::UDP, 1448, false), &UDP_DNS]),
+        );
+        assert_eq!(s.frag, Fragment::Later);
+
+        // Atomic fragment (offset 0, no M): not a fragment.
+        let s = v6_parse(
+            ext_header::FRAGMENT,
+            &cat(&[&frag6(proto::UDP, 0, false), &UDP_DNS]),
+        );
+        assert_eq!(
+            (s.frag, s.class(), s.has_l4),
+            (Fragment::None, TrafficClass::Udp, true)
+        );
+    }
+
+    #[test]
+    fn ipv6_unknown_and_opaque_next_headers() {
+        for next in [132u8, ext_header::ESP, ext_header::NO_NEXT, 253] {
+            let s = v6_parse(next, &[0; 16]);
+            assert_eq!(
+                (s.status, s.protocol, s.has_l4),
+                (ParseStatus::Ok, next, false)
+            );
+            assert_eq!(s.class(), TrafficClass::Other);
+        }
+        // Unknown after an extension header.
+        let s = v6_parse(ext_header::DEST_OPTS, &cat(&[&ext(132, 0, 8), &[0; 12]]));
+        assert_eq!((s.status, s.protocol), (ParseStatus::Ok, 132));
+    }
+
+    #[test]
+    fn ipv6_ext_walk_is_bounded() {
+        let mut chain = Vec::new();
+        for _ in 0..MAX_IPV6_EXT_HEADERS + 1 {
+            chain.extend_from_slice(&ext(ext_header::DEST_OPTS, 0, 8));
+        }
+        chain.extend_from_slice(&ext(proto::TCP, 0, 8));
+        chain.extend_from_slice(&TCP_SYN);
+        let s = v6_parse(ext_header::DEST_OPTS, &chain);
+        assert_eq!(
+            (s.status, s.protocol, s.has_l4),
+            (ParseStatus::Ok, ext_header::DEST_OPTS, false)
+        );
+    }
+
+    #[test]
+    fn truncated_ipv6_ext() {
+        // Hop-by-hop announcing 16 bytes, 8 captured.
+        let s = v6_parse(ext_header::HOP_BY_HOP, &ext(proto::TCP, 1, 8));
+        assert_eq!(s.status, ParseStatus::TruncatedIpv6Ext);
+        assert_eq!(
+            (s.ip_version, s.src, s.protocol),
+            (6, src6(), ext_header::HOP_BY_HOP)
+        );
+        assert!(!s.has_l4);
+        // Fragment header cut short.
+        let s = v6_parse(ext_header::FRAGMENT, &frag6(proto::UDP, 0, true)[..6]);
+        assert_eq!(
+            (s.status, s.protocol),
+            (ParseStatus::TruncatedIpv6Ext, ext_header::FRAGMENT)
+        );
+        // Captured, but beyond the payload length.
+        let body = cat(&[&ext(proto::TCP, 0, 8), &TCP_SYN]);
+        let f = cat(&[&ipv6(ext_header::DEST_OPTS, 4), &body]);
+        let s = eth_parse(ethertype::IPV6, &f);
+        assert_eq!(s.status, ParseStatus::TruncatedIpv6Ext);
+    }
+
+    #[test]
+    fn truncated_ipv6_and_version_mismatch() {
+        let s = eth_parse(ethertype::IPV6, &ipv6_tcp()[..39]);
+        assert_eq!(s.status, ParseStatus::TruncatedIpv6);
+        assert_no_ip(&s);
+        let mut f = ipv6_tcp();
+        f[0] = 0x40;
+        let s = eth_parse(ethertype::IPV6, &f);
+        assert_eq!(s.status, ParseStatus::BadIpVersion);
+        assert_no_ip(&s);
+    }
+
+    #[test]
+    fn ipv6_payload_length_bounds_l4() {
+        // Payload length 10 but a full TCP header captured.
+        let s = eth_parse(ethertype::IPV6, &cat(&[&ipv6(proto::TCP, 10), &TCP_SYN]));
+        assert_eq!(
+            (s.status, s.ip_version, s.ip_len),
+            (ParseStatus::TruncatedL4, 6, 50)
+        );
+    }
+
+    // ---- L4 ------------------------------------------------------------------------------
+
+    #[test]
+    fn tcp_flags_and_classes() {
+        let cases = [
+            (SYN, TrafficClass::Syn),
+            (SYN | ACK, TrafficClass::SynAck),
+            (ACK, TrafficClass::Ack),
+            (ACK | PSH, TrafficClass::Ack),
+            (ACK | URG | 0xc0, TrafficClass::Ack),
+            (RST, TrafficClass::Rst),
+            (RST | ACK, TrafficClass::Rst),
+            (SYN | RST, TrafficClass::Rst),
+            (FIN | ACK, TrafficClass::TcpOther),
+            (0, TrafficClass::TcpOther),
+            (FIN | PSH | URG, TrafficClass::TcpOther),
+        ];
+        for (flags, class) in cases {
+            let s = eth_parse(ethertype::IPV4, &ipv4_tcp(flags));
+            assert_eq!(s.tcp_flags, flags);
+            assert_eq!(s.class(), class, "flags {flags:#04x}");
+            assert_eq!(TrafficClass::of(&s), class);
+        }
+    }
+
+    #[test]
+    fn bad_tcp_header() {
+        let mut t = TCP_SYN;
+        t[12] = 0x40;
+        let s = eth_parse(ethertype::IPV4, &cat(&[&ipv4(proto::TCP, 40, 0), &t]));
+        assert_eq!(s.status, ParseStatus::BadTcpHeader);
+        assert_eq!((s.ip_version, s.protocol, s.has_l4), (4, proto::TCP, false));
+        assert_eq!((s.src_port, s.tcp_flags), (0, 0));
+        assert_eq!(s.class(), TrafficClass::TcpOther);
+    }
+
+    #[test]
+    fn truncated_l4_each_protocol() {
+        let cases: [(u8, &[u8]); 4] = [
+            (proto::TCP, &TCP_SYN[..19]),
+            (proto::UDP, &UDP_DNS[..7]),
+            (proto::ICMP, &ICMP_ECHO[..3]),
+            (proto::ICMPV6, &ICMP6_ECHO[..3]),
+        ];
+        for (p, l4) in cases {
+            let s = eth_parse(
+                ethertype::IPV4,
+                &cat(&[&ipv4(p, 20 + l4.len() as u16, 0), l4]),
+            );
+            assert_eq!(s.status, ParseStatus::TruncatedL4, "proto {p}");
+            assert_eq!((s.ip_version, s.protocol, s.has_l4), (4, p, false));
+            assert_eq!(
+                (s.src_port, s.dst_port, s.icmp_type, s.udp_len),
+                (0, 0, 0, 0)
+            );
+        }
+    }
+
+    #[test]
+    fn udp() {
+        let s = eth_parse(ethertype::IPV4, &ipv4_udp());
+        assert_eq!(
+            s,
+            PacketSummary {
+                protocol: proto::UDP,
+                src_port: 54321,
+                dst_port: 53,
+                tcp_flags: 0,
+                ip_len: 32,
+                udp_len: 12,
+                ..expected_v4_syn()
+            }
+        );
+        assert_eq!(s.class(), TrafficClass::Udp);
+    }
+
+    #[test]
+    fn icmp() {
+        let s = eth_parse(
+            ethertype::IPV4,
+            &cat(&[&ipv4(proto::ICMP, 28, 0), &ICMP_ECHO]),
+        );
+        assert_eq!(
+            (s.status, s.protocol, s.has_l4),
+            (ParseStatus::Ok, proto::ICMP, true)
+        );
+        assert_eq!((s.icmp_type, s.icmp_code, s.src_port), (8, 0, 0));
+        assert_eq!(s.class(), TrafficClass::Icmp);
+        // Exactly four bytes are enough.
+        let s = eth_parse(
+            ethertype::IPV4,
+            &cat(&[&ipv4(proto::ICMP, 24, 0), &[3, 3, 0, 0]]),
+        );
+        assert_eq!(
+            (s.status, s.icmp_type, s.icmp_code),
+            (ParseStatus::Ok, 3, 3)
+        );
+    }
+
+    #[test]
+    fn icmpv6() {
+        let s = v6_parse(proto::ICMPV6, &ICMP6_ECHO);
+        assert_eq!(
+            (s.status, s.protocol, s.has_l4),
+            (ParseStatus::Ok, proto::ICMPV6, true)
+        );
+        assert_eq!((s.icmp_type, s.icmp_code), (128, 0));
+        assert_eq!(s.class(), TrafficClass::Icmp);
+    }
+
+    // ---- coverage of the contract --------------------------------------------------------
+
+    #[test]
+    fn every_traffic_class_is_produced() {
+        let frames: [(Vec<u8>, TrafficClass); 9] = [
+            (ipv4_tcp(SYN), TrafficClass::Syn),
+            (ipv4_tcp(SYN | ACK), TrafficClass::SynAck),
+            (ipv4_tcp(ACK), TrafficClass::Ack),
+            (ipv4_tcp(RST), TrafficClass::Rst),
+            (ipv4_tcp(FIN), TrafficClass::TcpOther),
+            (ipv4_udp(), TrafficClass::Udp),
+            (
+                cat(&[&ipv4(proto::ICMP, 28, 0), &ICMP_ECHO]),
+                TrafficClass::Icmp,
+            ),
+            (
+                cat(&[&ipv4(proto::TCP, 40, 0x0010), &TCP_SYN]),
+                TrafficClass::Fragment,
+            ),
+            (
+                cat(&[&ipv4(proto::GRE, 24, 0), &[0; 4]]),
+                TrafficClass::Other,
+            ),
+        ];
+        let mut seen = [false; TrafficClass::COUNT];
+        for (f, class) in frames {
+            let s = parse(LinkType::RawIpv4, &f, f.len() as u32);
+            assert!(s.has_ip());
+            assert_eq!(TrafficClass::of(&s), class);
+            seen[class.index()] = true;
+        }
+        assert!(seen.iter().all(|&b| b));
+    }
+
+    #[test]
+    fn every_status_is_produced() {
+        let mut bad_tcp = ipv4_tcp(SYN);
+        bad_tcp[32] = 0x30;
+        let cases: Vec<(LinkType, Vec<u8>, ParseStatus)> = vec![
+            (
+                LinkType::Ethernet,
+                eth(0x0800, &ipv4_tcp(SYN)),
+                ParseStatus::Ok,
+            ),
+            (
+                LinkType::Ethernet,
+                eth(0x0806, &[0; 28]),
+                ParseStatus::NonIp,
+            ),
+            (
+                LinkType::Ethernet,
+                MACS.to_vec(),
+                ParseStatus::TruncatedLink,
+            ),
+            (
+                LinkType::Ethernet,
+                eth(0x8100, &[0, 1]),
+                ParseStatus::TruncatedVlan,
+            ),
+            (
+                LinkType::Ethernet,
+                eth(0x8100, &stacked_tags(9)),
+                ParseStatus::TooManyVlans,
+            ),
+            (
+                LinkType::RawIpv4,
+                ipv4_tcp(SYN)[..10].to_vec(),
+                ParseStatus::TruncatedIpv4,
+            ),
+            (
+                LinkType::RawIpv4,
+                vec![0x43; 40],
+                ParseStatus::BadIpv4Header,
+            ),
+            (
+                LinkType::RawIpv4,
+                ipv4(6, 10, 0).to_vec(),
+                ParseStatus::BadIpv4Length,
+            ),
+            (
+                LinkType::RawIpv6,
+                ipv6_tcp()[..30].to_vec(),
+                ParseStatus::TruncatedIpv6,
+            ),
+            (
+                LinkType::RawIpv6,
+                cat(&[&ipv6(ext_header::ROUTING, 8), &[6, 4, 0, 0, 0, 0, 0, 0]]),
+                ParseStatus::TruncatedIpv6Ext,
+            ),
+            (LinkType::RawIp, vec![0x75; 40], ParseStatus::BadIpVersion),
+            (
+                LinkType::RawIp,
+                ipv4_tcp(SYN)[..30].to_vec(),
+                ParseStatus::TruncatedL4,
+            ),
+            (LinkType::RawIp, bad_tcp, ParseStatus::BadTcpHeader),
+        ];
+        let mut seen = [false; ParseStatus::COUNT];
+        for (link, frame, status) in cases {
+            let s = parse(link, &frame, frame.len() as u32);
+            assert_eq!(s.status, status, "{link:?} {frame:02x?}");
+            seen[status.index()] = true;
+        }
+        // UnsupportedLinkType comes from the capture layer (see every_link_type_round_trips_its_code).
+        seen[ParseStatus::UnsupportedLinkType.index()] = true;
+        assert!(seen.iter().all(|&b| b), "{seen:?}");
+    }
 }

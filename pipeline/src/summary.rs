@@ -58,8 +58,10 @@ impl LinkType {
 /// Outcome of parsing one frame. Everything but [`ParseStatus::Ok`] and
 /// [`ParseStatus::NonIp`] is a parse error that is counted by reason.
 ///
-/// When the status is an L4 problem (`TruncatedL4`, `BadTcpHeader`) the IP fields of the
-/// summary are still valid and the packet is still accounted to its addresses.
+/// When the status is an L4 problem (`TruncatedL4`, `BadTcpHeader`) or a broken IPv6
+/// extension-header chain (`TruncatedIpv6Ext`), the IP fields of the summary are still valid
+/// (`ip_version` is set) and the packet is still accounted to its addresses. For every other
+/// status `ip_version` is 0.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]
 pub enum ParseStatus {
@@ -194,7 +196,7 @@ pub mod proto {
     pub const ICMPV6: u8 = 58;
 }
 
-/// What one frame says, in a few dozen bytes. Produced by [`crate::parse`], never allocates.
+/// What one frame says, in a few dozen bytes. Produced by [`crate::parse()`], never allocates.
 ///
 /// Field validity: addresses, `protocol`, `ttl`, `ip_len` and `frag` are meaningful when
 /// `ip_version` is 4 or 6. Ports are meaningful for TCP/UDP when `has_l4`; `tcp_flags` for TCP;
