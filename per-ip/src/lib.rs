@@ -1,1 +1,81 @@
-//! # surgewatch-per-ip (placeholder)
+//! # surgewatch-per-ip
+//!
+//! Pure per-monitored-IP accounting: which addresses are monitored ([`PrefixTable`],
+//! [`Monitor`]), per-worker counting ([`Shard`]), merging at tick boundaries ([`Accounting`]),
+//! tick boundaries from packet timestamps ([`TickClock`]) and a plain [`Report`].
+//!
+//! ## Contract
+//! - **Pure, sans-IO**: no threads, clocks, environment or I/O. Time arrives as `u64`
+//!   nanoseconds since the epoch, in arguments.
+//! - **No locks or atomics on the per-packet path**: each worker owns a [`Shard`] and calls
+//!   [`Shard::account`] per packet; the only sharing is the read-only `Arc<Monitor>`.
+//! - **Merge at tick boundaries**: each shard hands its [`TickDelta`] to the single
+//!   [`Accounting`], which sums them and closes the tick; deltas go back to shards through
+//!   [`Shard::recycle`] so maps keep their capacity.
+//! - **Deterministic**: the same packets give the same [`Report`] and the same
+//!   [`ClosedTick`] sequence however they are spread over shards. Sums commute; new addresses
+//!   are admitted in ascending address order; every output is sorted, never in hash order.
+//!   Under a tracked-IP limit this needs [`Accounting::admitted`] installed into every shard
+//!   between ticks (see [`Shard`]).
+//! - **Bounded memory**: with a tracked-IP limit (always in auto-monitor mode) per-tick maps
+//!   and per-IP state hold at most the limit's worth of addresses, also under a
+//!   random-destination flood; what does not fit is counted as overflow.
+//!
+//! ## Tick loop
+//! ```
+//! use std::sync::Arc;
+//! use surgewatch_per_ip::*;
+//! use surgewatch_pipeline::PacketSummary;
+//!
+//! let table = PrefixTable::new([("192.0.2.0/24".parse().unwrap(), GroupId(0))]).unwrap();
+//! let monitor = Arc::new(Monitor::prefixes(table));
+//! let tick = TickLength::from_nanos(1_000_000_000).unwrap();
+//! let mut shards = vec![Shard::new(monitor.clone()), Shard::new(monitor.clone())];
+//! let mut acct = Accounting::new(monitor, tick);
+//! let mut clock = TickClock::new(tick);
+//!
+//! let mut s = PacketSummary::empty(60);
+//! s.ip_version = 4;
+//! s.dst = "192.0.2.1".parse().unwrap();
+//! s.protocol = surgewatch_pipeline::proto::UDP;
+//! for (i, ts) in [10u64, 500_000_000, 1_200_000_000].into_iter().enumerate() {
+//!     if let TickAdvance::Advanced { closed_start_ns, .. } = clock.observe(ts) {
+//!         let mut deltas: Vec<TickDelta> = shards.iter_mut().map(Shard::take_tick).collect();
+//!         let closed = acct.end_tick(closed_start_ns, &mut deltas);
+//!         assert_eq!(closed.iter().count(), 1);
+//!         let admitted = acct.admitted();
+//!         for (shard, d) in shards.iter_mut().zip(deltas) {
+//!             shard.recycle(d);
+//!             shard.install_admitted(admitted.clone());
+//!         }
+//!     }
+//!     shards[i % 2].account(&s);
+//! }
+//! if let Some(start) = clock.finish() {
+//!     let mut deltas: Vec<TickDelta> = shards.iter_mut().map(Shard::take_tick).collect();
+//!     acct.end_tick(start, &mut deltas);
+//! }
+//! let report = acct.report(10);
+//! assert_eq!(report.totals.packets, 3);
+//! assert_eq!(report.top[0].packets_in, 3);
+//! assert_eq!(report.top[0].peak_pps, 2);
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod accounting;
+mod clock;
+mod counters;
+mod key;
+mod prefix;
+mod shard;
+
+pub use accounting::{
+    Accounting, ClassReport, ClosedTick, IpId, IpRecord, IpReport, Report, ReportTotals, TickEntry,
+};
+pub use clock::{TickAdvance, TickClock, TickLength};
+pub use counters::{IpCounters, PacketsBytes, TrafficStats};
+pub use key::{Direction, GroupId, IpKey};
+pub use prefix::{PrefixError, PrefixTable};
+pub use shard::{AdmittedSet, Monitor, Shard, TickDelta};

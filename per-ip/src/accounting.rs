@@ -1,0 +1,797 @@
+//! The tick merger: sums shard deltas, admits new addresses, keeps per-IP long-lived state.
+
+use std::cmp::Reverse;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use hashbrown::HashMap;
+use surgewatch_pipeline::{ParseStatus, TrafficClass};
+
+use crate::clock::TickLength;
+use crate::counters::{IpCounters, PacketsBytes, TrafficStats};
+use crate::key::{Direction, GroupId, IpKey};
+use crate::shard::{AdmittedSet, Monitor, TickDelta};
+
+/// Dense id of a tracked address, assigned at admission in a deterministic order (ticks in
+/// order, ascending [`IpKey`] within a tick). Stable for the life of the [`Accounting`]; the
+/// index into per-IP side tables (baselines, detection state).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IpId(pub u32);
+
+impl IpId {
+    /// Dense index.
+    #[inline]
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// Long-lived state of one tracked address (about 400 bytes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IpRecord {
+    /// The address.
+    pub ip: IpKey,
+    /// Its group.
+    pub group: GroupId,
+    /// Start of the first tick with traffic.
+    pub first_seen_ns: u64,
+    /// Start of the last tick with traffic.
+    pub last_seen_ns: u64,
+    /// Number of ticks with traffic.
+    pub active_ticks: u64,
+    /// Highest per-tick packet rate, both directions together.
+    pub peak_pps: u64,
+    /// Highest per-tick bit rate, both directions together.
+    pub peak_bps: u64,
+    /// Highest per-tick packet rate per direction (`[Direction::index]`).
+    pub peak_dir_pps: [u64; 2],
+    /// Highest per-tick bit rate per direction (`[Direction::index]`).
+    pub peak_dir_bps: [u64; 2],
+    /// Totals since admission per direction and class.
+    pub totals: IpCounters,
+}
+
+/// This tick's counters of one tracked address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TickEntry {
+    /// The address's id.
+    pub id: IpId,
+    /// Its counters for the tick.
+    pub counters: IpCounters,
+}
+
+/// View of the tick just closed by [`Accounting::close_tick`]: the hook for baselines and
+/// detection. Entries are ordered by [`IpId`], so iteration is deterministic.
+#[derive(Clone, Copy, Debug)]
+pub struct ClosedTick<'a> {
+    /// Start of the closed tick (ns since the epoch).
+    pub tick_start_ns: u64,
+    /// Whole-traffic counters of the tick.
+    pub stats: &'a TrafficStats,
+    /// Addresses admitted during this tick.
+    pub admitted: usize,
+    entries: &'a [TickEntry],
+    records: &'a [IpRecord],
+}
+
+impl<'a> ClosedTick<'a> {
+    /// Per-address counters of the tick, with each address's (already updated) record.
+    pub fn iter(&self) -> impl Iterator<Item = (IpId, &'a IpRecord, &'a IpCounters)> + 'a {
+        let records = self.records;
+        self.entries
+            .iter()
+            .filter_map(move |e| records.get(e.id.index()).map(|r| (e.id, r, &e.counters)))
+    }
+
+    /// The raw entries.
+    pub fn entries(&self) -> &'a [TickEntry] {
+        self.entries
+    }
+}
+
+/// Packets per second and bits per second of a count over one tick.
+#[inline]
+fn rates(c: PacketsBytes, tick_ns: u64) -> (u64, u64) {
+    let per_sec =
+        |n: u128| u64::try_from(n * 1_000_000_000 / u128::from(tick_ns)).unwrap_or(u64::MAX);
+    (
+        per_sec(u128::from(c.packets)),
+        per_sec(u128::from(c.bytes) * 8),
+    )
+}
+
+/// The merger: one instance, owned by the tick thread.
+///
+/// Per tick: [`merge`](Self::merge) every shard's [`TickDelta`] (in any order: sums commute),
+/// then [`close_tick`](Self::close_tick). Or both at once with [`end_tick`](Self::end_tick).
+#[derive(Debug)]
+pub struct Accounting {
+    monitor: Arc<Monitor>,
+    tick_ns: u64,
+    ids: HashMap<IpKey, IpId>,
+    records: Vec<IpRecord>,
+    pending: HashMap<IpKey, IpCounters>,
+    pending_stats: TrafficStats,
+    stats: TrafficStats,
+    ticks_closed: u64,
+    closed: Vec<TickEntry>,
+    closed_stats: TrafficStats,
+    newcomers: Vec<(IpKey, IpCounters)>,
+    admitted: Arc<AdmittedSet>,
+}
+
+impl Accounting {
+    /// A merger for `monitor` with ticks of `tick`.
+    pub fn new(monitor: Arc<Monitor>, tick: TickLength) -> Self {
+        let limit = monitor.raw_ip_limit();
+        Accounting {
+            monitor,
+            tick_ns: tick.as_nanos(),
+            ids: HashMap::new(),
+            records: Vec::new(),
+            pending: HashMap::new(),
+            pending_stats: TrafficStats::default(),
+            stats: TrafficStats::default(),
+            ticks_closed: 0,
+            closed: Vec::new(),
+            closed_stats: TrafficStats::default(),
+            newcomers: Vec::new(),
+            admitted: Arc::new(AdmittedSet::new(Default::default(), limit)),
+        }
+    }
+
+    /// Adds one shard's delta to the tick being merged.
+    pub fn merge(&mut self, delta: &TickDelta) {
+        self.pending_stats.add(delta.stats());
+        for (k, c) in delta.ips() {
+            self.pending.entry(k).or_insert(IpCounters::ZERO).add(c);
+        }
+    }
+
+    /// Merges every delta (clearing each, ready for [`Shard::recycle`](crate::Shard::recycle))
+    /// and closes the tick.
+    pub fn end_tick(&mut self, tick_start_ns: u64, deltas: &mut [TickDelta]) -> ClosedTick<'_> {
+        for d in deltas.iter_mut() {
+            self.merge(d);
+            d.clear();
+        }
+        self.close_tick(tick_start_ns)
+    }
+
+    /// Closes the merged tick that started at `tick_start_ns`: admits new addresses in ascending
+    /// order while fewer than the limit are tracked (the rest become overflow), updates every
+    /// touched record (totals, peaks, last seen) and the global totals.
+    pub fn close_tick(&mut self, tick_start_ns: u64) -> ClosedTick<'_> {
+        self.closed.clear();
+        self.newcomers.clear();
+        for (key, c) in self.pending.drain() {
+            match self.ids.get(&key) {
+                Some(&id) => self.closed.push(TickEntry { id, counters: c }),
+                None => self.newcomers.push((key, c)),
+            }
+        }
+        self.newcomers.sort_unstable_by_key(|&(k, _)| k);
+        let limit = self.monitor.raw_ip_limit();
+        let mut admitted = 0;
+        for (key, c) in self.newcomers.drain(..) {
+            let id = u32::try_from(self.records.len()).ok().map(IpId);
+            match (self.monitor.group_of(key), id) {
+                (Some(group), Some(id)) if self.records.len() < limit => {
+                    self.records.push(IpRecord {
+                        ip: key,
+                        group,
+                        first_seen_ns: tick_start_ns,
+                        last_seen_ns: tick_start_ns,
+                        active_ticks: 0,
+                        peak_pps: 0,
+                        peak_bps: 0,
+                        peak_dir_pps: [0; 2],
+                        peak_dir_bps: [0; 2],
+                        totals: IpCounters::ZERO,
+                    });
+                    self.ids.insert(key, id);
+                    self.closed.push(TickEntry { id, counters: c });
+                    admitted += 1;
+                }
+                _ => self.pending_stats.overflow.add(&c.grand_total()),
+            }
+        }
+        self.closed.sort_unstable_by_key(|e| e.id);
+
+        for e in &self.closed {
+            let Some(r) = self.records.get_mut(e.id.index()) else {
+                continue;
+            };
+            r.totals.add(&e.counters);
+            r.last_seen_ns = tick_start_ns;
+            r.active_ticks += 1;
+            let (pps, bps) = rates(e.counters.grand_total(), self.tick_ns);
+            r.peak_pps = r.peak_pps.max(pps);
+            r.peak_bps = r.peak_bps.max(bps);
+            for d in Direction::ALL {
+                let (pps, bps) = rates(e.counters.total(d), self.tick_ns);
+                let i = d.index();
+                r.peak_dir_pps[i] = r.peak_dir_pps[i].max(pps);
+                r.peak_dir_bps[i] = r.peak_dir_bps[i].max(bps);
+            }
+        }
+
+        if admitted > 0 && limit != usize::MAX {
+            let ips = self.ids.keys().copied().collect();
+            self.admitted = Arc::new(AdmittedSet::new(
+                ips,
+                limit.saturating_sub(self.records.len()),
+            ));
+        }
+        self.stats.add(&self.pending_stats);
+        self.closed_stats = std::mem::take(&mut self.pending_stats);
+        self.ticks_closed += 1;
+        ClosedTick {
+            tick_start_ns,
+            stats: &self.closed_stats,
+            admitted,
+            entries: &self.closed,
+            records: &self.records,
+        }
+    }
+
+    /// The tracked set to install into every shard ([`Shard::install_admitted`](crate::Shard::install_admitted))
+    /// before it accounts the next tick. Rebuilt only in ticks that admitted addresses.
+    pub fn admitted(&self) -> Arc<AdmittedSet> {
+        Arc::clone(&self.admitted)
+    }
+
+    /// Id of a tracked address.
+    pub fn id_of(&self, ip: IpAddr) -> Option<IpId> {
+        self.ids.get(&IpKey::from(ip)).copied()
+    }
+
+    /// Record of a tracked address.
+    pub fn record(&self, id: IpId) -> Option<&IpRecord> {
+        self.records.get(id.index())
+    }
+
+    /// Every record, indexed by [`IpId`].
+    pub fn records(&self) -> &[IpRecord] {
+        &self.records
+    }
+
+    /// Global counters over all closed ticks.
+    pub fn stats(&self) -> &TrafficStats {
+        &self.stats
+    }
+
+    /// Number of closed ticks.
+    pub fn ticks_closed(&self) -> u64 {
+        self.ticks_closed
+    }
+
+    /// The tick length in nanoseconds.
+    pub fn tick_ns(&self) -> u64 {
+        self.tick_ns
+    }
+
+    /// Summary with global totals and the `top_n` addresses by peak pps (ties: ascending IP).
+    pub fn report(&self, top_n: usize) -> Report {
+        let mut order: Vec<(Reverse<u64>, IpKey, usize)> = self
+            .records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (Reverse(r.peak_pps), r.ip, i))
+            .collect();
+        if top_n < order.len() {
+            order.select_nth_unstable(top_n);
+            order.truncate(top_n);
+        }
+        order.sort_unstable();
+        let top = order
+            .iter()
+            .filter_map(|&(_, _, i)| self.records.get(i))
+            .map(IpReport::from_record)
+            .collect();
+        Report {
+            totals: ReportTotals {
+                packets: self.stats.total.packets,
+                bytes: self.stats.total.bytes,
+                parse_status: self.stats.parse_status,
+                ticks_closed: self.ticks_closed,
+                monitored_ips_seen: self.records.len() as u64,
+                overflow_packets: self.stats.overflow.packets,
+                overflow_bytes: self.stats.overflow.bytes,
+                ip_limit: self.monitor.ip_limit().map(|l| l as u64),
+            },
+            top,
+        }
+    }
+}
+
+/// What [`Accounting::report`] returns: plain data, mapped to JSON/metrics by `export`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Report {
+    /// Global totals.
+    pub totals: ReportTotals,
+    /// Top addresses by peak pps, descending, ties by ascending IP.
+    pub top: Vec<IpReport>,
+}
+
+/// Global totals of a [`Report`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReportTotals {
+    /// Frames accounted.
+    pub packets: u64,
+    /// Wire bytes accounted.
+    pub bytes: u64,
+    /// Frames per parse outcome, indexed by [`ParseStatus::index`]; see [`Self::parse_status`].
+    pub parse_status: [u64; ParseStatus::COUNT],
+    /// Ticks closed.
+    pub ticks_closed: u64,
+    /// Addresses ever tracked.
+    pub monitored_ips_seen: u64,
+    /// Per-direction packet accountings dropped by the tracked-IP (auto-monitor) limit.
+    pub overflow_packets: u64,
+    /// Their bytes.
+    pub overflow_bytes: u64,
+    /// The tracked-IP limit, if any.
+    pub ip_limit: Option<u64>,
+}
+
+impl ReportTotals {
+    /// Frames with parse outcome `s`.
+    pub fn parse_status(&self, s: ParseStatus) -> u64 {
+        self.parse_status[s.index()]
+    }
+
+    /// Frames with a parse error ([`ParseStatus::is_error`]).
+    pub fn parse_errors(&self) -> u64 {
+        ParseStatus::ALL
+            .iter()
+            .filter(|s| s.is_error())
+            .map(|&s| self.parse_status(s))
+            .sum()
+    }
+}
+
+/// Per-class totals of one address in a [`Report`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct ClassReport {
+    /// The class.
+    pub class: TrafficClass,
+    /// Inbound packets.
+    pub packets_in: u64,
+    /// Inbound bytes.
+    pub bytes_in: u64,
+    /// Outbound packets.
+    pub packets_out: u64,
+    /// Outbound bytes.
+    pub bytes_out: u64,
+}
+
+/// One address in a [`Report`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IpReport {
+    /// The address.
+    pub ip: IpAddr,
+    /// Its group.
+    pub group: GroupId,
+    /// Inbound packets.
+    pub packets_in: u64,
+    /// Inbound bytes.
+    pub bytes_in: u64,
+    /// Outbound packets.
+    pub packets_out: u64,
+    /// Outbound bytes.
+    pub bytes_out: u64,
+    /// Peak per-tick packet rate, both directions.
+    pub peak_pps: u64,
+    /// Peak per-tick bit rate, both directions.
+    pub peak_bps: u64,
+    /// Peak inbound packet rate.
+    pub peak_pps_in: u64,
+    /// Peak inbound bit rate.
+    pub peak_bps_in: u64,
+    /// Peak outbound packet rate.
+    pub peak_pps_out: u64,
+    /// Peak outbound bit rate.
+    pub peak_bps_out: u64,
+    /// Start of the first tick with traffic (ns since the epoch).
+    pub first_seen_ns: u64,
+    /// Start of the last tick with traffic (ns since the epoch).
+    pub last_seen_ns: u64,
+    /// Ticks with traffic.
+    pub active_ticks: u64,
+    /// Per-class totals in [`TrafficClass::ALL`] order.
+    pub classes: [ClassReport; TrafficClass::COUNT],
+}
+
+impl IpReport {
+    fn from_record(r: &IpRecord) -> Self {
+        let (i, o) = (
+            r.totals.total(Direction::In),
+            r.totals.total(Direction::Out),
+        );
+        IpReport {
+            ip: r.ip.ip(),
+            group: r.group,
+            packets_in: i.packets,
+            bytes_in: i.bytes,
+            packets_out: o.packets,
+            bytes_out: o.bytes,
+            peak_pps: r.peak_pps,
+            peak_bps: r.peak_bps,
+            peak_pps_in: r.peak_dir_pps[0],
+            peak_bps_in: r.peak_dir_bps[0],
+            peak_pps_out: r.peak_dir_pps[1],
+            peak_bps_out: r.peak_dir_bps[1],
+            first_seen_ns: r.first_seen_ns,
+            last_seen_ns: r.last_seen_ns,
+            active_ticks: r.active_ticks,
+            classes: TrafficClass::ALL.map(|class| {
+                let (i, o) = (
+                    r.totals.get(Direction::In, class),
+                    r.totals.get(Direction::Out, class),
+                );
+                ClassReport {
+                    class,
+                    packets_in: i.packets,
+                    bytes_in: i.bytes,
+                    packets_out: o.packets,
+                    bytes_out: o.bytes,
+                }
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{PrefixTable, Shard};
+    use surgewatch_pipeline::{proto, tcp_flags, Fragment, PacketSummary};
+
+    const S: u64 = 1_000_000_000;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn pkt(src: &str, dst: &str, class: TrafficClass, len: u32) -> PacketSummary {
+        let mut s = PacketSummary::empty(len);
+        s.src = ip(src);
+        s.dst = ip(dst);
+        let v6 = s.dst.is_ipv6();
+        s.ip_version = if v6 { 6 } else { 4 };
+        s.has_l4 = true;
+        s.protocol = proto::TCP;
+        match class {
+            TrafficClass::Syn => s.tcp_flags = tcp_flags::SYN,
+            TrafficClass::SynAck => s.tcp_flags = tcp_flags::SYN | tcp_flags::ACK,
+            TrafficClass::Ack => s.tcp_flags = tcp_flags::ACK | tcp_flags::PSH,
+            TrafficClass::Rst => s.tcp_flags = tcp_flags::RST,
+            TrafficClass::TcpOther => s.tcp_flags = tcp_flags::FIN,
+            TrafficClass::Udp => s.protocol = proto::UDP,
+            TrafficClass::Icmp => s.protocol = if v6 { proto::ICMPV6 } else { proto::ICMP },
+            TrafficClass::Fragment => {
+                s.protocol = proto::UDP;
+                s.frag = Fragment::Later;
+                s.has_l4 = false;
+            }
+            TrafficClass::Other => s.protocol = proto::GRE,
+        }
+        assert_eq!(s.class(), class);
+        s
+    }
+
+    fn prefixes(p: &[(&str, u16)]) -> Arc<Monitor> {
+        let t = PrefixTable::new(p.iter().map(|&(n, g)| (n.parse().unwrap(), GroupId(g)))).unwrap();
+        Arc::new(Monitor::prefixes(t))
+    }
+
+    fn tick_len(ns: u64) -> TickLength {
+        TickLength::from_nanos(ns).unwrap()
+    }
+
+    /// Closes a tick over `shards`, recycling deltas and installing the tracked set.
+    fn close(acct: &mut Accounting, shards: &mut [Shard], start: u64) -> Vec<(IpId, IpCounters)> {
+        let mut deltas: Vec<TickDelta> = shards.iter_mut().map(Shard::take_tick).collect();
+        let out = acct
+            .end_tick(start, &mut deltas)
+            .iter()
+            .map(|(id, _, c)| (id, *c))
+            .collect();
+        let a = acct.admitted();
+        for (s, d) in shards.iter_mut().zip(deltas) {
+            s.recycle(d);
+            s.install_admitted(a.clone());
+        }
+        out
+    }
+
+    fn record<'a>(acct: &'a Accounting, a: &str) -> &'a IpRecord {
+        acct.record(acct.id_of(ip(a)).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn every_class_in_both_directions() {
+        let m = prefixes(&[("10.0.0.0/24", 1), ("2001:db8::/64", 2)]);
+        let mut shard = Shard::new(m.clone());
+        let mut acct = Accounting::new(m, tick_len(S));
+        for (i, c) in TrafficClass::ALL.into_iter().enumerate() {
+            let len = 100 + i as u32;
+            shard.account(&pkt("198.51.100.1", "10.0.0.1", c, len));
+            shard.account(&pkt("10.0.0.2", "198.51.100.1", c, len));
+            shard.account(&pkt("10.0.0.2", "198.51.100.1", c, len));
+            shard.account(&pkt("2001:db8::1", "2001:db9::1", c, len));
+        }
+        close(&mut acct, std::slice::from_mut(&mut shard), 0);
+        let (a, b, v6) = (
+            record(&acct, "10.0.0.1"),
+            record(&acct, "10.0.0.2"),
+            record(&acct, "2001:db8::1"),
+        );
+        assert_eq!(
+            (a.group, b.group, v6.group),
+            (GroupId(1), GroupId(1), GroupId(2))
+        );
+        for (i, c) in TrafficClass::ALL.into_iter().enumerate() {
+            let len = 100 + i as u64;
+            assert_eq!(
+                a.totals.get(Direction::In, c),
+                PacketsBytes {
+                    packets: 1,
+                    bytes: len
+                }
+            );
+            assert_eq!(a.totals.get(Direction::Out, c), PacketsBytes::default());
+            assert_eq!(
+                b.totals.get(Direction::Out, c),
+                PacketsBytes {
+                    packets: 2,
+                    bytes: 2 * len
+                }
+            );
+            assert_eq!(b.totals.get(Direction::In, c), PacketsBytes::default());
+            assert_eq!(
+                v6.totals.get(Direction::Out, c),
+                PacketsBytes {
+                    packets: 1,
+                    bytes: len
+                }
+            );
+        }
+        assert_eq!(acct.records().len(), 3);
+        assert_eq!(acct.stats().total.packets, 36);
+        assert_eq!(acct.stats().status(ParseStatus::Ok), 36);
+    }
+
+    #[test]
+    fn both_directions_monitored() {
+        let m = prefixes(&[("10.0.0.0/24", 1)]);
+        let mut shard = Shard::new(m.clone());
+        let mut acct = Accounting::new(m, tick_len(S));
+        shard.account(&pkt("10.0.0.1", "10.0.0.2", TrafficClass::Udp, 50));
+        shard.account(&pkt("10.0.0.3", "10.0.0.3", TrafficClass::Syn, 60));
+        close(&mut acct, std::slice::from_mut(&mut shard), 0);
+        let r = |a| record(&acct, a).totals;
+        assert_eq!(r("10.0.0.1").total(Direction::Out).packets, 1);
+        assert_eq!(r("10.0.0.1").total(Direction::In).packets, 0);
+        assert_eq!(r("10.0.0.2").total(Direction::In).packets, 1);
+        assert_eq!(
+            r("10.0.0.3").get(Direction::In, TrafficClass::Syn).bytes,
+            60
+        );
+        assert_eq!(
+            r("10.0.0.3").get(Direction::Out, TrafficClass::Syn).bytes,
+            60
+        );
+    }
+
+    #[test]
+    fn parse_status_and_non_ip() {
+        let m = prefixes(&[("10.0.0.0/24", 1)]);
+        let mut shard = Shard::new(m.clone());
+        let mut acct = Accounting::new(m, tick_len(S));
+        let mut non_ip = PacketSummary::empty(42);
+        non_ip.status = ParseStatus::NonIp;
+        shard.account(&non_ip);
+        let mut bad = PacketSummary::empty(10);
+        bad.status = ParseStatus::TruncatedLink;
+        shard.account(&bad);
+        // An L4 problem keeps valid addresses: still accounted per IP.
+        let mut l4 = pkt("1.1.1.1", "10.0.0.9", TrafficClass::TcpOther, 70);
+        l4.status = ParseStatus::TruncatedL4;
+        l4.has_l4 = false;
+        shard.account(&l4);
+        close(&mut acct, std::slice::from_mut(&mut shard), 0);
+        let rep = acct.report(10);
+        assert_eq!(rep.totals.packets, 3);
+        assert_eq!(rep.totals.bytes, 122);
+        assert_eq!(rep.totals.parse_status(ParseStatus::NonIp), 1);
+        assert_eq!(rep.totals.parse_status(ParseStatus::TruncatedLink), 1);
+        assert_eq!(rep.totals.parse_status(ParseStatus::TruncatedL4), 1);
+        assert_eq!(rep.totals.parse_errors(), 2);
+        assert_eq!(rep.totals.monitored_ips_seen, 1);
+        assert_eq!(
+            rep.top[0].classes[TrafficClass::TcpOther.index()].packets_in,
+            1
+        );
+    }
+
+    #[test]
+    fn peaks_first_last_seen() {
+        let m = prefixes(&[("10.0.0.1/32", 0)]);
+        let tick = S / 10; // 100 ms
+        let mut shards = [Shard::new(m.clone())];
+        let mut acct = Accounting::new(m, tick_len(tick));
+        for (t, n) in [(3, 3u64), (4, 5), (9, 1)] {
+            for _ in 0..n {
+                shards[0].account(&pkt("1.1.1.1", "10.0.0.1", TrafficClass::Udp, 100));
+            }
+            shards[0].account(&pkt("10.0.0.1", "1.1.1.1", TrafficClass::Udp, 1000));
+            close(&mut acct, &mut shards, t * tick);
+        }
+        let r = record(&acct, "10.0.0.1");
+        assert_eq!(
+            (r.first_seen_ns, r.last_seen_ns, r.active_ticks),
+            (3 * tick, 9 * tick, 3)
+        );
+        assert_eq!(r.peak_pps, 60);
+        assert_eq!(r.peak_bps, (500 + 1000) * 8 * 10);
+        assert_eq!(r.peak_dir_pps, [50, 10]);
+        assert_eq!(r.peak_dir_bps, [500 * 8 * 10, 1000 * 8 * 10]);
+        assert_eq!(acct.ticks_closed(), 3);
+    }
+
+    #[test]
+    fn auto_monitor_cap_admits_smallest_and_counts_overflow() {
+        let m = Arc::new(Monitor::auto(3, GroupId(7)));
+        let mut shards = [Shard::new(m.clone())];
+        let mut acct = Accounting::new(m, tick_len(S));
+        for d in [
+            "10.0.0.5", "10.0.0.4", "10.0.0.3", "10.0.0.2", "10.0.0.1", "10.0.0.5",
+        ] {
+            shards[0].account(&pkt("1.1.1.1", d, TrafficClass::Syn, 64));
+        }
+        assert!(shards[0].current().len() <= 3);
+        let closed = close(&mut acct, &mut shards, 0);
+        assert_eq!(closed.len(), 3);
+        let kept: Vec<String> = acct.records().iter().map(|r| r.ip.to_string()).collect();
+        assert_eq!(kept, ["10.0.0.1", "10.0.0.2", "10.0.0.3"]);
+        assert!(acct.records().iter().all(|r| r.group == GroupId(7)));
+        // Outbound is never counted in auto mode: 1.1.1.1 is not tracked.
+        assert_eq!(acct.id_of(ip("1.1.1.1")), None);
+        assert_eq!(
+            acct.stats().overflow,
+            PacketsBytes {
+                packets: 3,
+                bytes: 192
+            }
+        );
+        assert_eq!(acct.admitted().remaining(), 0);
+
+        // Next tick: tracked addresses are counted in full under a flood of new ones.
+        for i in 0..50u32 {
+            shards[0].account(&pkt(
+                "1.1.1.1",
+                &format!("9.0.0.{i}"),
+                TrafficClass::Udp,
+                10,
+            ));
+            shards[0].account(&pkt("1.1.1.1", "10.0.0.3", TrafficClass::Udp, 10));
+        }
+        assert!(shards[0].current().len() <= 3);
+        close(&mut acct, &mut shards, S);
+        assert_eq!(
+            record(&acct, "10.0.0.3")
+                .totals
+                .total(Direction::In)
+                .packets,
+            51
+        );
+        assert_eq!(acct.records().len(), 3);
+        let rep = acct.report(1);
+        assert_eq!(rep.totals.overflow_packets, 53);
+        assert_eq!(rep.totals.ip_limit, Some(3));
+        assert_eq!(rep.totals.monitored_ips_seen, 3);
+    }
+
+    #[test]
+    fn admission_is_independent_of_sharding() {
+        let dsts: Vec<String> = (0..40)
+            .map(|i| format!("10.0.{}.{}", i % 7, (i * 37) % 251))
+            .collect();
+        let run = |n_shards: usize, rotate: usize| {
+            let m = Arc::new(Monitor::auto(10, GroupId(0)));
+            let mut shards: Vec<Shard> = (0..n_shards).map(|_| Shard::new(m.clone())).collect();
+            let mut acct = Accounting::new(m, tick_len(S));
+            let mut ticks = Vec::new();
+            for t in 0..3u64 {
+                for i in 0..dsts.len() {
+                    let j = (i + rotate) % dsts.len();
+                    let d = &dsts[(j + t as usize * 13) % dsts.len()];
+                    shards[(i * 7 + rotate) % n_shards].account(&pkt(
+                        "1.1.1.1",
+                        d,
+                        TrafficClass::Ack,
+                        99,
+                    ));
+                }
+                ticks.push(close(&mut acct, &mut shards, t * S));
+            }
+            (ticks, acct.report(usize::MAX))
+        };
+        let reference = run(1, 0);
+        assert_eq!(reference.1.top.len(), 10);
+        for (n, rot) in [(1, 5), (2, 0), (3, 11), (4, 17)] {
+            assert_eq!(run(n, rot), reference, "{n} shards, rotation {rot}");
+        }
+    }
+
+    #[test]
+    fn prefix_mode_with_limit() {
+        let m = prefixes(&[("10.0.0.0/8", 0)]);
+        let m = Arc::new(Monitor::clone(&m).with_ip_limit(2));
+        let mut shards = [Shard::new(m.clone())];
+        let mut acct = Accounting::new(m, tick_len(S));
+        shards[0].account(&pkt("10.0.0.9", "10.0.0.8", TrafficClass::Udp, 1));
+        shards[0].account(&pkt("10.0.0.1", "10.0.0.7", TrafficClass::Udp, 1));
+        close(&mut acct, &mut shards, 0);
+        let kept: Vec<String> = acct.records().iter().map(|r| r.ip.to_string()).collect();
+        assert_eq!(kept, ["10.0.0.1", "10.0.0.7"]);
+        assert_eq!(acct.stats().overflow.packets, 2);
+    }
+
+    #[test]
+    fn report_orders_by_peak_then_ip() {
+        let m = prefixes(&[("10.0.0.0/24", 0)]);
+        let mut shards = [Shard::new(m.clone())];
+        let mut acct = Accounting::new(m, tick_len(S));
+        for (d, n) in [
+            ("10.0.0.9", 2),
+            ("10.0.0.3", 5),
+            ("10.0.0.4", 2),
+            ("10.0.0.1", 1),
+        ] {
+            for _ in 0..n {
+                shards[0].account(&pkt("1.1.1.1", d, TrafficClass::Udp, 1));
+            }
+        }
+        close(&mut acct, &mut shards, 0);
+        let order = |n| -> Vec<String> {
+            acct.report(n)
+                .top
+                .iter()
+                .map(|r| r.ip.to_string())
+                .collect()
+        };
+        assert_eq!(order(10), ["10.0.0.3", "10.0.0.4", "10.0.0.9", "10.0.0.1"]);
+        assert_eq!(order(2), ["10.0.0.3", "10.0.0.4"]);
+        assert_eq!(order(0), Vec::<String>::new());
+    }
+
+    #[test]
+    fn recycled_maps_keep_capacity() {
+        let m = prefixes(&[("10.0.0.0/16", 0)]);
+        let mut shard = Shard::new(m);
+        for i in 0..1000u32 {
+            let d = std::net::Ipv4Addr::from(0x0a00_0000 | i).to_string();
+            shard.account(&pkt("1.1.1.1", &d, TrafficClass::Udp, 1));
+        }
+        let d = shard.take_tick();
+        assert_eq!(d.len(), 1000);
+        let cap = d.capacity();
+        assert!(cap >= 1000);
+        shard.recycle(d);
+        shard.take_tick(); // from now on the shard accounts into the recycled map
+        assert!(shard.current().capacity() >= cap);
+        assert!(shard.current().is_empty());
+    }
+
+    #[test]
+    fn handles_are_send() {
+        fn is_send<T: Send>() {}
+        is_send::<Shard>();
+        is_send::<TickDelta>();
+        is_send::<Accounting>();
+        is_send::<Arc<AdmittedSet>>();
+    }
+}
