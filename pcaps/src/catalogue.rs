@@ -957,29 +957,37 @@ fn malformed_mix(g: &mut Gen) {
     }
 
     // truncated_ipv6_ext: an extension header runs past the captured bytes (payload length
-    // agrees with what is captured, so it is truncated either way).
+    // agrees with what is captured, so it is truncated either way). The fixed IPv6 header is
+    // valid, so the frame is still accounted to its addresses, as class `other` (no L4 header
+    // was reached).
     {
-        let ip6 = |g: &mut Gen, next: u8, tail: &[u8]| -> Vec<u8> {
+        let ip6 = |g: &mut Gen, next: u8, tail: &[u8]| -> (Vec<u8>, Acct) {
             let p = syn6(g, sink6);
+            let acct = Acct::L4Error {
+                src: p.net.src(),
+                dst: p.net.dst(),
+                class: Class::Other,
+                reason: Reason::TruncatedIpv6Ext,
+            };
             let mut b = raw_frame(&p);
             b.truncate(14 + 40);
             b[14 + 6] = next;
             set_u16(&mut b, 14 + 4, tail.len() as u16);
             b.extend_from_slice(tail);
-            b
+            (b, acct)
         };
-        let b = ip6(g, proto::HOPOPT, &[proto::TCP, 0, 1, 0]);
-        push(b, None, Acct::Error(Reason::TruncatedIpv6Ext));
+        let (b, a) = ip6(g, proto::HOPOPT, &[proto::TCP, 0, 1, 0]);
+        push(b, None, a);
         let mut hbh = vec![proto::TCP, 2, 1, 20];
         hbh.resize(16, 0);
-        let b = ip6(g, proto::HOPOPT, &hbh);
-        push(b, None, Acct::Error(Reason::TruncatedIpv6Ext));
+        let (b, a) = ip6(g, proto::HOPOPT, &hbh);
+        push(b, None, a);
         let mut two = vec![proto::ROUTING, 0, 1, 4, 0, 0, 0, 0];
         two.extend_from_slice(&[proto::TCP, 2, 4, 0, 0, 0]);
-        let b = ip6(g, proto::HOPOPT, &two);
-        push(b, None, Acct::Error(Reason::TruncatedIpv6Ext));
-        let b = ip6(g, proto::FRAGMENT, &[proto::UDP, 0, 0, 1]);
-        push(b, None, Acct::Error(Reason::TruncatedIpv6Ext));
+        let (b, a) = ip6(g, proto::HOPOPT, &two);
+        push(b, None, a);
+        let (b, a) = ip6(g, proto::FRAGMENT, &[proto::UDP, 0, 0, 1]);
+        push(b, None, a);
     }
 
     // truncated_l4: IP valid (and accounted), transport header cut short. The IP length agrees

@@ -1,0 +1,267 @@
+//! End-to-end tests of `surgewatch replay` / `check-config`: the real binary on the labelled
+//! captures of `pcaps/captures/`, on the public captures of `../shared/pcaps/`, and on bad input.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use surgewatch_pcaps::{catalogue, load_expected, CaptureSpec};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_surgewatch"))
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("running surgewatch")
+}
+
+fn stdout_lines(o: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&o.stdout).lines().map(str::to_owned).collect()
+}
+
+fn summary_of(o: &Output) -> Value {
+    let lines = stdout_lines(o);
+    let last = lines.last().unwrap_or_else(|| panic!("no output; stderr: {}", String::from_utf8_lossy(&o.stderr)));
+    let v: Value = serde_json::from_str(last).expect("last line is JSON");
+    assert_eq!(v["event"], "summary", "last line must be the summary");
+    v
+}
+
+fn capture_path(spec: &CaptureSpec) -> PathBuf {
+    surgewatch_pcaps::captures_dir().join(&spec.file_name)
+}
+
+fn replay_json(file: &Path, monitor: &[String], extra: &[&str]) -> Output {
+    let mut cmd = bin();
+    cmd.arg("replay").arg(file).args(["--format", "json", "--top", "100000", "--no-progress"]);
+    for m in monitor {
+        cmd.args(["--monitor", m]);
+    }
+    cmd.args(extra);
+    cmd.output().expect("running surgewatch")
+}
+
+#[test]
+fn labelled_captures_match_their_expected_results() {
+    let specs = catalogue();
+    assert!(specs.len() >= 10, "the catalogue should hold the labelled captures");
+    for spec in &specs {
+        let exp = load_expected(spec).expect("expected.json");
+        let path = capture_path(spec);
+        let out = replay_json(&path, &exp.monitor, &[]);
+        assert!(out.status.success(), "{}: exit {:?}: {}", spec.name, out.status, String::from_utf8_lossy(&out.stderr));
+        let s = summary_of(&out);
+        let name = spec.name;
+        assert_eq!(s["packets"], exp.packets, "{name}: packets");
+        assert_eq!(s["bytes"], exp.bytes, "{name}: bytes");
+        assert_eq!(s["non_ip"], exp.non_ip, "{name}: non_ip");
+        let errs = s["parse_errors"].as_object().expect("parse_errors object");
+        for (reason, n) in errs {
+            let want = exp.parse_errors.get(reason).copied().unwrap_or(0);
+            assert_eq!(n.as_u64(), Some(want), "{name}: parse_errors.{reason}");
+        }
+        for reason in exp.parse_errors.keys() {
+            assert!(errs.contains_key(reason), "{name}: reason {reason} missing from output");
+        }
+        assert_eq!(s["monitored_ips_seen"], exp.monitored_ips_seen, "{name}: monitored_ips_seen");
+        let top = s["top_ips"].as_array().expect("top_ips");
+        assert_eq!(top.len() as u64, exp.monitored_ips_seen, "{name}: every seen IP is listed with --top large");
+        let by_ip: BTreeMap<String, &Value> =
+            top.iter().map(|v| (v["ip"].as_str().unwrap_or_default().to_owned(), v)).collect();
+        for ip in &exp.ips {
+            let key = ip.ip.to_string();
+            let got = by_ip.get(&key).unwrap_or_else(|| panic!("{name}: {key} missing from top_ips"));
+            assert_eq!(got["packets_in"], ip.packets_in, "{name} {key}: packets_in");
+            assert_eq!(got["bytes_in"], ip.bytes_in, "{name} {key}: bytes_in");
+            assert_eq!(got["packets_out"], ip.packets_out, "{name} {key}: packets_out");
+            assert_eq!(got["bytes_out"], ip.bytes_out, "{name} {key}: bytes_out");
+            assert_eq!(got["peak_pps_in"], ip.peak_pps, "{name} {key}: peak inbound pps");
+            let classes = got["classes"].as_object().expect("classes");
+            for (class, c) in classes {
+                let want_in = ip.classes_in.get(class).map(|c| (c.packets, c.bytes)).unwrap_or((0, 0));
+                let want_out = ip.classes_out.get(class).map(|c| (c.packets, c.bytes)).unwrap_or((0, 0));
+                assert_eq!((c["packets_in"].as_u64(), c["bytes_in"].as_u64()), (Some(want_in.0), Some(want_in.1)), "{name} {key}: {class} in");
+                assert_eq!((c["packets_out"].as_u64(), c["bytes_out"].as_u64()), (Some(want_out.0), Some(want_out.1)), "{name} {key}: {class} out");
+            }
+        }
+    }
+}
+
+#[test]
+fn json_output_is_identical_whatever_the_worker_count() {
+    let files: Vec<PathBuf> = catalogue().iter().map(capture_path).collect();
+    let mut outputs = Vec::new();
+    for workers in ["1", "2", "3"] {
+        let mut cmd = bin();
+        cmd.arg("replay").args(&files).args(["--format", "json", "--no-progress", "--workers", workers]);
+        for m in surgewatch_pcaps::expected::MONITOR {
+            cmd.args(["--monitor", m]);
+        }
+        let out = cmd.output().expect("run");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        outputs.push(out.stdout);
+    }
+    assert!(!outputs[0].is_empty());
+    assert_eq!(outputs[0], outputs[1], "1 vs 2 workers");
+    assert_eq!(outputs[0], outputs[2], "1 vs 3 workers");
+}
+
+/// `../shared/pcaps/` beside the checkout, when present.
+fn shared_pcaps() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/pcaps");
+    dir.join("MANIFEST.tsv").is_file().then_some(dir)
+}
+
+#[test]
+fn public_captures_replay_to_their_end_with_the_manifest_packet_count() {
+    let Some(dir) = shared_pcaps() else {
+        eprintln!("skipped: ../shared/pcaps/MANIFEST.tsv not found beside the checkout");
+        return;
+    };
+    let manifest = std::fs::read_to_string(dir.join("MANIFEST.tsv")).expect("manifest");
+    let mut lines = manifest.lines();
+    let header: Vec<&str> = lines.next().expect("header").split('\t').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).expect("manifest column");
+    let (file_col, packets_col) = (col("file"), col("packets"));
+    let mut n = 0;
+    for line in lines.filter(|l| !l.trim().is_empty()) {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let file = dir.join(fields[file_col]);
+        let packets: u64 = fields[packets_col].parse().expect("packet count");
+        for workers in ["1", "2"] {
+            let out = replay_json(&file, &[], &["--workers", workers]);
+            assert!(out.status.success(), "{}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
+            let s = summary_of(&out);
+            assert_eq!(s["packets"], packets, "{}", file.display());
+            assert_eq!(s["errors"].as_array().map(Vec::len), Some(0), "{}", file.display());
+        }
+        n += 1;
+    }
+    assert!(n >= 10, "manifest lists the public captures");
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("surgewatch-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+fn one_error_line(o: &Output) -> String {
+    let err = String::from_utf8_lossy(&o.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(lines.len(), 1, "exactly one error line expected, got: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    lines[0].to_owned()
+}
+
+#[test]
+fn truncated_capture_keeps_what_was_read_names_the_offset_and_exits_non_zero() {
+    let spec = catalogue().into_iter().find(|s| s.name == "udp_flood").expect("udp_flood capture");
+    let exp = load_expected(&spec).expect("expected");
+    let bytes = std::fs::read(capture_path(&spec)).expect("read");
+    let dir = temp_dir("trunc");
+    let cut = dir.join("cut.pcap");
+    // Cut in the middle of a record, roughly half-way.
+    std::fs::write(&cut, &bytes[..bytes.len() / 2 + 7]).expect("write");
+    let out = replay_json(&cut, &exp.monitor, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let s = summary_of(&out);
+    let read = s["packets"].as_u64().expect("packets");
+    assert!(read > 0 && read < exp.packets, "partial count {read}");
+    let line = one_error_line(&out);
+    assert!(line.contains("cut.pcap") && line.contains("offset"), "{line}");
+    assert_eq!(s["errors"].as_array().map(Vec::len), Some(1));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn unusable_inputs_give_one_line_and_exit_2() {
+    let dir = temp_dir("bad");
+    let empty = dir.join("empty.pcap");
+    std::fs::write(&empty, b"").expect("write");
+    let garbage = dir.join("garbage.pcap");
+    std::fs::write(&garbage, b"this is not a capture at all, not even close").expect("write");
+    let good = capture_path(&catalogue()[0]);
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["replay".into(), dir.join("missing.pcap").display().to_string()], "missing.pcap"),
+        (vec!["replay".into(), dir.display().to_string()], "directory"),
+        (vec!["replay".into(), empty.display().to_string()], "empty.pcap"),
+        (vec!["replay".into(), garbage.display().to_string()], "garbage.pcap"),
+        (vec!["replay".into(), good.display().to_string(), "--monitor".into(), "10.0.0.0/33".into()], "10.0.0.0/33"),
+        (vec!["replay".into(), good.display().to_string(), "--monitor".into(), "bogus".into()], "bogus"),
+        (vec!["replay".into(), good.display().to_string(), "--tick".into(), "10ms".into()], "--tick"),
+        (vec!["replay".into(), good.display().to_string(), "--workers".into(), "0".into()], "--workers"),
+    ];
+    for (args, needle) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let line = one_error_line(&out);
+        assert!(line.contains(needle), "{args:?}: {line}");
+        assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn check_config_accepts_the_example_and_reports_every_error() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../surgewatch.example.toml");
+    let out = run(&["check-config", example.to_str().expect("utf8")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let dir = temp_dir("cfg");
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[sensor]\ntick = \"10ms\"\nbogus_key = 1\n\n[[group]]\nname = \"a\"\nprefixes = [\"10.0.0.0/33\"]\n",
+    )
+    .expect("write");
+    let out = run(&["check-config", bad.to_str().expect("utf8")]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 3, "three errors, one per line: {err}");
+    for l in &lines {
+        assert!(l.starts_with(bad.to_str().expect("utf8")), "each line has a location: {l}");
+    }
+    assert!(err.contains("sensor.tick") && err.contains("bogus_key") && err.contains("prefixes[0]"), "{err}");
+
+    // The same config given to replay is refused with one line and exit 2.
+    let good = capture_path(&catalogue()[0]);
+    let out = run(&["replay", good.to_str().expect("utf8"), "--config", bad.to_str().expect("utf8")]);
+    assert_eq!(out.status.code(), Some(2));
+    one_error_line(&out);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn auto_monitor_mode_says_so_on_stderr() {
+    let good = capture_path(&catalogue()[0]);
+    let out = run(&["replay", good.to_str().expect("utf8"), "--format", "json"]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("monitoring every destination"), "{err}");
+    let s = summary_of(&out);
+    assert_eq!(s["monitor_mode"], "auto");
+    assert!(s["monitored_ips_seen"].as_u64().unwrap_or(0) > 0);
+}
+
+#[test]
+fn text_output_lists_the_summary() {
+    let spec = catalogue().into_iter().find(|s| s.name == "syn_flood_v4").expect("syn_flood_v4");
+    let exp = load_expected(&spec).expect("expected");
+    let mut args = vec!["replay".to_owned(), capture_path(&spec).display().to_string()];
+    for m in &exp.monitor {
+        args.push("--monitor".into());
+        args.push(m.clone());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run(&args);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("{} packets", exp.packets)), "{text}");
+    assert!(text.contains("parse errors: 0"), "{text}");
+    assert!(text.contains("top "), "{text}");
+}
