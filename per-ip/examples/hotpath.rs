@@ -1,4 +1,5 @@
-//! Rough, criterion-free timing of the per-packet path (`cargo run --release --example hotpath`).
+//! Rough, criterion-free timing of the per-packet path, per packet and batched
+//! (`cargo run --release --example hotpath [case-substring]`).
 //! Not a benchmark: the lead's criterion benches in `bench/` are the reference.
 
 use std::hint::black_box;
@@ -74,77 +75,66 @@ fn main() {
     println!("lookup: {ns:.1} ns/lookup ({hits} hits)");
 
     let monitor = Arc::new(Monitor::prefixes(table));
-    if only != "hot" {
-        let mut shard = Shard::new(monitor.clone());
-        for s in &pkts {
-            shard.account(s); // warm the map's capacity
-        }
-        let d = shard.take_tick();
-        shard.recycle(d);
-        shard.take_tick();
-        let t = Instant::now();
-        for _ in 0..4 {
-            for s in &pkts {
-                shard.account(black_box(s));
-            }
-        }
-        let ns = t.elapsed().as_nanos() as f64 / (4 * N) as f64;
-        println!(
-            "account (100k monitored dsts, random): {ns:.1} ns/packet = {:.1} Mpps",
-            1e3 / ns
-        );
-        println!("{} IPs in tick", shard.current().len());
-
-        // Skewed: 90% of packets to 1,000 hot addresses, 10% spread over all 100k.
-        let skewed: Vec<PacketSummary> = pkts
-            .iter()
-            .map(|s| {
-                let mut s = *s;
-                let r = xorshift(&mut rng);
-                let i = if r % 10 == 0 { r >> 8 } else { (r >> 8) % 1000 } as usize % hosts.len();
-                s.dst = std::net::Ipv4Addr::from(hosts[i]).into();
-                s
-            })
-            .collect();
-        let t = Instant::now();
-        for _ in 0..4 {
-            for s in &skewed {
-                shard.account(black_box(s));
-            }
-        }
-        let ns = t.elapsed().as_nanos() as f64 / (4 * N) as f64;
-        println!(
-            "account (90% to 1k hot, 10% over 100k): {ns:.1} ns/packet = {:.1} Mpps",
-            1e3 / ns
-        );
+    // Skewed: 90% of packets to 1,000 hot addresses, 10% spread over all 100k.
+    let skewed: Vec<PacketSummary> = pkts
+        .iter()
+        .map(|s| {
+            let mut s = *s;
+            let r = xorshift(&mut rng);
+            let i = if r % 10 == 0 { r >> 8 } else { (r >> 8) % 1000 } as usize % hosts.len();
+            s.dst = std::net::Ipv4Addr::from(hosts[i]).into();
+            s
+        })
+        .collect();
+    let hot: Vec<PacketSummary> = pkts.iter().take(64).copied().cycle().take(N).collect();
+    let mut flood = pkts.clone();
+    for s in &mut flood {
+        s.dst = std::net::Ipv4Addr::from(xorshift(&mut rng) as u32).into();
     }
-    let mut shard = Shard::new(monitor);
-    let few: Vec<PacketSummary> = pkts.iter().take(64).copied().collect();
-    let t = Instant::now();
-    for _ in 0..(32 * N / 64) {
-        for s in &few {
+    let auto = Arc::new(Monitor::auto(100_000, GroupId(0)));
+
+    let cases: [(&str, &[PacketSummary], &Arc<Monitor>); 4] = [
+        ("100k monitored dsts, random", &pkts, &monitor),
+        ("90% to 1k hot, 10% over 100k", &skewed, &monitor),
+        ("64 hot dsts", &hot, &monitor),
+        ("auto, random-dst flood, limit 100k", &flood, &auto),
+    ];
+    for (name, pkts, m) in cases {
+        if !only.is_empty() && !name.contains(only.as_str()) {
+            continue;
+        }
+        for batched in [false, true] {
+            let mut shard = Shard::new(Arc::clone(m));
+            // Warm the maps' capacity and the caches, as in a steady state.
+            run(&mut shard, pkts, batched);
+            let d = shard.take_tick();
+            shard.recycle(d);
+            shard.take_tick();
+            let t = Instant::now();
+            for _ in 0..4 {
+                run(&mut shard, pkts, batched);
+            }
+            let ns = t.elapsed().as_nanos() as f64 / (4 * pkts.len()) as f64;
+            println!(
+                "{:<13} ({name}): {ns:.1} ns/packet = {:.1} Mpps ({} IPs, overflow {})",
+                if batched { "account_batch" } else { "account" },
+                1e3 / ns,
+                shard.current().len(),
+                shard.current().stats().overflow.packets,
+            );
+        }
+    }
+}
+
+/// Accounts `pkts`, one by one or in batches of 256 (the replay engine's batch size).
+fn run(shard: &mut Shard, pkts: &[PacketSummary], batched: bool) {
+    if batched {
+        for b in pkts.chunks(256) {
+            shard.account_batch(black_box(b));
+        }
+    } else {
+        for s in pkts {
             shard.account(black_box(s));
         }
     }
-    let ns = t.elapsed().as_nanos() as f64 / (32 * N) as f64;
-    println!(
-        "account (64 hot dsts): {ns:.1} ns/packet = {:.1} Mpps",
-        1e3 / ns
-    );
-
-    if only == "hot" {
-        return;
-    }
-    let auto = Arc::new(Monitor::auto(100_000, GroupId(0)));
-    let mut shard = Shard::new(auto);
-    let t = Instant::now();
-    for _ in 0..4 {
-        for s in &pkts {
-            let mut s = *s;
-            s.dst = std::net::Ipv4Addr::from(xorshift(&mut rng) as u32).into();
-            shard.account(black_box(&s));
-        }
-    }
-    let ns = t.elapsed().as_nanos() as f64 / (4 * N) as f64;
-    println!("account (auto, random-destination flood, limit 100k): {ns:.1} ns/packet, {} IPs held, overflow {}", shard.current().len(), shard.current().stats().overflow.packets);
 }

@@ -8,9 +8,10 @@ use hashbrown::HashMap;
 use surgewatch_pipeline::{ParseStatus, TrafficClass};
 
 use crate::clock::TickLength;
-use crate::counters::{IpCounters, PacketsBytes, TrafficStats};
+use crate::counters::{AmpCounters, IpCounters, PacketsBytes, TrafficStats};
 use crate::key::{Direction, GroupId, IpKey};
-use crate::shard::{AdmittedSet, Monitor, TickDelta};
+use crate::analysis::SourceStats;
+use crate::shard::{AdmittedSet, Monitor, TickDelta, WatchSet};
 
 /// Dense id of a tracked address, assigned at admission in a deterministic order (ticks in
 /// order, ascending [`IpKey`] within a tick). Stable for the life of the [`Accounting`]; the
@@ -71,7 +72,23 @@ pub struct ClosedTick<'a> {
     /// Addresses admitted during this tick.
     pub admitted: usize,
     entries: &'a [TickEntry],
+    amp: &'a [(IpId, AmpCounters)],
+    watch: &'a WatchSet,
+    watched: &'a [SourceStats],
     records: &'a [IpRecord],
+}
+
+/// One tracked address in a [`ClosedTick`]: everything the tick measured about it.
+#[derive(Clone, Copy, Debug)]
+pub struct TickIp<'a> {
+    /// The address's id.
+    pub id: IpId,
+    /// Its long-lived record (already updated with this tick).
+    pub record: &'a IpRecord,
+    /// Its counters for the tick.
+    pub counters: &'a IpCounters,
+    /// Its inbound amplification counters for the tick ([`AmpCounters::ZERO`] when none).
+    pub amp: &'a AmpCounters,
 }
 
 impl<'a> ClosedTick<'a> {
@@ -83,11 +100,54 @@ impl<'a> ClosedTick<'a> {
             .filter_map(move |e| records.get(e.id.index()).map(|r| (e.id, r, &e.counters)))
     }
 
+    /// Every address with traffic in the tick, by ascending [`IpId`], with its counters and
+    /// amplification counters.
+    pub fn ips(&self) -> impl Iterator<Item = TickIp<'a>> + 'a {
+        let records = self.records;
+        let mut amp = self.amp.iter().peekable();
+        self.entries.iter().filter_map(move |e| {
+            let record = records.get(e.id.index())?;
+            while amp.next_if(|(id, _)| *id < e.id).is_some() {}
+            let a = amp
+                .next_if(|(id, _)| *id == e.id)
+                .map_or(&ZERO_AMP, |(_, a)| a);
+            Some(TickIp {
+                id: e.id,
+                record,
+                counters: &e.counters,
+                amp: a,
+            })
+        })
+    }
+
+    /// Amplification counters of the tick, only for addresses that received reflector-port
+    /// UDP, by ascending [`IpId`].
+    pub fn amp(&self) -> impl Iterator<Item = (IpId, &'a AmpCounters)> + 'a {
+        self.amp.iter().map(|(id, a)| (*id, a))
+    }
+
+    /// Source analysis of every target watched during the tick (the set passed to
+    /// [`Accounting::set_watch`] before it), by ascending [`IpId`], with its address; a
+    /// target without packets in the tick has empty stats.
+    pub fn watched(&self) -> impl Iterator<Item = (IpId, IpAddr, &'a SourceStats)> + 'a {
+        self.watch
+            .iter()
+            .zip(self.watched)
+            .map(|((id, k), s)| (id, k.ip(), s))
+    }
+
+    /// Record of a tracked address.
+    pub fn record(&self, id: IpId) -> Option<&'a IpRecord> {
+        self.records.get(id.index())
+    }
+
     /// The raw entries.
     pub fn entries(&self) -> &'a [TickEntry] {
         self.entries
     }
 }
+
+static ZERO_AMP: AmpCounters = AmpCounters::ZERO;
 
 /// Packets per second and bits per second of a count over one tick.
 #[inline]
@@ -111,13 +171,20 @@ pub struct Accounting {
     ids: HashMap<IpKey, IpId>,
     records: Vec<IpRecord>,
     pending: HashMap<IpKey, IpCounters>,
+    pending_amp: HashMap<IpKey, AmpCounters>,
     pending_stats: TrafficStats,
     stats: TrafficStats,
     ticks_closed: u64,
     closed: Vec<TickEntry>,
+    closed_amp: Vec<(IpId, AmpCounters)>,
     closed_stats: TrafficStats,
     newcomers: Vec<(IpKey, IpCounters)>,
     admitted: Arc<AdmittedSet>,
+    /// Watch set of the tick being merged, and its targets' merged stats (`[slot]`).
+    watch: Arc<WatchSet>,
+    pending_watched: Vec<SourceStats>,
+    closed_watch: Arc<WatchSet>,
+    closed_watched: Vec<SourceStats>,
 }
 
 impl Accounting {
@@ -130,21 +197,39 @@ impl Accounting {
             ids: HashMap::new(),
             records: Vec::new(),
             pending: HashMap::new(),
+            pending_amp: HashMap::new(),
             pending_stats: TrafficStats::default(),
             stats: TrafficStats::default(),
             ticks_closed: 0,
             closed: Vec::new(),
+            closed_amp: Vec::new(),
             closed_stats: TrafficStats::default(),
             newcomers: Vec::new(),
             admitted: Arc::new(AdmittedSet::new(Default::default(), limit)),
+            watch: Arc::default(),
+            pending_watched: Vec::new(),
+            closed_watch: Arc::default(),
+            closed_watched: Vec::new(),
         }
     }
 
     /// Adds one shard's delta to the tick being merged.
     pub fn merge(&mut self, delta: &TickDelta) {
         self.pending_stats.add(delta.stats());
-        for (k, c) in delta.ips() {
-            self.pending.entry(k).or_insert(IpCounters::ZERO).add(c);
+        delta.merge_into(&mut self.pending, &mut self.pending_amp);
+        let same = Arc::ptr_eq(delta.watch(), &self.watch);
+        for ((slot, key), stats) in delta.watch().keys().iter().enumerate().zip(delta.watched_raw())
+        {
+            // A delta accounted under an older set (should not happen at a tick barrier):
+            // match its targets by address.
+            let to = if same {
+                Some(slot)
+            } else {
+                self.watch.slot_of(key)
+            };
+            if let Some(p) = to.and_then(|i| self.pending_watched.get_mut(i)) {
+                p.merge(stats);
+            }
         }
     }
 
@@ -197,6 +282,13 @@ impl Accounting {
             }
         }
         self.closed.sort_unstable_by_key(|e| e.id);
+        self.closed_amp.clear();
+        for (key, a) in self.pending_amp.drain() {
+            if let Some(&id) = self.ids.get(&key) {
+                self.closed_amp.push((id, a));
+            }
+        }
+        self.closed_amp.sort_unstable_by_key(|e| e.0);
 
         for e in &self.closed {
             let Some(r) = self.records.get_mut(e.id.index()) else {
@@ -223,6 +315,10 @@ impl Accounting {
                 limit.saturating_sub(self.records.len()),
             ));
         }
+        std::mem::swap(&mut self.pending_watched, &mut self.closed_watched);
+        self.closed_watch = Arc::clone(&self.watch);
+        reset_watched(&mut self.pending_watched, self.watch.len());
+
         self.stats.add(&self.pending_stats);
         self.closed_stats = std::mem::take(&mut self.pending_stats);
         self.ticks_closed += 1;
@@ -231,6 +327,9 @@ impl Accounting {
             stats: &self.closed_stats,
             admitted,
             entries: &self.closed,
+            amp: &self.closed_amp,
+            watch: &self.closed_watch,
+            watched: &self.closed_watched,
             records: &self.records,
         }
     }
@@ -239,6 +338,34 @@ impl Accounting {
     /// before it accounts the next tick. Rebuilt only in ticks that admitted addresses.
     pub fn admitted(&self) -> Arc<AdmittedSet> {
         Arc::clone(&self.admitted)
+    }
+
+    /// Chooses the targets to watch from the next tick on (typically the detection engine's
+    /// open incidents and near-threshold addresses): returns the [`WatchSet`] to install into
+    /// every shard with [`Shard::install_watch`](crate::Shard::install_watch) before it
+    /// accounts the next tick, next to [`Accounting::admitted`]. Untracked addresses are
+    /// ignored (they have no [`IpId`]); an empty iterator stops all source analysis.
+    ///
+    /// Call between ticks; the next [`ClosedTick::watched`] reports these targets.
+    pub fn set_watch(&mut self, ips: impl IntoIterator<Item = IpAddr>) -> Arc<WatchSet> {
+        let targets: Vec<(IpId, IpKey)> = ips
+            .into_iter()
+            .filter_map(|ip| {
+                let k = IpKey::from(ip);
+                self.ids.get(&k).map(|&id| (id, k))
+            })
+            .collect();
+        if targets.is_empty() && self.watch.is_empty() {
+            return self.watch();
+        }
+        self.watch = Arc::new(WatchSet::new(targets));
+        reset_watched(&mut self.pending_watched, self.watch.len());
+        self.watch()
+    }
+
+    /// The current watch set (see [`Accounting::set_watch`]).
+    pub fn watch(&self) -> Arc<WatchSet> {
+        Arc::clone(&self.watch)
     }
 
     /// Id of a tracked address.
@@ -303,6 +430,14 @@ impl Accounting {
             top,
         }
     }
+}
+
+/// Empties `v` and sizes it for `n` targets, keeping allocations.
+fn reset_watched(v: &mut Vec<SourceStats>, n: usize) {
+    for s in v.iter_mut() {
+        s.clear();
+    }
+    v.resize_with(n, SourceStats::new);
 }
 
 /// What [`Accounting::report`] returns: plain data, mapped to JSON/metrics by `export`.
@@ -786,6 +921,199 @@ mod tests {
         assert!(shard.current().is_empty());
     }
 
+    fn udp_from(src: &str, sport: u16, dst: &str, len: u32, frag: Fragment) -> PacketSummary {
+        let mut s = pkt(src, dst, TrafficClass::Udp, len);
+        s.src_port = sport;
+        s.frag = frag;
+        s
+    }
+
+    #[test]
+    fn amp_counters_inbound_udp_only() {
+        let m = prefixes(&[("10.0.0.0/24", 1)]);
+        let mut shards = [Shard::new(m.clone()), Shard::new(m.clone())];
+        let mut acct = Accounting::new(m, tick_len(S));
+        let dns = crate::amp_bucket(53).unwrap();
+        let ntp = crate::amp_bucket(123).unwrap();
+        let other = crate::amp_bucket(17).unwrap();
+        shards[0].account(&udp_from("1.1.1.1", 53, "10.0.0.1", 1000, Fragment::None));
+        shards[1].account(&udp_from("1.1.1.2", 53, "10.0.0.1", 1400, Fragment::First));
+        shards[1].account(&udp_from("1.1.1.3", 123, "10.0.0.1", 468, Fragment::None));
+        shards[0].account(&udp_from("1.1.1.3", 17, "10.0.0.1", 100, Fragment::None));
+        // Not counted: later fragment (no header), TCP from port 53, non-reflector port,
+        // outbound reflector traffic, header not read.
+        let mut later = udp_from("1.1.1.2", 0, "10.0.0.1", 900, Fragment::Later);
+        later.has_l4 = false;
+        shards[0].account(&later);
+        let mut tcp = pkt("1.1.1.1", "10.0.0.1", TrafficClass::Ack, 60);
+        tcp.src_port = 53;
+        shards[0].account(&tcp);
+        shards[0].account(&udp_from("1.1.1.1", 4444, "10.0.0.1", 60, Fragment::None));
+        shards[1].account(&udp_from("10.0.0.2", 53, "9.9.9.9", 500, Fragment::None));
+        let mut trunc = udp_from("1.1.1.1", 53, "10.0.0.3", 60, Fragment::None);
+        trunc.has_l4 = false;
+        shards[1].account(&trunc);
+
+        let mut deltas: Vec<TickDelta> = shards.iter_mut().map(Shard::take_tick).collect();
+        let closed = acct.end_tick(0, &mut deltas);
+        let ips: Vec<TickIp<'_>> = closed.ips().collect();
+        assert_eq!(ips.len(), 3);
+        let a = ips[0].amp;
+        assert_eq!(ips[0].record.ip.to_string(), "10.0.0.1");
+        assert_eq!(a.packets[dns], 2);
+        assert_eq!(a.bytes[dns], 2400);
+        assert_eq!(a.first_frags[dns], 1);
+        assert_eq!((a.packets[ntp], a.bytes[ntp], a.first_frags[ntp]), (1, 468, 0));
+        assert_eq!(a.packets[other], 1);
+        assert_eq!(a.total_packets(), 4);
+        assert!(ips[1].amp.is_zero() && ips[2].amp.is_zero());
+        assert_eq!(closed.amp().count(), 1);
+        // Per tick only.
+        close(&mut acct, &mut shards, S);
+        assert_eq!(acct.records().len(), 3);
+    }
+
+    #[test]
+    fn watched_targets_get_source_stats() {
+        let m = prefixes(&[("10.0.0.0/24", 1)]);
+        let mut shards = [Shard::new(m.clone()), Shard::new(m.clone())];
+        let mut acct = Accounting::new(m, tick_len(S));
+        shards[0].account(&pkt("1.1.1.1", "10.0.0.1", TrafficClass::Syn, 60));
+        shards[0].account(&pkt("1.1.1.1", "10.0.0.2", TrafficClass::Syn, 60));
+        close(&mut acct, &mut shards, 0);
+
+        // Watch 10.0.0.2 and an untracked address (ignored).
+        let w = acct.set_watch([ip("10.0.0.2"), ip("10.0.0.9"), ip("10.0.0.2")]);
+        assert_eq!(w.len(), 1);
+        assert!(w.contains(ip("10.0.0.2")));
+        for sh in &mut shards {
+            sh.install_watch(w.clone());
+        }
+        for i in 0..10u32 {
+            let src = format!("2.2.2.{}", i % 4);
+            let mut p = pkt(&src, "10.0.0.2", TrafficClass::Udp, 100 + i);
+            p.src_port = 1000;
+            p.dst_port = 53;
+            shards[(i % 2) as usize].account(&p);
+            shards[0].account(&pkt(&src, "10.0.0.1", TrafficClass::Udp, 100));
+        }
+        // Outbound traffic of the watched target is not analysed.
+        shards[1].account(&pkt("10.0.0.2", "3.3.3.3", TrafficClass::Udp, 100));
+        let mut deltas: Vec<TickDelta> = shards.iter_mut().map(Shard::take_tick).collect();
+        let closed = acct.end_tick(S, &mut deltas);
+        let w: Vec<_> = closed.watched().collect();
+        assert_eq!(w.len(), 1);
+        let (id, addr, st) = w[0];
+        assert_eq!(addr, ip("10.0.0.2"));
+        assert_eq!(closed.record(id).unwrap().ip.ip(), addr);
+        assert_eq!(st.packets(), 10);
+        assert_eq!(st.unique_sources(), 4);
+        assert_eq!(st.top_dst_ports(1), vec![(53, 10)]);
+        for (s, d) in shards.iter_mut().zip(deltas) {
+            s.recycle(d);
+        }
+
+        // Still watched: stats restart every tick. Then unwatched.
+        shards[0].account(&pkt("1.1.1.1", "10.0.0.2", TrafficClass::Syn, 60));
+        let mut deltas: Vec<TickDelta> = shards.iter_mut().map(Shard::take_tick).collect();
+        let closed = acct.end_tick(2 * S, &mut deltas);
+        assert_eq!(closed.watched().next().unwrap().2.packets(), 1);
+        let empty = acct.set_watch([]);
+        assert!(empty.is_empty());
+        for (s, d) in shards.iter_mut().zip(deltas) {
+            s.recycle(d);
+            s.install_watch(empty.clone());
+        }
+        shards[0].account(&pkt("1.1.1.1", "10.0.0.2", TrafficClass::Syn, 60));
+        assert_eq!(shards[0].current().watched().count(), 0);
+        let mut deltas: Vec<TickDelta> = shards.iter_mut().map(Shard::take_tick).collect();
+        assert_eq!(acct.end_tick(3 * S, &mut deltas).watched().count(), 0);
+    }
+
+    #[test]
+    fn batch_equals_per_packet() {
+        // Every class, both directions, IPv4 and IPv6, amplification, watched targets, a
+        // tracked-IP limit with evictions, and spilled cells.
+        let addrs = [
+            "10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.1.9", "1.1.1.1", "2001:db8::1",
+            "2001:db8::2", "2001:db9::1",
+        ];
+        let mut pkts = Vec::new();
+        let mut r = 0x1234_5678_9abc_def1u64;
+        for i in 0..3000u32 {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            let (a, b) = (addrs[(r % 5) as usize], addrs[(r >> 8) as usize % 5]);
+            let (a, b) = if i % 7 == 0 {
+                (addrs[5 + (r >> 16) as usize % 3], addrs[5 + (r >> 20) as usize % 3])
+            } else {
+                (a, b)
+            };
+            let class = TrafficClass::ALL[(r >> 24) as usize % TrafficClass::COUNT];
+            let mut s = pkt(a, b, class, 40 + (r >> 32) as u32 % 1500);
+            s.src_port = [53, 123, 80, 17, 19][(r >> 40) as usize % 5];
+            if class == TrafficClass::Fragment && r % 3 == 0 {
+                s.frag = Fragment::First;
+                s.has_l4 = true;
+            }
+            if i % 500 == 0 {
+                s.wire_len = u32::MAX; // forces cell spills
+            }
+            if i % 97 == 0 {
+                s.ip_version = 0;
+            }
+            pkts.push(s);
+        }
+        for limit in [None, Some(2), Some(4)] {
+            let mut m = Monitor::prefixes(
+                PrefixTable::new(
+                    [("10.0.0.0/16", 0), ("2001:db8::/32", 1)]
+                        .map(|(n, g)| (n.parse().unwrap(), GroupId(g))),
+                )
+                .unwrap(),
+            );
+            if let Some(l) = limit {
+                m = m.with_ip_limit(l);
+            }
+            let m = Arc::new(m);
+            let run = |batch: Option<usize>| {
+                let mut shard = Shard::new(m.clone());
+                let mut acct = Accounting::new(m.clone(), tick_len(S));
+                let mut out = Vec::new();
+                for (t, tick) in pkts.chunks(1000).enumerate() {
+                    match batch {
+                        None => tick.iter().for_each(|s| shard.account(s)),
+                        Some(n) => tick.chunks(n).for_each(|b| shard.account_batch(b)),
+                    }
+                    let mut d = [shard.take_tick()];
+                    let closed = acct.end_tick(t as u64 * S, &mut d);
+                    let ips: Vec<_> = closed
+                        .ips()
+                        .map(|t| (t.id, *t.counters, *t.amp))
+                        .collect();
+                    let watched: Vec<_> = closed
+                        .watched()
+                        .map(|(id, _, s)| (id, s.packets(), s.unique_sources()))
+                        .collect();
+                    out.push((ips, watched, *closed.stats));
+                    let w = acct.set_watch(addrs.iter().map(|a| ip(a)));
+                    let [d] = d;
+                    shard.recycle(d);
+                    shard.install_admitted(acct.admitted());
+                    shard.install_watch(w);
+                }
+                (out, acct.report(usize::MAX))
+            };
+            let reference = run(None);
+            assert!(reference.0[0].2.overflow.packets > 0 || limit.is_none());
+            assert!(reference.0[1].1.iter().any(|w| w.1 > 0));
+            for n in [1, 3, 32, 33, 256, 1000] {
+                assert_eq!(run(Some(n)), reference, "limit {limit:?}, batch {n}");
+            }
+        }
+    }
+
     #[test]
     fn handles_are_send() {
         fn is_send<T: Send>() {}
@@ -793,5 +1121,6 @@ mod tests {
         is_send::<TickDelta>();
         is_send::<Accounting>();
         is_send::<Arc<AdmittedSet>>();
+        is_send::<Arc<WatchSet>>();
     }
 }

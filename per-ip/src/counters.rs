@@ -2,6 +2,7 @@
 
 use surgewatch_pipeline::{ParseStatus, TrafficClass};
 
+use crate::analysis::{Family, REFLECTORS};
 use crate::key::Direction;
 
 /// Packets and bytes (bytes are frame lengths on the wire).
@@ -30,8 +31,8 @@ impl PacketsBytes {
 }
 
 /// Packets and bytes of one address, per [`Direction`] and per [`TrafficClass`]
-/// (2 × 9 × 16 B = 288 B). Packets and bytes of a class sit side by side, so accounting a
-/// packet touches one 16-byte slot.
+/// (2 × 9 × 16 B = 288 B): the merged, long-lived form (shards count a tick in a packed form
+/// half this size).
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct IpCounters {
     /// `by_dir[dir.index()][class.index()]`.
@@ -46,14 +47,6 @@ impl IpCounters {
             bytes: 0,
         }; TrafficClass::COUNT]; 2],
     };
-
-    /// Adds one packet of class index `class` (`TrafficClass::index`, < 9).
-    #[inline]
-    pub(crate) fn add_packet(&mut self, dir: Direction, class: usize, bytes: u64) {
-        if let Some(c) = self.by_dir[dir.index()].get_mut(class) {
-            c.add_packet(bytes);
-        }
-    }
 
     /// Adds every counter of `o`.
     pub fn add(&mut self, o: &IpCounters) {
@@ -113,5 +106,252 @@ impl TrafficStats {
     /// Frames with parse outcome `s`.
     pub fn status(&self, s: ParseStatus) -> u64 {
         self.parse_status[s.index()]
+    }
+}
+
+/// Number of amplification buckets of [`AmpCounters`].
+pub const AMP_BUCKETS: usize = 8;
+
+/// Inbound UDP traffic of one address in one tick, by the amplification bucket of its source
+/// port (see [`amp_bucket`]): the per-tick signal of reflection/amplification attacks.
+///
+/// Only UDP packets whose header was read are counted (`has_l4`), which includes first
+/// fragments (class `fragment`); later fragments carry no port and are not. Per tick only:
+/// [`IpRecord`](crate::IpRecord) totals do not include it. Counts are `u64` because the
+/// struct exists only for addresses that received such traffic in the tick.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct AmpCounters {
+    /// Packets per bucket (`[bucket]`, buckets in [`AmpCounters::NAMES`] order).
+    pub packets: [u64; AMP_BUCKETS],
+    /// Wire bytes per bucket.
+    pub bytes: [u64; AMP_BUCKETS],
+    /// First fragments per bucket (included in `packets`): large reflected answers.
+    pub first_frags: [u64; AMP_BUCKETS],
+}
+
+impl AmpCounters {
+    /// All zero.
+    pub const ZERO: AmpCounters = AmpCounters {
+        packets: [0; AMP_BUCKETS],
+        bytes: [0; AMP_BUCKETS],
+        first_frags: [0; AMP_BUCKETS],
+    };
+
+    /// Bucket names, in index order: DNS (53), NTP (123), memcached (11211), SSDP (1900),
+    /// CLDAP (389), SNMP (161), chargen (19), then every other port of the reflector table
+    /// ([`REFLECTORS`](crate::analysis::REFLECTORS), family
+    /// [`UdpAmplification`](crate::analysis::Family::UdpAmplification)).
+    pub const NAMES: [&'static str; AMP_BUCKETS] = [
+        "dns",
+        "ntp",
+        "memcached",
+        "ssdp",
+        "cldap",
+        "snmp",
+        "chargen",
+        "other_reflector",
+    ];
+
+    /// Adds one packet of `bytes` in `bucket` (< [`AMP_BUCKETS`]).
+    #[inline]
+    pub(crate) fn add_packet(&mut self, bucket: usize, bytes: u64, first_frag: bool) {
+        if let (Some(p), Some(b), Some(f)) = (
+            self.packets.get_mut(bucket),
+            self.bytes.get_mut(bucket),
+            self.first_frags.get_mut(bucket),
+        ) {
+            *p += 1;
+            *b += bytes;
+            *f += u64::from(first_frag);
+        }
+    }
+
+    /// Adds every counter of `o`.
+    pub fn add(&mut self, o: &AmpCounters) {
+        for i in 0..AMP_BUCKETS {
+            self.packets[i] += o.packets[i];
+            self.bytes[i] += o.bytes[i];
+            self.first_frags[i] += o.first_frags[i];
+        }
+    }
+
+    /// Packets over all buckets.
+    pub fn total_packets(&self) -> u64 {
+        self.packets.iter().sum()
+    }
+
+    /// Whether nothing was counted.
+    pub fn is_zero(&self) -> bool {
+        *self == AmpCounters::ZERO
+    }
+}
+
+/// "Not a reflector port" in [`AMP_TABLE`].
+pub(crate) const NO_AMP: u8 = u8::MAX;
+
+/// The bucket of a reflector family, `None` for a family that is not amplification.
+const fn family_bucket(f: Family) -> Option<u8> {
+    Some(match f {
+        Family::DnsAmplification => 0,
+        Family::NtpAmplification => 1,
+        Family::MemcachedAmplification => 2,
+        Family::SsdpAmplification => 3,
+        Family::CldapAmplification => 4,
+        Family::SnmpAmplification => 5,
+        Family::ChargenAmplification => 6,
+        Family::UdpAmplification => 7,
+        _ => return None,
+    })
+}
+
+/// Every port of the analysis module's [`REFLECTORS`] table mapped to its family's bucket.
+const fn build_amp_table() -> [u8; 1 << 16] {
+    let mut t = [NO_AMP; 1 << 16];
+    let mut i = 0;
+    while i < REFLECTORS.len() {
+        if let Some(b) = family_bucket(REFLECTORS[i].family) {
+            t[REFLECTORS[i].port as usize] = b;
+        }
+        i += 1;
+    }
+    t
+}
+
+/// Source port → amplification bucket, or [`NO_AMP`]: one byte load per packet (64 KiB,
+/// built at compile time).
+pub(crate) static AMP_TABLE: [u8; 1 << 16] = build_amp_table();
+
+/// The amplification bucket (index into [`AmpCounters`] arrays, see [`AmpCounters::NAMES`])
+/// of a UDP source port, `None` for a port that is not a known reflector.
+#[inline]
+pub fn amp_bucket(src_port: u16) -> Option<usize> {
+    let b = AMP_TABLE[usize::from(src_port)];
+    (b != NO_AMP).then_some(usize::from(b))
+}
+
+/// Per-tick counters of one address in a shard: one packed `u64` cell per (direction,
+/// class), index `dir * 9 + class`, packets in the top 24 bits and bytes in the low 40 bits.
+/// A packet touches one 8-byte cell, so one cache line; the 144 bytes of an address are
+/// half the size of an [`IpCounters`]. A cell spills (see [`cell_add`]) long before either
+/// field can overflow.
+pub(crate) type TickCells = [u64; 2 * TrafficClass::COUNT];
+
+/// The zero cells.
+pub(crate) const ZERO_CELLS: TickCells = [0; 2 * TrafficClass::COUNT];
+
+const PKT_SHIFT: u32 = 40;
+const ONE_PKT: u64 = 1 << PKT_SHIFT;
+const BYTES_MASK: u64 = ONE_PKT - 1;
+/// Set once a cell holds 2^23 packets or 2^39 bytes: adding one more packet of < 2^32 bytes to
+/// a cell below both bounds cannot carry out of either field.
+const SPILL_MASK: u64 = (1 << 63) | (1 << 39);
+
+/// Adds one packet of `bytes` (a `u32` wire length) to a cell. Returns the cell's whole
+/// content when it must spill (the cell is then zeroed): the caller keeps it aside.
+#[inline(always)]
+pub(crate) fn cell_add(cell: &mut u64, bytes: u32) -> Option<PacketsBytes> {
+    let v = *cell + ONE_PKT + u64::from(bytes);
+    if v & SPILL_MASK == 0 {
+        *cell = v;
+        None
+    } else {
+        *cell = 0;
+        Some(cell_unpack(v))
+    }
+}
+
+/// Packets and bytes of a cell.
+#[inline]
+pub(crate) fn cell_unpack(v: u64) -> PacketsBytes {
+    PacketsBytes {
+        packets: v >> PKT_SHIFT,
+        bytes: v & BYTES_MASK,
+    }
+}
+
+impl IpCounters {
+    /// Adds packed per-tick cells.
+    pub(crate) fn add_cells(&mut self, cells: &TickCells) {
+        for (i, &v) in cells.iter().enumerate() {
+            if v != 0 {
+                self.add_cell(i, cell_unpack(v));
+            }
+        }
+    }
+
+    /// Adds to cell index `dir * 9 + class`.
+    #[inline]
+    pub(crate) fn add_cell(&mut self, cell: usize, c: PacketsBytes) {
+        let (d, k) = (cell / TrafficClass::COUNT, cell % TrafficClass::COUNT);
+        if let Some(x) = self.by_dir.get_mut(d).and_then(|a| a.get_mut(k)) {
+            x.add(&c);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amp_buckets() {
+        let named = [53u16, 123, 11211, 1900, 389, 161, 19];
+        for (b, &p) in named.iter().enumerate() {
+            assert_eq!(amp_bucket(p), Some(b), "port {p}");
+        }
+        for p in [17u16, 69, 111, 137, 520, 1434, 3702, 11211 + 1] {
+            let want = crate::analysis::reflector_index(p).map(|_| 7);
+            assert_eq!(amp_bucket(p), want, "port {p}");
+        }
+        // Exactly the reflector table's ports, each in its family's bucket.
+        for p in 0..=u16::MAX {
+            let want = crate::analysis::reflector_index(p)
+                .and_then(|i| REFLECTORS.get(usize::from(i)))
+                .and_then(|r| family_bucket(r.family))
+                .map(usize::from);
+            assert_eq!(amp_bucket(p), want, "port {p}");
+        }
+        for p in [0u16, 80, 443, 1024, 54, 65535] {
+            assert_eq!(amp_bucket(p), None);
+        }
+    }
+
+    #[test]
+    fn cells_pack_and_spill() {
+        let mut c = 0u64;
+        assert_eq!(cell_add(&mut c, 1500), None);
+        assert_eq!(cell_add(&mut c, u32::MAX), None);
+        assert_eq!(
+            cell_unpack(c),
+            PacketsBytes {
+                packets: 2,
+                bytes: 1500 + u64::from(u32::MAX)
+            }
+        );
+        // Bytes bound: spills once 2^39 bytes are held, never wraps.
+        let mut spilled = PacketsBytes::default();
+        let mut total = PacketsBytes::default();
+        for _ in 0..200 {
+            total.add_packet(u64::from(u32::MAX));
+            if let Some(s) = cell_add(&mut c, u32::MAX) {
+                spilled.add(&s);
+            }
+        }
+        assert!(spilled.packets > 0);
+        spilled.add(&cell_unpack(c));
+        total.add(&PacketsBytes {
+            packets: 2,
+            bytes: 1500 + u64::from(u32::MAX),
+        });
+        assert_eq!(spilled, total);
+        // Packets bound: 2^23 packets spill.
+        let mut c = 0u64;
+        let mut n = 0u64;
+        for _ in 0..(1u64 << 23) - 1 {
+            assert_eq!(cell_add(&mut c, 0), None);
+            n += 1;
+        }
+        let s = cell_add(&mut c, 7).unwrap();
+        assert_eq!((s.packets, s.bytes, c), (n + 1, 7, 0));
     }
 }
