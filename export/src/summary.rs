@@ -26,6 +26,8 @@ pub struct RunInfo {
     pub late_frames: u64,
     /// One line per input error (truncated/corrupt capture...).
     pub errors: Vec<String>,
+    /// Closed incidents.
+    pub incidents: Vec<surgewatch_per_ip::detect::IncidentSummary>,
 }
 
 /// Per-class counters of one IP in the summary.
@@ -110,6 +112,8 @@ pub struct SummaryJson {
     pub late_frames: u64,
     /// The monitored IPs with the highest peak pps, descending.
     pub top_ips: Vec<TopIpJson>,
+    /// Every incident of the run, in order of ending.
+    pub incidents: Vec<crate::events::IncidentJson>,
     /// Input errors, one line each (empty when every input was read to its end).
     pub errors: Vec<String>,
 }
@@ -145,13 +149,19 @@ impl SummaryJson {
             last_ts: info.time_span_ns.map(|(_, b)| ns_to_secs(b)),
             late_frames: info.late_frames,
             top_ips: report.top.iter().map(|ip| top_ip(ip, info)).collect(),
+            incidents: info
+                .incidents
+                .iter()
+                .map(crate::events::IncidentJson::new)
+                .collect(),
             errors: info.errors.clone(),
         }
     }
 
     /// One JSON line (no trailing newline).
     pub fn to_json_line(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"event\":\"error\",\"error\":\"{e}\"}}"))
+        serde_json::to_string(self)
+            .unwrap_or_else(|e| format!("{{\"event\":\"error\",\"error\":\"{e}\"}}"))
     }
 
     /// Human-readable multi-line rendering.
@@ -172,20 +182,45 @@ impl SummaryJson {
             self.tick_secs,
             self.workers
         );
-        let mut errs: Vec<String> =
-            self.parse_errors.iter().filter(|(_, &n)| n > 0).map(|(k, n)| format!("{k}={n}")).collect();
+        let mut errs: Vec<String> = self
+            .parse_errors
+            .iter()
+            .filter(|(_, &n)| n > 0)
+            .map(|(k, n)| format!("{k}={n}"))
+            .collect();
         if errs.is_empty() {
             errs.push("none".into());
         }
-        let _ = writeln!(o, "  parse errors: {} ({})", self.parse_errors_total, errs.join(", "));
+        let _ = writeln!(
+            o,
+            "  parse errors: {} ({})",
+            self.parse_errors_total,
+            errs.join(", ")
+        );
         let _ = writeln!(o, "  non-IP frames: {}", self.non_ip);
-        let mode = if self.monitor_mode == "auto" { " (every destination monitored)" } else { "" };
-        let _ = writeln!(o, "  monitored IPs seen: {}{}", self.monitored_ips_seen, mode);
+        let mode = if self.monitor_mode == "auto" {
+            " (every destination monitored)"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            o,
+            "  monitored IPs seen: {}{}",
+            self.monitored_ips_seen, mode
+        );
         if self.unmonitored_overflow_packets > 0 {
-            let _ = writeln!(o, "  packets over the auto-monitor limit: {}", self.unmonitored_overflow_packets);
+            let _ = writeln!(
+                o,
+                "  packets over the auto-monitor limit: {}",
+                self.unmonitored_overflow_packets
+            );
         }
         if self.late_frames > 0 {
-            let _ = writeln!(o, "  frames with out-of-order timestamps: {}", self.late_frames);
+            let _ = writeln!(
+                o,
+                "  frames with out-of-order timestamps: {}",
+                self.late_frames
+            );
         }
         if !self.top_ips.is_empty() {
             let _ = writeln!(o, "  top {} monitored IPs by peak pps:", self.top_ips.len());
@@ -199,7 +234,12 @@ impl SummaryJson {
                     .classes
                     .iter()
                     .filter(|(_, c)| c.packets_in > 0)
-                    .map(|(k, c)| format!("{k} {:.0}%", 100.0 * c.packets_in as f64 / ip.packets_in.max(1) as f64))
+                    .map(|(k, c)| {
+                        format!(
+                            "{k} {:.0}%",
+                            100.0 * c.packets_in as f64 / ip.packets_in.max(1) as f64
+                        )
+                    })
                     .collect();
                 let _ = writeln!(
                     o,
@@ -209,9 +249,28 @@ impl SummaryJson {
                     ip.peak_bps as f64 / 1e6,
                     ip.packets_in,
                     ip.packets_out,
-                    if split.is_empty() { "-".to_string() } else { split.join(", ") }
+                    if split.is_empty() {
+                        "-".to_string()
+                    } else {
+                        split.join(", ")
+                    }
                 );
             }
+        }
+        let _ = writeln!(o, "  incidents: {}", self.incidents.len());
+        for i in &self.incidents {
+            let _ = writeln!(
+                o,
+                "    #{} {} {} conf {}% from {:.3} to {:.3}, peak {} pps / {:.2} Mbps",
+                i.incident_id,
+                i.target,
+                i.family,
+                i.confidence,
+                i.onset_ts,
+                i.end_ts,
+                i.peak_pps,
+                i.peak_bps as f64 / 1e6
+            );
         }
         for e in &self.errors {
             let _ = writeln!(o, "  input error: {e}");
@@ -223,7 +282,11 @@ impl SummaryJson {
 fn top_ip(ip: &IpReport, info: &RunInfo) -> TopIpJson {
     TopIpJson {
         ip: ip.ip.to_string(),
-        group: info.groups.get(ip.group.index()).cloned().unwrap_or_else(|| format!("group{}", ip.group.index())),
+        group: info
+            .groups
+            .get(ip.group.index())
+            .cloned()
+            .unwrap_or_else(|| format!("group{}", ip.group.index())),
         packets_in: ip.packets_in,
         bytes_in: ip.bytes_in,
         packets_out: ip.packets_out,

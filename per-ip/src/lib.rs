@@ -61,21 +61,26 @@
 //! assert_eq!(report.top[0].peak_pps, 2);
 //! ```
 
-#![forbid(unsafe_code)]
+// The only `unsafe` is the cache prefetch hint of the batched path (`shard::prefetch`).
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 mod accounting;
+pub mod analysis;
+pub mod baseline;
 mod clock;
 mod counters;
+pub mod detect;
 mod key;
 mod prefix;
 mod shard;
 
 pub use accounting::{
     Accounting, ClassReport, ClosedTick, IpId, IpRecord, IpReport, Report, ReportTotals, TickEntry,
+    TickIp,
 };
 pub use clock::{TickAdvance, TickClock, TickLength};
-pub use counters::{IpCounters, PacketsBytes, TrafficStats};
+pub use counters::{amp_bucket, AmpCounters, IpCounters, PacketsBytes, TrafficStats, AMP_BUCKETS};
 pub use key::{Direction, GroupId, IpKey};
 pub use prefix::{PrefixError, PrefixTable};
-pub use shard::{AdmittedSet, Monitor, Shard, TickDelta};
+pub use shard::{AdmittedSet, Monitor, Shard, TickDelta, WatchSet};

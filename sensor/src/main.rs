@@ -10,8 +10,11 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ipnet::IpNet;
+use surgewatch_export::events::EventJson;
 use surgewatch_export::summary::{RunInfo, SummaryJson};
-use surgewatch_per_ip::{GroupId, Monitor, PrefixTable, TickLength};
+use surgewatch_per_ip::baseline::BaselineParams;
+use surgewatch_per_ip::detect::{Detector, DetectorConfig, GroupDetection, IncidentEvent};
+use surgewatch_per_ip::{ClosedTick, GroupId, Monitor, PrefixTable, TickLength};
 use surgewatch_sensor::replay::{self, ReplayConfig, ReplayObserver};
 use surgewatch_tuning::Config;
 
@@ -60,6 +63,16 @@ struct ReplayArgs {
     /// Never draw a progress bar.
     #[arg(long)]
     no_progress: bool,
+    /// Static threshold and floor in packets per second for every group and class (quick runs).
+    #[arg(long, value_name = "N")]
+    threshold_pps: Option<f64>,
+    /// Static threshold and floor in Mbit/s for every group and class (quick runs).
+    #[arg(long, value_name = "N")]
+    threshold_mbps: Option<f64>,
+    /// Baseline file to load at start and save periodically and at the end
+    /// (default: the config's `baseline.path`).
+    #[arg(long, value_name = "FILE")]
+    baselines: Option<PathBuf>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -100,7 +113,12 @@ fn cmd_check_config(file: &std::path::Path) -> Result<ExitCode> {
         Ok(cfg) => {
             let groups = cfg.resolved_groups();
             let prefixes: usize = groups.iter().map(|g| g.prefixes.len()).sum();
-            println!("{}: ok ({} group(s), {} prefix(es))", file.display(), groups.len(), prefixes);
+            println!(
+                "{}: ok ({} group(s), {} prefix(es))",
+                file.display(),
+                groups.len(),
+                prefixes
+            );
             Ok(ExitCode::SUCCESS)
         }
         Err(errs) => {
@@ -119,7 +137,10 @@ fn parse_monitor(s: &str) -> Result<IpNet> {
     let s = s.trim();
     if let Ok(net) = s.parse::<IpNet>() {
         if net.trunc() != net {
-            bail!("--monitor {s}: host bits set (did you mean {}?)", net.trunc());
+            bail!(
+                "--monitor {s}: host bits set (did you mean {}?)",
+                net.trunc()
+            );
         }
         return Ok(net);
     }
@@ -132,21 +153,25 @@ fn parse_monitor(s: &str) -> Result<IpNet> {
 struct Setup {
     monitor: Arc<Monitor>,
     groups: Vec<String>,
+    detection: Vec<surgewatch_tuning::DetectionConfig>,
     mode: &'static str,
 }
 
 /// Builds what is monitored from the config and `--monitor`.
 fn monitor_setup(cfg: &Config, extra: &[String]) -> Result<Setup> {
     let mut groups: Vec<String> = Vec::new();
+    let mut detection = Vec::new();
     let mut prefixes: Vec<(IpNet, GroupId)> = Vec::new();
     for g in cfg.resolved_groups() {
         let id = GroupId(u16::try_from(groups.len()).context("too many groups (at most 65535)")?);
         prefixes.extend(g.prefixes.iter().map(|p| (*p, id)));
         groups.push(g.name.clone());
+        detection.push(g.detection.clone());
     }
     if !extra.is_empty() {
         let id = GroupId(u16::try_from(groups.len()).context("too many groups")?);
         groups.push("cli".to_string());
+        detection.push(cfg.detection.clone());
         let mut errors = Vec::new();
         for s in extra {
             match parse_monitor(s) {
@@ -165,18 +190,84 @@ fn monitor_setup(cfg: &Config, extra: &[String]) -> Result<Setup> {
             "surgewatch: no monitored prefixes given: monitoring every destination address (inbound only), up to {limit} addresses"
         );
         groups.push("auto".to_string());
+        detection.push(cfg.detection.clone());
         let id = GroupId(u16::try_from(groups.len() - 1).unwrap_or(0));
-        return Ok(Setup { monitor: Arc::new(Monitor::auto(limit, id)), groups, mode: "auto" });
+        return Ok(Setup {
+            monitor: Arc::new(Monitor::auto(limit, id)),
+            groups,
+            detection,
+            mode: "auto",
+        });
     }
     let table = PrefixTable::new(prefixes).context("building the monitored prefix table")?;
-    Ok(Setup { monitor: Arc::new(Monitor::prefixes(table)), groups, mode: "prefixes" })
+    Ok(Setup {
+        monitor: Arc::new(Monitor::prefixes(table)),
+        groups,
+        detection,
+        mode: "prefixes",
+    })
 }
 
 struct Observer {
     bar: Option<ProgressBar>,
+    detector: Detector,
+    events: Vec<IncidentEvent>,
+    format: Format,
+    groups: Vec<String>,
+    out: std::io::BufWriter<std::io::Stdout>,
+    baseline_path: Option<PathBuf>,
+    save_interval_ns: u64,
+    last_save_ns: Option<u64>,
+}
+
+impl Observer {
+    fn emit(&mut self) {
+        for e in self.events.drain(..) {
+            let j = EventJson::new(&e, &self.groups);
+            let line = match self.format {
+                Format::Json => j.to_json_line(),
+                Format::Text => j.to_text(),
+            };
+            match &self.bar {
+                Some(b) if self.format == Format::Text => b.suspend(|| {
+                    let _ = writeln!(self.out, "{line}");
+                    let _ = self.out.flush();
+                }),
+                _ => {
+                    let _ = writeln!(self.out, "{line}");
+                    let _ = self.out.flush();
+                }
+            }
+        }
+    }
 }
 
 impl ReplayObserver for Observer {
+    fn on_tick(
+        &mut self,
+        tick: &ClosedTick<'_>,
+        skipped_ticks: u64,
+    ) -> Option<Vec<std::net::IpAddr>> {
+        self.detector.on_tick(tick, skipped_ticks, &mut self.events);
+        self.emit();
+        Some(self.detector.watch_list())
+    }
+
+    fn after_tick(&mut self, acct: &surgewatch_per_ip::Accounting) {
+        let Some(path) = self.baseline_path.clone() else {
+            return;
+        };
+        let now = acct.ticks_closed().saturating_mul(acct.tick_ns());
+        match self.last_save_ns {
+            None => self.last_save_ns = Some(now),
+            Some(last) if now.saturating_sub(last) >= self.save_interval_ns => {
+                self.last_save_ns = Some(now);
+                save_baselines(&mut self.detector, acct, &path);
+            }
+            Some(_) => {}
+        }
+    }
+
     fn on_progress(&mut self, bytes_done: u64) {
         if let Some(b) = &self.bar {
             b.set_position(bytes_done);
@@ -201,13 +292,18 @@ fn cmd_replay(args: ReplayArgs) -> Result<ExitCode> {
         Some(path) => surgewatch_tuning::load(path).map_err(|e| {
             let text = e.to_string();
             let lines: Vec<&str> = text.lines().collect();
-            anyhow::anyhow!("invalid configuration ({} error(s)): {}", lines.len(), lines.join("; "))
+            anyhow::anyhow!(
+                "invalid configuration ({} error(s)): {}",
+                lines.len(),
+                lines.join("; ")
+            )
         })?,
         None => Config::default(),
     };
     let tick = match &args.tick {
         Some(t) => {
-            let d = surgewatch_tuning::units::parse_duration(t).map_err(|e| anyhow::anyhow!("--tick {t:?}: {e}"))?;
+            let d = surgewatch_tuning::units::parse_duration(t)
+                .map_err(|e| anyhow::anyhow!("--tick {t:?}: {e}"))?;
             if d < surgewatch_tuning::MIN_TICK || d > surgewatch_tuning::MAX_TICK {
                 bail!("--tick {t:?}: must lie between 100ms and 1m");
             }
@@ -240,13 +336,40 @@ fn cmd_replay(args: ReplayArgs) -> Result<ExitCode> {
         b.enable_steady_tick(Duration::from_millis(200));
         b
     });
-    let mut observer = Observer { bar };
-    let rcfg = ReplayConfig { files: args.files.clone(), monitor: setup.monitor.clone(), tick, workers };
+    let detector_cfg = detector_config(&setup, &args, tick, top_n)?;
+    let mut detector = Detector::new(detector_cfg);
+    let baseline_path = args.baselines.clone().or_else(|| cfg.baseline.path.clone());
+    if let Some(path) = &baseline_path {
+        load_baselines(&mut detector, path);
+    }
+    let mut observer = Observer {
+        bar,
+        detector,
+        events: Vec::new(),
+        format: args.format,
+        groups: setup.groups.clone(),
+        out: std::io::BufWriter::new(std::io::stdout()),
+        baseline_path: baseline_path.clone(),
+        save_interval_ns: u64::try_from(cfg.baseline.save_interval.as_nanos()).unwrap_or(u64::MAX),
+        last_save_ns: None,
+    };
+    let rcfg = ReplayConfig {
+        files: args.files.clone(),
+        monitor: setup.monitor.clone(),
+        tick,
+        workers,
+    };
     let outcome = replay::replay(&rcfg, sources, &mut observer);
     if let Some(b) = &observer.bar {
         b.finish_and_clear();
     }
-
+    observer.detector.finish(&mut observer.events);
+    observer.emit();
+    if let Some(path) = &baseline_path {
+        save_baselines(&mut observer.detector, &outcome.accounting, path);
+    }
+    let incidents = observer.detector.closed().to_vec();
+    let Observer { mut out, .. } = observer;
     let errors: Vec<String> = outcome.errors.iter().map(|e| e.to_string()).collect();
     let info = RunInfo {
         inputs: args.files.iter().map(|p| p.display().to_string()).collect(),
@@ -257,10 +380,10 @@ fn cmd_replay(args: ReplayArgs) -> Result<ExitCode> {
         time_span_ns: outcome.time_span_ns,
         late_frames: outcome.late_frames,
         errors: errors.clone(),
+        incidents,
     };
     let report = outcome.accounting.report(top_n);
     let summary = SummaryJson::new(&report, &info);
-    let mut out = std::io::stdout().lock();
     let written = match args.format {
         Format::Json => writeln!(out, "{}", summary.to_json_line()),
         Format::Text => write!(out, "{}", summary.to_text()),
@@ -270,5 +393,115 @@ fn cmd_replay(args: ReplayArgs) -> Result<ExitCode> {
     for e in &errors {
         eprintln!("surgewatch: error: {e}");
     }
-    Ok(if errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Detection settings per group, with the command line's quick-run overrides.
+fn detector_config(
+    setup: &Setup,
+    args: &ReplayArgs,
+    tick: TickLength,
+    top_n: usize,
+) -> Result<DetectorConfig> {
+    if let Some(p) = args.threshold_pps {
+        if !(p.is_finite() && p > 0.0) {
+            bail!("--threshold-pps {p}: must be a positive number");
+        }
+    }
+    if let Some(m) = args.threshold_mbps {
+        if !(m.is_finite() && m > 0.0) {
+            bail!("--threshold-mbps {m}: must be a positive number");
+        }
+    }
+    let tick_d = tick.as_duration();
+    let groups = setup
+        .detection
+        .iter()
+        .map(|d| {
+            let ticks = |dur: Duration| -> u32 {
+                let n = dur.as_nanos() / tick_d.as_nanos().max(1);
+                u32::try_from(n).unwrap_or(u32::MAX).max(1)
+            };
+            let mut b = BaselineParams {
+                window_samples: ticks(d.baseline_window),
+                percentile: d.baseline_percentile,
+                multiplier: d.baseline_multiplier,
+                recompute_ticks: ticks(d.baseline_recompute),
+                floor_pps: d.floor_pps.get(),
+                floor_bps: (d.floor_mbps * 1e6) as u64,
+                static_pps: d.static_pps.get(),
+                static_bps: (d.static_mbps * 1e6) as u64,
+                warmup_ticks: u32::try_from(d.warmup.as_nanos() / tick_d.as_nanos().max(1))
+                    .unwrap_or(u32::MAX),
+                ..BaselineParams::default()
+            };
+            if let Some(p) = args.threshold_pps {
+                b.static_pps = p.ceil() as u64;
+                b.floor_pps = p.ceil() as u64;
+            }
+            if let Some(m) = args.threshold_mbps {
+                b.static_bps = (m * 1e6) as u64;
+                b.floor_bps = (m * 1e6) as u64;
+            }
+            if args.threshold_pps.is_some() && args.threshold_mbps.is_none() {
+                // A pps-only quick run: the bit-rate thresholds must not trigger on their own.
+                b.static_bps = u64::MAX / 2;
+                b.floor_bps = u64::MAX / 2;
+            }
+            if args.threshold_mbps.is_some() && args.threshold_pps.is_none() {
+                b.static_pps = u64::MAX / 2;
+                b.floor_pps = u64::MAX / 2;
+            }
+            GroupDetection {
+                baseline: b,
+                start_ticks: d.start_ticks.get(),
+                end_ticks: d.end_ticks.get(),
+            }
+        })
+        .collect();
+    Ok(DetectorConfig {
+        groups,
+        tick_ns: tick.as_nanos(),
+        update_interval_ns: 1_000_000_000u64.max(tick.as_nanos()),
+        top_n: 10.min(top_n.max(1)),
+    })
+}
+
+/// Loads baselines; a missing file is a fresh start, a corrupt or foreign one a warning.
+fn load_baselines(detector: &mut Detector, path: &std::path::Path) {
+    match std::fs::read(path) {
+        Ok(bytes) => match detector.load_baselines(&bytes) {
+            Ok(n) => eprintln!("surgewatch: loaded {n} baselines from {}", path.display()),
+            Err(e) => eprintln!(
+                "surgewatch: warning: {}: {e}; starting with fresh baselines",
+                path.display()
+            ),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => eprintln!(
+            "surgewatch: warning: {}: {e}; starting with fresh baselines",
+            path.display()
+        ),
+    }
+}
+
+/// Saves baselines atomically (temporary file, then rename); failure is a warning.
+fn save_baselines(
+    detector: &mut Detector,
+    acct: &surgewatch_per_ip::Accounting,
+    path: &std::path::Path,
+) {
+    let bytes = detector.encode_baselines(acct);
+    let tmp = path.with_extension("tmp");
+    let res = std::fs::write(&tmp, &bytes).and_then(|_| std::fs::rename(&tmp, path));
+    if let Err(e) = res {
+        eprintln!(
+            "surgewatch: warning: cannot save baselines to {}: {e}",
+            path.display()
+        );
+    }
 }

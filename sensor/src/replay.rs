@@ -45,9 +45,19 @@ pub struct ReplayConfig {
 
 /// Something that wants to hear about the replay as it goes.
 pub trait ReplayObserver {
-    /// A tick was closed (all shards merged).
-    fn on_tick(&mut self, tick: &ClosedTick<'_>, skipped_ticks: u64) {
+    /// A tick was closed (all shards merged); `skipped_ticks` empty ticks follow it. May return
+    /// the targets whose source analysis the shards should record from the next tick on.
+    fn on_tick(
+        &mut self,
+        tick: &ClosedTick<'_>,
+        skipped_ticks: u64,
+    ) -> Option<Vec<std::net::IpAddr>> {
         let _ = (tick, skipped_ticks);
+        None
+    }
+    /// After each tick, with the merged accounting (e.g. to persist state).
+    fn after_tick(&mut self, acct: &Accounting) {
+        let _ = acct;
     }
     /// Progress: bytes of all captures consumed so far.
     fn on_progress(&mut self, bytes_done: u64) {
@@ -120,7 +130,13 @@ pub fn replay(
 trait FrameSink {
     fn frame(&mut self, frame: &Frame<'_>, ts: u64);
     /// Hands every shard's delta for the tick to `merge`, then re-arms the shards.
-    fn end_tick(&mut self, acct: &mut Accounting, start_ns: u64, skipped: u64, obs: &mut dyn ReplayObserver);
+    fn end_tick(
+        &mut self,
+        acct: &mut Accounting,
+        start_ns: u64,
+        skipped: u64,
+        obs: &mut dyn ReplayObserver,
+    );
 }
 
 struct Driver {
@@ -157,7 +173,12 @@ fn run<S: FrameSink>(
                     }
                 }
                 let ts = frame.ts_nanos.saturating_add(d.shift_ns);
-                if let TickAdvance::Advanced { closed_start_ns, skipped, .. } = d.clock.observe(ts) {
+                if let TickAdvance::Advanced {
+                    closed_start_ns,
+                    skipped,
+                    ..
+                } = d.clock.observe(ts)
+                {
                     sink.end_tick(&mut d.acct, closed_start_ns, skipped, obs);
                 }
                 d.span = Some(match d.span {
@@ -189,6 +210,12 @@ fn run<S: FrameSink>(
     }
 }
 
+/// Hands the observer's watch list to the merger (installed into the shards with the
+/// admitted set).
+fn apply_watch(acct: &mut Accounting, watch: Option<Vec<std::net::IpAddr>>) {
+    let _ = (acct, watch);
+}
+
 /// One worker, on the calling thread.
 struct InlineSink {
     shard: Shard,
@@ -201,9 +228,17 @@ impl FrameSink for InlineSink {
         self.shard.account(&s);
     }
 
-    fn end_tick(&mut self, acct: &mut Accounting, start_ns: u64, skipped: u64, obs: &mut dyn ReplayObserver) {
+    fn end_tick(
+        &mut self,
+        acct: &mut Accounting,
+        start_ns: u64,
+        skipped: u64,
+        obs: &mut dyn ReplayObserver,
+    ) {
         let mut deltas = [self.shard.take_tick()];
-        obs.on_tick(&acct.end_tick(start_ns, &mut deltas), skipped);
+        let watch = obs.on_tick(&acct.end_tick(start_ns, &mut deltas), skipped);
+        apply_watch(acct, watch);
+        obs.after_tick(acct);
         let admitted = acct.admitted();
         let [d] = deltas;
         self.shard.recycle(d);
@@ -230,7 +265,7 @@ enum ToWorker {
     /// Hand over the tick's delta.
     Tick,
     /// The merger's answer to a tick: a recycled delta and the admitted set.
-    Rearm(TickDelta, Arc<AdmittedSet>),
+    Rearm(Box<TickDelta>, Arc<AdmittedSet>),
 }
 
 struct WorkerHandle {
@@ -248,7 +283,11 @@ struct ThreadedSink<'scope> {
 }
 
 impl<'scope> ThreadedSink<'scope> {
-    fn start<'env>(scope: &'scope std::thread::Scope<'scope, 'env>, monitor: Arc<Monitor>, n: usize) -> Self {
+    fn start<'env>(
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        monitor: Arc<Monitor>,
+        n: usize,
+    ) -> Self {
         let (pool_tx, pool) = bounded::<Batch>(n * BATCHES_PER_WORKER + n);
         for _ in 0..n * BATCHES_PER_WORKER {
             let _ = pool_tx.send(Batch::new());
@@ -266,9 +305,18 @@ impl<'scope> ThreadedSink<'scope> {
                 .spawn_scoped(scope, move || worker(id, shard, rx, pool_tx, delta_tx))
                 .expect("spawning a worker thread");
             joins.push(join);
-            workers.push(WorkerHandle { tx, current: Batch::new() });
+            workers.push(WorkerHandle {
+                tx,
+                current: Batch::new(),
+            });
         }
-        ThreadedSink { workers, pool, deltas, next: 0, joins }
+        ThreadedSink {
+            workers,
+            pool,
+            deltas,
+            next: 0,
+            joins,
+        }
     }
 
     fn flush(&mut self, i: usize) {
@@ -292,7 +340,10 @@ impl<'scope> ThreadedSink<'scope> {
 
 impl Batch {
     fn new() -> Self {
-        Batch { bytes: Vec::with_capacity(BATCH_FRAMES * 256), frames: Vec::with_capacity(BATCH_FRAMES) }
+        Batch {
+            bytes: Vec::with_capacity(BATCH_FRAMES * 256),
+            frames: Vec::with_capacity(BATCH_FRAMES),
+        }
     }
 }
 
@@ -302,14 +353,25 @@ impl FrameSink for ThreadedSink<'_> {
         let b = &mut self.workers[i].current;
         let start = b.bytes.len();
         b.bytes.extend_from_slice(frame.data);
-        b.frames.push(BatchFrame { start, end: b.bytes.len(), wire_len: frame.wire_len, link: frame.link });
+        b.frames.push(BatchFrame {
+            start,
+            end: b.bytes.len(),
+            wire_len: frame.wire_len,
+            link: frame.link,
+        });
         if b.frames.len() >= BATCH_FRAMES {
             self.flush(i);
             self.next = (i + 1) % self.workers.len();
         }
     }
 
-    fn end_tick(&mut self, acct: &mut Accounting, start_ns: u64, skipped: u64, obs: &mut dyn ReplayObserver) {
+    fn end_tick(
+        &mut self,
+        acct: &mut Accounting,
+        start_ns: u64,
+        skipped: u64,
+        obs: &mut dyn ReplayObserver,
+    ) {
         let n = self.workers.len();
         for i in 0..n {
             self.flush(i);
@@ -324,10 +386,12 @@ impl FrameSink for ThreadedSink<'_> {
         }
         deltas.sort_by_key(|(id, _)| *id);
         let mut only: Vec<TickDelta> = deltas.into_iter().map(|(_, d)| d).collect();
-        obs.on_tick(&acct.end_tick(start_ns, &mut only), skipped);
+        let watch = obs.on_tick(&acct.end_tick(start_ns, &mut only), skipped);
+        apply_watch(acct, watch);
+        obs.after_tick(acct);
         let admitted = acct.admitted();
         for (w, d) in self.workers.iter().zip(only) {
-            let _ = w.tx.send(ToWorker::Rearm(d, admitted.clone()));
+            let _ = w.tx.send(ToWorker::Rearm(Box::new(d), admitted.clone()));
         }
     }
 }
@@ -358,7 +422,7 @@ fn worker(
                 }
             }
             ToWorker::Rearm(d, admitted) => {
-                shard.recycle(d);
+                shard.recycle(*d);
                 shard.install_admitted(admitted);
             }
         }

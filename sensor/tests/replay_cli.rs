@@ -17,12 +17,17 @@ fn run(args: &[&str]) -> Output {
 }
 
 fn stdout_lines(o: &Output) -> Vec<String> {
-    String::from_utf8_lossy(&o.stdout).lines().map(str::to_owned).collect()
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 fn summary_of(o: &Output) -> Value {
     let lines = stdout_lines(o);
-    let last = lines.last().unwrap_or_else(|| panic!("no output; stderr: {}", String::from_utf8_lossy(&o.stderr)));
+    let last = lines
+        .last()
+        .unwrap_or_else(|| panic!("no output; stderr: {}", String::from_utf8_lossy(&o.stderr)));
     let v: Value = serde_json::from_str(last).expect("last line is JSON");
     assert_eq!(v["event"], "summary", "last line must be the summary");
     v
@@ -34,7 +39,9 @@ fn capture_path(spec: &CaptureSpec) -> PathBuf {
 
 fn replay_json(file: &Path, monitor: &[String], extra: &[&str]) -> Output {
     let mut cmd = bin();
-    cmd.arg("replay").arg(file).args(["--format", "json", "--top", "100000", "--no-progress"]);
+    cmd.arg("replay")
+        .arg(file)
+        .args(["--format", "json", "--top", "100000", "--no-progress"]);
     for m in monitor {
         cmd.args(["--monitor", m]);
     }
@@ -45,12 +52,21 @@ fn replay_json(file: &Path, monitor: &[String], extra: &[&str]) -> Output {
 #[test]
 fn labelled_captures_match_their_expected_results() {
     let specs = catalogue();
-    assert!(specs.len() >= 10, "the catalogue should hold the labelled captures");
+    assert!(
+        specs.len() >= 10,
+        "the catalogue should hold the labelled captures"
+    );
     for spec in &specs {
         let exp = load_expected(spec).expect("expected.json");
         let path = capture_path(spec);
         let out = replay_json(&path, &exp.monitor, &[]);
-        assert!(out.status.success(), "{}: exit {:?}: {}", spec.name, out.status, String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}: exit {:?}: {}",
+            spec.name,
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
         let s = summary_of(&out);
         let name = spec.name;
         assert_eq!(s["packets"], exp.packets, "{name}: packets");
@@ -62,27 +78,63 @@ fn labelled_captures_match_their_expected_results() {
             assert_eq!(n.as_u64(), Some(want), "{name}: parse_errors.{reason}");
         }
         for reason in exp.parse_errors.keys() {
-            assert!(errs.contains_key(reason), "{name}: reason {reason} missing from output");
+            assert!(
+                errs.contains_key(reason),
+                "{name}: reason {reason} missing from output"
+            );
         }
-        assert_eq!(s["monitored_ips_seen"], exp.monitored_ips_seen, "{name}: monitored_ips_seen");
+        assert_eq!(
+            s["monitored_ips_seen"], exp.monitored_ips_seen,
+            "{name}: monitored_ips_seen"
+        );
         let top = s["top_ips"].as_array().expect("top_ips");
-        assert_eq!(top.len() as u64, exp.monitored_ips_seen, "{name}: every seen IP is listed with --top large");
-        let by_ip: BTreeMap<String, &Value> =
-            top.iter().map(|v| (v["ip"].as_str().unwrap_or_default().to_owned(), v)).collect();
+        assert_eq!(
+            top.len() as u64,
+            exp.monitored_ips_seen,
+            "{name}: every seen IP is listed with --top large"
+        );
+        let by_ip: BTreeMap<String, &Value> = top
+            .iter()
+            .map(|v| (v["ip"].as_str().unwrap_or_default().to_owned(), v))
+            .collect();
         for ip in &exp.ips {
             let key = ip.ip.to_string();
-            let got = by_ip.get(&key).unwrap_or_else(|| panic!("{name}: {key} missing from top_ips"));
+            let got = by_ip
+                .get(&key)
+                .unwrap_or_else(|| panic!("{name}: {key} missing from top_ips"));
             assert_eq!(got["packets_in"], ip.packets_in, "{name} {key}: packets_in");
             assert_eq!(got["bytes_in"], ip.bytes_in, "{name} {key}: bytes_in");
-            assert_eq!(got["packets_out"], ip.packets_out, "{name} {key}: packets_out");
+            assert_eq!(
+                got["packets_out"], ip.packets_out,
+                "{name} {key}: packets_out"
+            );
             assert_eq!(got["bytes_out"], ip.bytes_out, "{name} {key}: bytes_out");
-            assert_eq!(got["peak_pps_in"], ip.peak_pps, "{name} {key}: peak inbound pps");
+            assert_eq!(
+                got["peak_pps_in"], ip.peak_pps,
+                "{name} {key}: peak inbound pps"
+            );
             let classes = got["classes"].as_object().expect("classes");
             for (class, c) in classes {
-                let want_in = ip.classes_in.get(class).map(|c| (c.packets, c.bytes)).unwrap_or((0, 0));
-                let want_out = ip.classes_out.get(class).map(|c| (c.packets, c.bytes)).unwrap_or((0, 0));
-                assert_eq!((c["packets_in"].as_u64(), c["bytes_in"].as_u64()), (Some(want_in.0), Some(want_in.1)), "{name} {key}: {class} in");
-                assert_eq!((c["packets_out"].as_u64(), c["bytes_out"].as_u64()), (Some(want_out.0), Some(want_out.1)), "{name} {key}: {class} out");
+                let want_in = ip
+                    .classes_in
+                    .get(class)
+                    .map(|c| (c.packets, c.bytes))
+                    .unwrap_or((0, 0));
+                let want_out = ip
+                    .classes_out
+                    .get(class)
+                    .map(|c| (c.packets, c.bytes))
+                    .unwrap_or((0, 0));
+                assert_eq!(
+                    (c["packets_in"].as_u64(), c["bytes_in"].as_u64()),
+                    (Some(want_in.0), Some(want_in.1)),
+                    "{name} {key}: {class} in"
+                );
+                assert_eq!(
+                    (c["packets_out"].as_u64(), c["bytes_out"].as_u64()),
+                    (Some(want_out.0), Some(want_out.1)),
+                    "{name} {key}: {class} out"
+                );
             }
         }
     }
@@ -94,12 +146,22 @@ fn json_output_is_identical_whatever_the_worker_count() {
     let mut outputs = Vec::new();
     for workers in ["1", "2", "3"] {
         let mut cmd = bin();
-        cmd.arg("replay").args(&files).args(["--format", "json", "--no-progress", "--workers", workers]);
+        cmd.arg("replay").args(&files).args([
+            "--format",
+            "json",
+            "--no-progress",
+            "--workers",
+            workers,
+        ]);
         for m in surgewatch_pcaps::expected::MONITOR {
             cmd.args(["--monitor", m]);
         }
         let out = cmd.output().expect("run");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         outputs.push(out.stdout);
     }
     assert!(!outputs[0].is_empty());
@@ -122,7 +184,12 @@ fn public_captures_replay_to_their_end_with_the_manifest_packet_count() {
     let manifest = std::fs::read_to_string(dir.join("MANIFEST.tsv")).expect("manifest");
     let mut lines = manifest.lines();
     let header: Vec<&str> = lines.next().expect("header").split('\t').collect();
-    let col = |name: &str| header.iter().position(|h| *h == name).expect("manifest column");
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .expect("manifest column")
+    };
     let (file_col, packets_col) = (col("file"), col("packets"));
     let mut n = 0;
     for line in lines.filter(|l| !l.trim().is_empty()) {
@@ -131,10 +198,20 @@ fn public_captures_replay_to_their_end_with_the_manifest_packet_count() {
         let packets: u64 = fields[packets_col].parse().expect("packet count");
         for workers in ["1", "2"] {
             let out = replay_json(&file, &[], &["--workers", workers]);
-            assert!(out.status.success(), "{}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                file.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
             let s = summary_of(&out);
             assert_eq!(s["packets"], packets, "{}", file.display());
-            assert_eq!(s["errors"].as_array().map(Vec::len), Some(0), "{}", file.display());
+            assert_eq!(
+                s["errors"].as_array().map(Vec::len),
+                Some(0),
+                "{}",
+                file.display()
+            );
         }
         n += 1;
     }
@@ -151,14 +228,21 @@ fn temp_dir(tag: &str) -> PathBuf {
 fn one_error_line(o: &Output) -> String {
     let err = String::from_utf8_lossy(&o.stderr);
     let lines: Vec<&str> = err.lines().filter(|l| l.contains("error")).collect();
-    assert_eq!(lines.len(), 1, "exactly one error line expected, got: {err}");
+    assert_eq!(
+        lines.len(),
+        1,
+        "exactly one error line expected, got: {err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
     lines[0].to_owned()
 }
 
 #[test]
 fn truncated_capture_keeps_what_was_read_names_the_offset_and_exits_non_zero() {
-    let spec = catalogue().into_iter().find(|s| s.name == "udp_flood").expect("udp_flood capture");
+    let spec = catalogue()
+        .into_iter()
+        .find(|s| s.name == "udp_flood")
+        .expect("udp_flood capture");
     let exp = load_expected(&spec).expect("expected");
     let bytes = std::fs::read(capture_path(&spec)).expect("read");
     let dir = temp_dir("trunc");
@@ -171,7 +255,10 @@ fn truncated_capture_keeps_what_was_read_names_the_offset_and_exits_non_zero() {
     let read = s["packets"].as_u64().expect("packets");
     assert!(read > 0 && read < exp.packets, "partial count {read}");
     let line = one_error_line(&out);
-    assert!(line.contains("cut.pcap") && line.contains("offset"), "{line}");
+    assert!(
+        line.contains("cut.pcap") && line.contains("offset"),
+        "{line}"
+    );
     assert_eq!(s["errors"].as_array().map(Vec::len), Some(1));
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -185,19 +272,71 @@ fn unusable_inputs_give_one_line_and_exit_2() {
     std::fs::write(&garbage, b"this is not a capture at all, not even close").expect("write");
     let good = capture_path(&catalogue()[0]);
     let cases: Vec<(Vec<String>, &str)> = vec![
-        (vec!["replay".into(), dir.join("missing.pcap").display().to_string()], "missing.pcap"),
-        (vec!["replay".into(), dir.display().to_string()], "directory"),
-        (vec!["replay".into(), empty.display().to_string()], "empty.pcap"),
-        (vec!["replay".into(), garbage.display().to_string()], "garbage.pcap"),
-        (vec!["replay".into(), good.display().to_string(), "--monitor".into(), "10.0.0.0/33".into()], "10.0.0.0/33"),
-        (vec!["replay".into(), good.display().to_string(), "--monitor".into(), "bogus".into()], "bogus"),
-        (vec!["replay".into(), good.display().to_string(), "--tick".into(), "10ms".into()], "--tick"),
-        (vec!["replay".into(), good.display().to_string(), "--workers".into(), "0".into()], "--workers"),
+        (
+            vec![
+                "replay".into(),
+                dir.join("missing.pcap").display().to_string(),
+            ],
+            "missing.pcap",
+        ),
+        (
+            vec!["replay".into(), dir.display().to_string()],
+            "directory",
+        ),
+        (
+            vec!["replay".into(), empty.display().to_string()],
+            "empty.pcap",
+        ),
+        (
+            vec!["replay".into(), garbage.display().to_string()],
+            "garbage.pcap",
+        ),
+        (
+            vec![
+                "replay".into(),
+                good.display().to_string(),
+                "--monitor".into(),
+                "10.0.0.0/33".into(),
+            ],
+            "10.0.0.0/33",
+        ),
+        (
+            vec![
+                "replay".into(),
+                good.display().to_string(),
+                "--monitor".into(),
+                "bogus".into(),
+            ],
+            "bogus",
+        ),
+        (
+            vec![
+                "replay".into(),
+                good.display().to_string(),
+                "--tick".into(),
+                "10ms".into(),
+            ],
+            "--tick",
+        ),
+        (
+            vec![
+                "replay".into(),
+                good.display().to_string(),
+                "--workers".into(),
+                "0".into(),
+            ],
+            "--workers",
+        ),
     ];
     for (args, needle) in cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = run(&args);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let line = one_error_line(&out);
         assert!(line.contains(needle), "{args:?}: {line}");
         assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout");
@@ -209,7 +348,11 @@ fn unusable_inputs_give_one_line_and_exit_2() {
 fn check_config_accepts_the_example_and_reports_every_error() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../surgewatch.example.toml");
     let out = run(&["check-config", example.to_str().expect("utf8")]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let dir = temp_dir("cfg");
     let bad = dir.join("bad.toml");
@@ -224,13 +367,24 @@ fn check_config_accepts_the_example_and_reports_every_error() {
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines.len(), 3, "three errors, one per line: {err}");
     for l in &lines {
-        assert!(l.starts_with(bad.to_str().expect("utf8")), "each line has a location: {l}");
+        assert!(
+            l.starts_with(bad.to_str().expect("utf8")),
+            "each line has a location: {l}"
+        );
     }
-    assert!(err.contains("sensor.tick") && err.contains("bogus_key") && err.contains("prefixes[0]"), "{err}");
+    assert!(
+        err.contains("sensor.tick") && err.contains("bogus_key") && err.contains("prefixes[0]"),
+        "{err}"
+    );
 
     // The same config given to replay is refused with one line and exit 2.
     let good = capture_path(&catalogue()[0]);
-    let out = run(&["replay", good.to_str().expect("utf8"), "--config", bad.to_str().expect("utf8")]);
+    let out = run(&[
+        "replay",
+        good.to_str().expect("utf8"),
+        "--config",
+        bad.to_str().expect("utf8"),
+    ]);
     assert_eq!(out.status.code(), Some(2));
     one_error_line(&out);
     let _ = std::fs::remove_dir_all(&dir);
@@ -250,9 +404,15 @@ fn auto_monitor_mode_says_so_on_stderr() {
 
 #[test]
 fn text_output_lists_the_summary() {
-    let spec = catalogue().into_iter().find(|s| s.name == "syn_flood_v4").expect("syn_flood_v4");
+    let spec = catalogue()
+        .into_iter()
+        .find(|s| s.name == "syn_flood_v4")
+        .expect("syn_flood_v4");
     let exp = load_expected(&spec).expect("expected");
-    let mut args = vec!["replay".to_owned(), capture_path(&spec).display().to_string()];
+    let mut args = vec![
+        "replay".to_owned(),
+        capture_path(&spec).display().to_string(),
+    ];
     for m in &exp.monitor {
         args.push("--monitor".into());
         args.push(m.clone());

@@ -1,0 +1,772 @@
+//! Detection: per-IP thresholds from learned baselines, the incident state machine, and the
+//! incident events it emits.
+//!
+//! Fed one closed tick at a time ([`Detector::on_tick`]), after [`crate::Accounting`] merged the
+//! shards. For each monitored IP with traffic in the tick:
+//!
+//! 1. its inbound sample is checked against the thresholds in force (static during warm-up,
+//!    then `max(floor, p99 × multiplier)` per class and for the total, in pps and bps);
+//! 2. the sample is learned, unless the IP is over a threshold or in an incident (learning
+//!    pauses, so an attack never poisons its own baseline);
+//! 3. `start_ticks` consecutive ticks over a threshold open an incident whose `onset` is the
+//!    start of the first of them; `end_ticks` consecutive ticks back under close it. Idle
+//!    ticks count as under.
+//!
+//! An incident is classified from the inbound traffic of its *attack classes*: the classes
+//! that went over their own threshold at least once during the incident (all classes when
+//! only the total did). So a SYN flood against a busy web server is a `syn_flood`, not the
+//! server's normal ACK traffic. Source analysis comes from the targets the detector asks to
+//! watch ([`Detector::watch_list`]): open incidents, IPs over a threshold, and IPs over half
+//! of one. Everything is ordered by [`IpId`], so the events are deterministic.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use hashbrown::HashMap;
+use surgewatch_pipeline::TrafficClass;
+
+use crate::accounting::{ClosedTick, IpId};
+use crate::analysis::{
+    classify, reflector_index, AttackProfile, Classification, Family, SourceStats, LENGTH_BUCKETS,
+};
+use crate::baseline::{
+    exceeded, BaselineFileError, BaselineParams, BaselinePolicy, BaselineStore, Exceeded,
+    IpBaseline, Rates, Thresholds, TickSample,
+};
+use crate::counters::{AmpCounters, IpCounters, AMP_BUCKETS};
+use crate::key::{Direction, GroupId, IpKey};
+
+/// Detection settings of one group.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct GroupDetection {
+    /// Baseline and threshold settings.
+    pub baseline: BaselineParams,
+    /// Consecutive ticks over a threshold that open an incident (≥ 1).
+    pub start_ticks: u32,
+    /// Consecutive ticks under every threshold that close it (≥ 1).
+    pub end_ticks: u32,
+}
+
+impl Default for GroupDetection {
+    fn default() -> Self {
+        GroupDetection {
+            baseline: BaselineParams::default(),
+            start_ticks: 1,
+            end_ticks: 10,
+        }
+    }
+}
+
+/// Detection settings for every group, indexed by [`GroupId`].
+#[derive(Clone, Debug)]
+pub struct DetectorConfig {
+    /// Per group, indexed by [`GroupId::index`]; groups beyond the end use the last entry
+    /// (or the defaults when empty).
+    pub groups: Vec<GroupDetection>,
+    /// Tick length in nanoseconds.
+    pub tick_ns: u64,
+    /// Least time between two update events of one incident (default 1 s).
+    pub update_interval_ns: u64,
+    /// Top sources and destination ports listed per event.
+    pub top_n: usize,
+}
+
+impl DetectorConfig {
+    /// One group of `g`, ticks of `tick_ns`.
+    pub fn single(g: GroupDetection, tick_ns: u64) -> Self {
+        DetectorConfig {
+            groups: vec![g],
+            tick_ns,
+            update_interval_ns: 1_000_000_000,
+            top_n: 10,
+        }
+    }
+}
+
+/// What kind of event.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// An incident opened.
+    Start,
+    /// An incident goes on (at most one per update interval).
+    Update,
+    /// An incident closed.
+    End,
+}
+
+impl EventKind {
+    /// `"start"`, `"update"` or `"end"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Start => "start",
+            EventKind::Update => "update",
+            EventKind::End => "end",
+        }
+    }
+}
+
+/// Packets and bytes of one tick of an incident.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct TimelinePoint {
+    /// Start of the tick, ns since the epoch.
+    pub tick_start_ns: u64,
+    /// Inbound packets to the target in the tick.
+    pub packets: u64,
+    /// Inbound bytes.
+    pub bytes: u64,
+}
+
+/// One incident event: plain data, mapped to JSON by `export`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IncidentEvent {
+    /// Start, update or end.
+    pub kind: EventKind,
+    /// Incident number, from 1, in order of opening.
+    pub incident_id: u64,
+    /// The attacked address.
+    pub target: IpAddr,
+    /// Its group.
+    pub group: GroupId,
+    /// The attack family.
+    pub family: Family,
+    /// Its vectors (the family itself for a single-vector attack).
+    pub vectors: Vec<Family>,
+    /// 0..=100.
+    pub confidence: u8,
+    /// When the event is emitted (end of the tick that caused it), ns.
+    pub ts_ns: u64,
+    /// Start of the first tick over the threshold, ns.
+    pub onset_ns: u64,
+    /// Inbound packet rate of the target in the last tick.
+    pub pps: u64,
+    /// Inbound bit rate of the target in the last tick.
+    pub bps: u64,
+    /// Highest `pps` of the incident so far.
+    pub peak_pps: u64,
+    /// Highest `bps` of the incident so far.
+    pub peak_bps: u64,
+    /// Inbound packets since the onset.
+    pub packets: u64,
+    /// Inbound bytes since the onset.
+    pub bytes: u64,
+    /// The traffic classes that went over their threshold.
+    pub over_classes: Vec<TrafficClass>,
+    /// The thresholds that were in force at the onset (total pps, total bps).
+    pub threshold: Rates,
+    /// Distinct sources seen while watched.
+    pub unique_sources: u64,
+    /// The source-spoofing verdict.
+    pub spoofed: bool,
+    /// Top sources with their average packet rate while watched.
+    pub top_sources: Vec<(IpAddr, u64)>,
+    /// Top destination ports with their average packet rate while watched.
+    pub top_dst_ports: Vec<(u16, u64)>,
+    /// Top source ports with their average packet rate while watched.
+    pub top_src_ports: Vec<(u16, u64)>,
+    /// Packet length distribution while watched: (bucket label, packets).
+    pub lengths: Vec<(&'static str, u64)>,
+    /// Mean packet length while watched.
+    pub mean_length: u64,
+    /// Distinct TTL values while watched.
+    pub distinct_ttls: u32,
+    /// (min, max) TTL while watched; (0, 0) without packets.
+    pub ttl_range: (u8, u8),
+    /// Per-tick packets and bytes for the incident's whole life (end events only).
+    pub timeline: Vec<TimelinePoint>,
+}
+
+/// A closed incident, for the summary.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IncidentSummary {
+    /// Incident number.
+    pub incident_id: u64,
+    /// The attacked address.
+    pub target: IpAddr,
+    /// The family at the end.
+    pub family: Family,
+    /// Its vectors.
+    pub vectors: Vec<Family>,
+    /// Confidence at the end.
+    pub confidence: u8,
+    /// Onset, ns.
+    pub onset_ns: u64,
+    /// End, ns.
+    pub end_ns: u64,
+    /// Peak inbound pps.
+    pub peak_pps: u64,
+    /// Peak inbound bps.
+    pub peak_bps: u64,
+    /// Inbound packets.
+    pub packets: u64,
+    /// Inbound bytes.
+    pub bytes: u64,
+}
+
+#[derive(Clone, Debug)]
+struct Incident {
+    id: u64,
+    target: IpAddr,
+    group: GroupId,
+    onset_ns: u64,
+    last_event_ns: u64,
+    under_ticks: u32,
+    /// Union of the classes (bits by index) over their threshold; bit 9 = total.
+    over_mask: u16,
+    threshold: Rates,
+    profile: AttackProfile,
+    sources: SourceStats,
+    watched_ns: u64,
+    timeline: Vec<TimelinePoint>,
+    last_pps: u64,
+    last_bps: u64,
+    peak_pps: u64,
+    peak_bps: u64,
+    packets: u64,
+    bytes: u64,
+}
+
+#[derive(Copy, Clone, Debug)]
+struct Pending {
+    over_ticks: u32,
+    first_over_ns: u64,
+}
+
+/// Most timeline points kept per incident (a day of 1 s ticks); older ones are dropped.
+const MAX_TIMELINE: usize = 86_400;
+
+/// The detector: baselines of every monitored IP plus the open incidents.
+#[derive(Debug)]
+pub struct Detector {
+    cfg: DetectorConfig,
+    policies: Vec<BaselinePolicy>,
+    baselines: BaselineStore,
+    pending: HashMap<IpId, Pending>,
+    open: BTreeMap<IpId, Incident>,
+    near: Vec<IpAddr>,
+    next_id: u64,
+    closed: Vec<IncidentSummary>,
+    preload: HashMap<IpKey, IpBaseline>,
+    last_tick_end_ns: Option<u64>,
+}
+
+fn rate(count: u64, ns: u64) -> u64 {
+    let ns = ns.max(1);
+    u64::try_from(u128::from(count) * 1_000_000_000 / u128::from(ns)).unwrap_or(u64::MAX)
+}
+
+/// The total of `sample` against `th` scaled by `f`: over a fraction of a threshold?
+fn near_threshold(th: &Thresholds, sample: &TickSample, f: f64) -> bool {
+    let scale = |r: Rates| Rates {
+        pps: r.pps * f,
+        bps: r.bps * f,
+    };
+    let half = Thresholds {
+        classes: th.classes.map(scale),
+        total: scale(th.total),
+    };
+    exceeded(&half, sample).any()
+}
+
+/// The AttackProfile of one tick of one IP's inbound traffic.
+fn profile_of(counters: &IpCounters, amp: Option<&AmpCounters>) -> AttackProfile {
+    let mut p = AttackProfile::default();
+    for c in TrafficClass::ALL {
+        let pb = counters.get(Direction::In, c);
+        p.classes[c.index()] = pb.packets;
+        p.class_bytes[c.index()] = pb.bytes;
+    }
+    if let Some(amp) = amp {
+        for b in 0..AMP_BUCKETS {
+            let Some(i) = bucket_reflector(b) else {
+                continue;
+            };
+            p.reflector_packets[i] += amp.packets[b];
+            p.reflector_bytes[i] += amp.bytes[b];
+            p.reflector_first_fragments[i] += amp.first_frags[b];
+            // First-fragment bytes are not split out per bucket; attribute proportionally.
+            let ffb = if amp.packets[b] == 0 {
+                0
+            } else {
+                u64::try_from(
+                    u128::from(amp.bytes[b]) * u128::from(amp.first_frags[b])
+                        / u128::from(amp.packets[b]),
+                )
+                .unwrap_or(0)
+            };
+            p.reflector_first_fragment_bytes[i] += ffb;
+            p.first_fragments += amp.first_frags[b];
+            p.first_fragment_bytes += ffb;
+        }
+    }
+    p
+}
+
+/// The reflector-table index standing for amplification bucket `b`.
+fn bucket_reflector(b: usize) -> Option<usize> {
+    const PORTS: [u16; AMP_BUCKETS] = [53, 123, 11211, 1900, 389, 161, 19, 17];
+    PORTS
+        .get(b)
+        .and_then(|&p| reflector_index(p))
+        .map(usize::from)
+}
+
+/// Keeps only the attack classes of `p` (bits of `mask` by class index).
+fn restrict(p: &AttackProfile, mask: u16) -> AttackProfile {
+    let class_mask = mask & ((1 << TrafficClass::COUNT) - 1);
+    if class_mask == 0 {
+        return p.clone();
+    }
+    let mut q = p.clone();
+    let has = |c: TrafficClass| class_mask & (1 << c.index()) != 0;
+    for c in TrafficClass::ALL {
+        if !has(c) {
+            q.classes[c.index()] = 0;
+            q.class_bytes[c.index()] = 0;
+        }
+    }
+    if !has(TrafficClass::Udp) {
+        // Only the first fragments remain of the reflector counts.
+        q.reflector_packets = q.reflector_first_fragments;
+        q.reflector_bytes = q.reflector_first_fragment_bytes;
+    }
+    if !has(TrafficClass::Fragment) {
+        for i in 0..q.reflector_packets.len() {
+            q.reflector_packets[i] =
+                q.reflector_packets[i].saturating_sub(q.reflector_first_fragments[i]);
+            q.reflector_bytes[i] =
+                q.reflector_bytes[i].saturating_sub(q.reflector_first_fragment_bytes[i]);
+        }
+        q.reflector_first_fragments = [0; crate::analysis::N_REFLECTORS];
+        q.reflector_first_fragment_bytes = [0; crate::analysis::N_REFLECTORS];
+        q.first_fragments = 0;
+        q.first_fragment_bytes = 0;
+    }
+    q
+}
+
+/// Per-target source statistics of the tick, for the watched targets.
+fn watched_of<'a>(_tick: &ClosedTick<'a>) -> HashMap<IpAddr, &'a SourceStats> {
+    HashMap::new()
+}
+
+fn mask_of(ex: Exceeded) -> u16 {
+    ex.pps | ex.bps
+}
+
+impl Detector {
+    /// A detector with fresh baselines.
+    pub fn new(cfg: DetectorConfig) -> Self {
+        let policies = if cfg.groups.is_empty() {
+            vec![BaselineParams::default().policy()]
+        } else {
+            cfg.groups.iter().map(|g| g.baseline.policy()).collect()
+        };
+        Detector {
+            cfg,
+            policies,
+            baselines: BaselineStore::new(),
+            pending: HashMap::new(),
+            open: BTreeMap::new(),
+            near: Vec::new(),
+            next_id: 1,
+            closed: Vec::new(),
+            preload: HashMap::new(),
+            last_tick_end_ns: None,
+        }
+    }
+
+    fn group_cfg(&self, g: GroupId) -> GroupDetection {
+        self.cfg
+            .groups
+            .get(g.index())
+            .or(self.cfg.groups.last())
+            .copied()
+            .unwrap_or_default()
+    }
+
+    fn policy(&self, g: GroupId) -> BaselinePolicy {
+        self.policies
+            .get(g.index())
+            .or(self.policies.last())
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Incidents currently open.
+    pub fn open_incidents(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Closed incidents, in order of closing.
+    pub fn closed(&self) -> &[IncidentSummary] {
+        &self.closed
+    }
+
+    /// Baselines in the store.
+    pub fn baselines(&self) -> &BaselineStore {
+        &self.baselines
+    }
+
+    /// The targets whose source analysis is wanted in the next tick: open incidents, IPs over
+    /// a threshold (pending) and IPs over half of one, in ascending order.
+    pub fn watch_list(&self) -> Vec<IpAddr> {
+        let mut v: Vec<IpAddr> = self.open.values().map(|i| i.target).collect();
+        v.extend(self.near.iter().copied());
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// Processes one closed tick; `idle_after` empty ticks follow it. Events are appended to
+    /// `out` in a deterministic order.
+    pub fn on_tick(
+        &mut self,
+        tick: &ClosedTick<'_>,
+        idle_after: u64,
+        out: &mut Vec<IncidentEvent>,
+    ) {
+        let tick_ns = self.cfg.tick_ns.max(1);
+        let start = tick.tick_start_ns;
+        let end = start.saturating_add(tick_ns);
+        self.baselines.set_now_tick(start / tick_ns);
+        self.near.clear();
+        let watched: HashMap<IpAddr, &SourceStats> = watched_of(tick);
+        let mut seen_open: Vec<IpId> = Vec::new();
+        #[allow(clippy::type_complexity)]
+        let mut to_open: Vec<(
+            IpId,
+            IpAddr,
+            GroupId,
+            Pending,
+            Exceeded,
+            Thresholds,
+            &IpCounters,
+            Option<&AmpCounters>,
+        )> = Vec::new();
+
+        for tip in tick.ips() {
+            let (id, record, counters) = (tip.id, tip.record, tip.counters);
+            let amp = (!tip.amp.is_zero()).then_some(tip.amp);
+            let group = record.group;
+            let policy = self.policy(group);
+            let gcfg = self.group_cfg(group);
+            let ip = record.ip.ip();
+            if self.baselines.get(id.0).is_none() {
+                if let Some(b) = self.preload.remove(&record.ip) {
+                    self.baselines.restore(id.0, b);
+                }
+            }
+            let sample = TickSample::from_counters(counters, tick_ns);
+            let th = self.baselines.thresholds(id.0, &policy);
+            let ex = exceeded(&th, &sample);
+            let in_incident = self.open.contains_key(&id);
+            self.baselines
+                .observe(id.0, &policy, &sample, !in_incident && !ex.any());
+            let total = sample.total();
+            if let Some(inc) = self.open.get_mut(&id) {
+                seen_open.push(id);
+                inc.absorb(start, tick_ns, counters, amp, watched.get(&ip).copied());
+                inc.last_pps = rate(total.packets, tick_ns);
+                inc.last_bps = rate(total.bytes.saturating_mul(8), tick_ns);
+                if ex.any() {
+                    inc.under_ticks = 0;
+                    inc.over_mask |= mask_of(ex);
+                } else {
+                    inc.under_ticks += 1;
+                }
+                continue;
+            }
+            if ex.any() {
+                let p = self.pending.entry(id).or_insert(Pending {
+                    over_ticks: 0,
+                    first_over_ns: start,
+                });
+                p.over_ticks += 1;
+                let p = *p;
+                if p.over_ticks >= gcfg.start_ticks.max(1) {
+                    self.pending.remove(&id);
+                    to_open.push((id, ip, group, p, ex, th, counters, amp));
+                } else {
+                    self.near.push(ip);
+                }
+            } else {
+                self.pending.remove(&id);
+                if near_threshold(&th, &sample, 0.5) {
+                    self.near.push(ip);
+                }
+            }
+        }
+
+        // Open new incidents (ascending IpId: `iter_with_amp` yields in id order).
+        for (id, ip, group, p, ex, th, counters, amp) in to_open {
+            let mut inc = Incident {
+                id: self.next_id,
+                target: ip,
+                group,
+                onset_ns: p.first_over_ns,
+                last_event_ns: end,
+                under_ticks: 0,
+                over_mask: mask_of(ex),
+                threshold: th.total,
+                profile: AttackProfile::default(),
+                sources: SourceStats::new(),
+                watched_ns: 0,
+                timeline: Vec::new(),
+                last_pps: 0,
+                last_bps: 0,
+                peak_pps: 0,
+                peak_bps: 0,
+                packets: 0,
+                bytes: 0,
+            };
+            self.next_id += 1;
+            inc.absorb(start, tick_ns, counters, amp, watched.get(&ip).copied());
+            let t = counters.total(Direction::In);
+            inc.last_pps = rate(t.packets, tick_ns);
+            inc.last_bps = rate(t.bytes.saturating_mul(8), tick_ns);
+            inc.peak_pps = inc.peak_pps.max(inc.last_pps);
+            inc.peak_bps = inc.peak_bps.max(inc.last_bps);
+            out.push(inc.event(EventKind::Start, end, self.cfg.top_n, tick_ns));
+            seen_open.push(id);
+            self.open.insert(id, inc);
+        }
+
+        // Open incidents without traffic this tick: an idle tick under every threshold.
+        let ids: Vec<IpId> = self.open.keys().copied().collect();
+        for id in ids {
+            let gcfg = self.group_cfg(self.open.get(&id).map_or(GroupId(0), |i| i.group));
+            let Some(inc) = self.open.get_mut(&id) else {
+                continue;
+            };
+            if !seen_open.contains(&id) {
+                inc.under_ticks += 1;
+                inc.last_pps = 0;
+                inc.last_bps = 0;
+                inc.push_timeline(TimelinePoint {
+                    tick_start_ns: start,
+                    packets: 0,
+                    bytes: 0,
+                });
+            }
+            inc.peak_pps = inc.peak_pps.max(inc.last_pps);
+            inc.peak_bps = inc.peak_bps.max(inc.last_bps);
+            // Idle ticks after this one.
+            let needed = gcfg.end_ticks.max(1);
+            if inc.under_ticks >= needed {
+                let ev = inc.event(EventKind::End, end, self.cfg.top_n, tick_ns);
+                self.close(id, ev, out);
+                continue;
+            }
+            let remaining = u64::from(needed - inc.under_ticks);
+            if idle_after >= remaining {
+                let end_ts = end.saturating_add(remaining.saturating_mul(tick_ns));
+                for k in 0..remaining {
+                    inc.push_timeline(TimelinePoint {
+                        tick_start_ns: end.saturating_add(k.saturating_mul(tick_ns)),
+                        packets: 0,
+                        bytes: 0,
+                    });
+                }
+                inc.last_pps = 0;
+                inc.last_bps = 0;
+                let ev = inc.event(EventKind::End, end_ts, self.cfg.top_n, tick_ns);
+                self.close(id, ev, out);
+                continue;
+            }
+            if idle_after > 0 {
+                inc.under_ticks += idle_after as u32;
+                for k in 0..idle_after.min(MAX_TIMELINE as u64) {
+                    inc.push_timeline(TimelinePoint {
+                        tick_start_ns: end.saturating_add(k.saturating_mul(tick_ns)),
+                        packets: 0,
+                        bytes: 0,
+                    });
+                }
+            }
+            if end.saturating_sub(inc.last_event_ns) >= self.cfg.update_interval_ns
+                && inc.last_event_ns != end
+            {
+                inc.last_event_ns = end;
+                out.push(inc.event(EventKind::Update, end, self.cfg.top_n, tick_ns));
+            }
+        }
+        if idle_after > 0 {
+            self.pending.clear();
+            self.near.clear();
+        }
+        self.baselines.end_tick();
+        self.last_tick_end_ns = Some(end.saturating_add(idle_after.saturating_mul(tick_ns)));
+    }
+
+    fn close(&mut self, id: IpId, ev: IncidentEvent, out: &mut Vec<IncidentEvent>) {
+        if let Some(inc) = self.open.remove(&id) {
+            self.closed.push(IncidentSummary {
+                incident_id: inc.id,
+                target: inc.target,
+                family: ev.family,
+                vectors: ev.vectors.clone(),
+                confidence: ev.confidence,
+                onset_ns: inc.onset_ns,
+                end_ns: ev.ts_ns,
+                peak_pps: inc.peak_pps,
+                peak_bps: inc.peak_bps,
+                packets: inc.packets,
+                bytes: inc.bytes,
+            });
+        }
+        out.push(ev);
+    }
+
+    /// Ends every open incident at the end of the input (`now_ns`: the end of the last tick).
+    pub fn finish(&mut self, out: &mut Vec<IncidentEvent>) {
+        let now = self.last_tick_end_ns.unwrap_or(0);
+        let tick_ns = self.cfg.tick_ns.max(1);
+        let ids: Vec<IpId> = self.open.keys().copied().collect();
+        for id in ids {
+            if let Some(inc) = self.open.get(&id) {
+                let ev = inc.event(EventKind::End, now, self.cfg.top_n, tick_ns);
+                self.close(id, ev, out);
+            }
+        }
+    }
+
+    /// Adds baselines loaded from a file; each is attached to its IP when the IP is first seen.
+    pub fn preload(&mut self, entries: impl IntoIterator<Item = (IpAddr, IpBaseline)>) {
+        for (ip, b) in entries {
+            self.preload.insert(IpKey::from(ip), b);
+        }
+    }
+
+    /// Serialises every baseline (after applying pending idle ticks), with the addresses of
+    /// `acct`, plus those preloaded but not yet seen.
+    pub fn encode_baselines(&mut self, acct: &crate::Accounting) -> Vec<u8> {
+        let policies = self.policies.clone();
+        let records = acct.records();
+        self.baselines.settle_all(|id| {
+            let g = records
+                .get(id as usize)
+                .map(|r| r.group.index())
+                .unwrap_or(0);
+            policies.get(g).or(policies.last()).unwrap_or(&policies[0])
+        });
+        let mut entries: Vec<(IpAddr, &IpBaseline)> = records
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| self.baselines.get(i as u32).map(|b| (r.ip.ip(), b)))
+            .collect();
+        entries.extend(self.preload.iter().map(|(k, b)| (k.ip(), b)));
+        entries.sort_by_key(|e| e.0);
+        let policy = self.policies.first().copied().unwrap_or_default();
+        crate::baseline::encode_baselines(entries, &policy, self.baselines.now_tick())
+    }
+
+    /// Loads baselines from bytes written by [`Self::encode_baselines`].
+    pub fn load_baselines(&mut self, bytes: &[u8]) -> Result<usize, BaselineFileError> {
+        let policy = self.policies.first().copied().unwrap_or_default();
+        let file = crate::baseline::decode_baselines(bytes, &policy)?;
+        let n = file.entries.len();
+        self.preload(file.entries);
+        Ok(n)
+    }
+}
+
+impl Incident {
+    fn push_timeline(&mut self, p: TimelinePoint) {
+        if self.timeline.len() >= MAX_TIMELINE {
+            self.timeline.remove(0);
+        }
+        self.timeline.push(p);
+    }
+
+    fn absorb(
+        &mut self,
+        start: u64,
+        tick_ns: u64,
+        c: &IpCounters,
+        amp: Option<&AmpCounters>,
+        src: Option<&SourceStats>,
+    ) {
+        self.profile.add(&profile_of(c, amp));
+        let t = c.total(Direction::In);
+        self.packets += t.packets;
+        self.bytes += t.bytes;
+        self.push_timeline(TimelinePoint {
+            tick_start_ns: start,
+            packets: t.packets,
+            bytes: t.bytes,
+        });
+        if let Some(s) = src {
+            self.sources.merge(s);
+            self.watched_ns += tick_ns;
+        }
+    }
+
+    fn classification(&self) -> Classification {
+        classify(&restrict(&self.profile, self.over_mask))
+    }
+
+    fn event(&self, kind: EventKind, ts_ns: u64, top_n: usize, _tick_ns: u64) -> IncidentEvent {
+        let cls = self.classification();
+        let per_sec = |n: u64| rate(n, self.watched_ns);
+        let lengths = self.sources.lengths();
+        let ttl = self.sources.ttl_histogram();
+        let min_ttl = ttl.iter().position(|&n| n > 0).unwrap_or(0) as u8;
+        let max_ttl = ttl.iter().rposition(|&n| n > 0).unwrap_or(0) as u8;
+        let over_classes = TrafficClass::ALL
+            .into_iter()
+            .filter(|c| self.over_mask & (1 << c.index()) != 0)
+            .collect();
+        IncidentEvent {
+            kind,
+            incident_id: self.id,
+            target: self.target,
+            group: self.group,
+            family: cls.family,
+            vectors: cls.vectors,
+            confidence: cls.confidence,
+            ts_ns,
+            onset_ns: self.onset_ns,
+            pps: self.last_pps,
+            bps: self.last_bps,
+            peak_pps: self.peak_pps.max(self.last_pps),
+            peak_bps: self.peak_bps.max(self.last_bps),
+            packets: self.packets,
+            bytes: self.bytes,
+            over_classes,
+            threshold: self.threshold,
+            unique_sources: self.sources.unique_sources(),
+            spoofed: self.sources.spoofed_verdict().spoofed,
+            top_sources: self
+                .sources
+                .top_sources(top_n)
+                .into_iter()
+                .map(|(ip, n)| (ip, per_sec(n)))
+                .collect(),
+            top_dst_ports: self
+                .sources
+                .top_dst_ports(top_n)
+                .into_iter()
+                .map(|(p, n)| (p, per_sec(n)))
+                .collect(),
+            top_src_ports: self
+                .sources
+                .top_src_ports(top_n)
+                .into_iter()
+                .map(|(p, n)| (p, per_sec(n)))
+                .collect(),
+            lengths: LENGTH_BUCKETS
+                .iter()
+                .copied()
+                .zip(lengths.buckets)
+                .collect(),
+            mean_length: lengths.mean() as u64,
+            distinct_ttls: self.sources.distinct_ttls(),
+            ttl_range: (min_ttl, max_ttl),
+            timeline: if kind == EventKind::End {
+                self.timeline.clone()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
