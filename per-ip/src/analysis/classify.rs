@@ -171,8 +171,11 @@ const fn r(port: u16, name: &'static str, family: Family) -> Reflector {
 /// returns and what [`AttackProfile::reflector_packets`] is indexed by.
 ///
 /// Only ports whose responses are a documented amplification vector are listed. Ports that
-/// mostly carry legitimate bidirectional flows into servers (QUIC 443, OpenVPN 1194, IKE
-/// NAT-T 4500) are left out so that ordinary UDP traffic is not called amplification.
+/// mostly carry legitimate bidirectional flows into servers (QUIC 443, OpenVPN 1194) are left
+/// out so that ordinary UDP traffic is not called amplification. IKE NAT-T (4500) is listed:
+/// floods of fixed-size responses from thousands of IPsec gateways' port 4500 to random
+/// destination ports are a reflection vector seen in the wild, and a server's own NAT-T
+/// traffic stays far below the per-IP floors.
 pub const REFLECTORS: &[Reflector] = &[
     // QOTD: a quote per datagram, ~140x.
     r(17, "qotd", Family::UdpAmplification),
@@ -210,6 +213,8 @@ pub const REFLECTORS: &[Reflector] = &[
     r(3478, "stun", Family::UdpAmplification),
     // WS-Discovery probe responses, up to 500x.
     r(3702, "ws_discovery", Family::UdpAmplification),
+    // IKE NAT-T responder retransmissions from IPsec gateways (fixed-size, many sources).
+    r(4500, "ike_natt", Family::UdpAmplification),
     // Sentinel license manager, ~40x.
     r(5093, "sentinel", Family::UdpAmplification),
     // mDNS unicast query responses, 2-10x.
@@ -685,7 +690,7 @@ mod tests {
         for w in REFLECTORS.windows(2) {
             assert!(w[0].port < w[1].port, "table sorted by port");
         }
-        for port in [0, 1, 22, 80, 443, 1194, 4500, 8080, 65535] {
+        for port in [0, 1, 22, 80, 443, 1194, 8080, 65535] {
             assert_eq!(reflector_index(port), None, "{port}");
         }
         let hits = (0..=u16::MAX)
