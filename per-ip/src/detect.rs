@@ -298,8 +298,25 @@ fn profile_of(counters: &IpCounters, amp: Option<&AmpCounters>) -> AttackProfile
             p.first_fragment_bytes += ffb;
         }
     }
+    // The per-tick counters know the first fragments of reflector flows but not those of
+    // other datagrams. Reflected answers split into at most `MAX_LATER_PER_FIRST` later
+    // fragments each; fragment traffic beyond that is other datagrams, taken to be split in
+    // two (a first and a later fragment), so it is not attributed to the reflectors.
+    let frag = counters.get(Direction::In, TrafficClass::Fragment);
+    let attributable = p.first_fragments.saturating_mul(1 + MAX_LATER_PER_FIRST);
+    let other = frag.packets.saturating_sub(attributable);
+    if other > 0 {
+        let other_first = other / 2;
+        let mean = frag.bytes.checked_div(frag.packets).unwrap_or(0);
+        p.first_fragments += other_first;
+        p.first_fragment_bytes += other_first.saturating_mul(mean);
+    }
     p
 }
+
+/// Later fragments one reflected answer is assumed to have at most (answers of up to ~6 kB at
+/// a 1500-byte MTU).
+const MAX_LATER_PER_FIRST: u64 = 3;
 
 /// The reflector-table index standing for amplification bucket `b`.
 fn bucket_reflector(b: usize) -> Option<usize> {

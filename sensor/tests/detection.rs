@@ -1,0 +1,280 @@
+//! Detection end to end: incidents from the labelled captures of `pcaps/captures/` and from the
+//! public captures of `../shared/pcaps/`, through the real binary.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use serde_json::Value;
+use surgewatch_pcaps::{captures_dir, catalogue, load_expected};
+
+fn replay(files: &[PathBuf], args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_surgewatch"))
+        .arg("replay")
+        .args(files)
+        .args(["--format", "json", "--no-progress"])
+        .args(args)
+        .output()
+        .expect("running surgewatch")
+}
+
+fn events(o: &Output) -> Vec<Value> {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every stdout line is JSON"))
+        .collect()
+}
+
+fn starts(ev: &[Value]) -> Vec<&Value> {
+    ev.iter().filter(|e| e["event"] == "start").collect()
+}
+
+const EVENT_FIELDS: [&str; 17] = [
+    "event",
+    "incident_id",
+    "target",
+    "family",
+    "vectors",
+    "confidence",
+    "ts",
+    "onset_ts",
+    "pps",
+    "bps",
+    "peak_pps",
+    "peak_bps",
+    "unique_sources",
+    "spoofed",
+    "top_sources",
+    "top_dst_ports",
+    "packets",
+];
+
+#[test]
+fn labelled_attacks_are_found_with_family_target_and_timing_and_benign_ones_are_not() {
+    for spec in catalogue() {
+        let exp = load_expected(&spec).expect("expected");
+        let mut args: Vec<String> = vec!["--threshold-pps".into(), "1000".into()];
+        for m in &exp.monitor {
+            args.push("--monitor".into());
+            args.push(m.clone());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let ev = events(&replay(&[captures_dir().join(&spec.file_name)], &args));
+        let summary = ev.last().expect("summary");
+        assert_eq!(summary["event"], "summary");
+        let st = starts(&ev);
+        assert_eq!(
+            st.len(),
+            exp.attacks.len(),
+            "{}: one incident per attack, got {st:?}",
+            spec.name
+        );
+        assert_eq!(
+            summary["incidents"].as_array().map(Vec::len),
+            Some(exp.attacks.len()),
+            "{}",
+            spec.name
+        );
+        for (a, s) in exp.attacks.iter().zip(&st) {
+            for f in EVENT_FIELDS {
+                assert!(s.get(f).is_some(), "{}: start event lacks {f}", spec.name);
+            }
+            assert_eq!(s["target"], a.target.to_string(), "{}: target", spec.name);
+            assert_eq!(s["family"], a.family.as_str(), "{}: family", spec.name);
+            let onset = a.onset_ns as f64 / 1e9;
+            let ts = s["ts"].as_f64().expect("ts");
+            let onset_ts = s["onset_ts"].as_f64().expect("onset_ts");
+            assert!(
+                ts >= onset && ts - onset <= 2.0,
+                "{}: start at {ts}, onset {onset}",
+                spec.name
+            );
+            assert!(
+                (onset_ts - onset).abs() <= 1.0,
+                "{}: onset_ts {onset_ts} vs {onset}",
+                spec.name
+            );
+            if a.family == "multi_vector" {
+                let mut got: Vec<&str> = s["vectors"]
+                    .as_array()
+                    .expect("vectors")
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect();
+                let mut want: Vec<&str> = a.vectors.iter().map(String::as_str).collect();
+                got.sort_unstable();
+                want.sort_unstable();
+                assert_eq!(got, want, "{}: vectors", spec.name);
+            }
+        }
+        // Every incident ends, and each end comes after its start.
+        let ends = ev.iter().filter(|e| e["event"] == "end").count();
+        assert_eq!(ends, st.len(), "{}: every incident ends", spec.name);
+    }
+}
+
+#[test]
+fn events_are_identical_whatever_the_worker_count() {
+    let files: Vec<PathBuf> = catalogue()
+        .iter()
+        .map(|s| captures_dir().join(&s.file_name))
+        .collect();
+    let mut args = vec!["--threshold-pps", "1000"];
+    for m in surgewatch_pcaps::expected::MONITOR {
+        args.extend(["--monitor", m]);
+    }
+    let one = replay(&files, &args);
+    let mut two_args = args.clone();
+    two_args.extend(["--workers", "2"]);
+    let two = replay(&files, &two_args);
+    let ev = events(&one);
+    // Back-to-back captures attacking the same target within `end_ticks` merge into one
+    // incident, so fewer incidents than attacks.
+    assert!(starts(&ev).len() >= 5, "the catalogue holds many attacks");
+    assert_eq!(
+        one.stdout, two.stdout,
+        "byte-identical JSON with 1 and 2 workers"
+    );
+}
+
+#[test]
+fn baselines_survive_a_restart_and_a_corrupt_file_only_warns() {
+    let dir = std::env::temp_dir().join(format!("surgewatch-baselines-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("b.bin");
+    let cap = captures_dir().join("benign_web_mix.pcap");
+    let args = [
+        "--monitor",
+        "203.0.113.0/24",
+        "--baselines",
+        file.to_str().expect("utf8"),
+    ];
+    let first = replay(std::slice::from_ref(&cap), &args);
+    assert!(first.status.success());
+    let len = std::fs::metadata(&file)
+        .expect("baseline file written")
+        .len();
+    assert!(len > 32, "baseline file has content");
+    let second = replay(std::slice::from_ref(&cap), &args);
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("loaded"),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    std::fs::write(&file, b"SWBL garbage that is not a baseline file").expect("write");
+    let third = replay(std::slice::from_ref(&cap), &args);
+    assert!(
+        third.status.success(),
+        "a corrupt baseline file must not stop the sensor"
+    );
+    let err = String::from_utf8_lossy(&third.stderr);
+    assert!(
+        err.contains("warning") && err.contains("fresh baselines"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_thresholds_are_refused() {
+    let cap = captures_dir().join("benign_web_mix.pcap");
+    for bad in [
+        "--threshold-pps=0",
+        "--threshold-pps=-5",
+        "--threshold-mbps=0",
+        "--threshold-mbps=nan",
+    ] {
+        let o = replay(std::slice::from_ref(&cap), &[bad]);
+        assert_eq!(o.status.code(), Some(2), "{bad:?}");
+        assert!(String::from_utf8_lossy(&o.stderr).contains("must be a positive number"));
+    }
+}
+
+fn shared_pcaps() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/pcaps");
+    dir.join("MANIFEST.tsv").is_file().then_some(dir)
+}
+
+/// The family a public attack capture must be classified as, from its MANIFEST label.
+fn family_of_label(label: &str) -> Option<&'static str> {
+    let l = label.to_ascii_lowercase();
+    Some(if l.contains("syn flood") || l.contains("syn)") {
+        "syn_flood"
+    } else if l.contains("snmp") {
+        "snmp_amplification"
+    } else if l.contains("dns") {
+        "dns_amplification"
+    } else if l.contains("ntp") {
+        "ntp_amplification"
+    } else if l.contains("udp amplification") {
+        "udp_amplification"
+    } else {
+        return None;
+    })
+}
+
+#[test]
+fn public_attack_captures_yield_their_family_and_benign_ones_nothing() {
+    let Some(dir) = shared_pcaps() else {
+        eprintln!("skipped: ../shared/pcaps/MANIFEST.tsv not found beside the checkout");
+        return;
+    };
+    let manifest = std::fs::read_to_string(dir.join("MANIFEST.tsv")).expect("manifest");
+    let mut lines = manifest.lines();
+    let header: Vec<&str> = lines.next().expect("header").split('\t').collect();
+    let col = |n: &str| header.iter().position(|h| *h == n).expect("column");
+    let (fc, cc, vc, lc, pc, dc) = (
+        col("file"),
+        col("category"),
+        col("victim_ips"),
+        col("repo_label"),
+        col("packets"),
+        col("duration_s"),
+    );
+    let mut checked = 0;
+    for line in lines.filter(|l| !l.trim().is_empty()) {
+        let f: Vec<&str> = line.split('\t').collect();
+        let file = dir.join(f[fc]);
+        match f[cc] {
+            "attack" => {
+                let victim = f[vc].split_whitespace().next().expect("victim");
+                let family = family_of_label(f[lc])
+                    .unwrap_or_else(|| panic!("no family for label {}", f[lc]));
+                // Thresholds low enough for the capture's own rate: a tenth of its mean
+                // packet rate. The DNS capture is mostly unrelated TCP, so its bit rate is
+                // what stands out: a bps threshold at half its mean bit rate.
+                let packets: f64 = f[pc].parse().expect("packets");
+                let secs: f64 = f[dc].parse::<f64>().expect("duration").max(1.0);
+                let pps = (packets / secs / 10.0).max(10.0).floor().to_string();
+                let size = std::fs::metadata(&file).expect("size").len() as f64;
+                let mbps = format!("{:.3}", size * 8.0 / secs / 1e6 / 2.0);
+                let args: Vec<&str> = if family == "dns_amplification" {
+                    vec!["--monitor", victim, "--threshold-mbps", &mbps]
+                } else {
+                    vec!["--monitor", victim, "--threshold-pps", &pps]
+                };
+                let ev = events(&replay(std::slice::from_ref(&file), &args));
+                let st = starts(&ev);
+                assert!(!st.is_empty(), "{}: no incident", f[fc]);
+                for s in &st {
+                    assert_eq!(s["target"], victim, "{}", f[fc]);
+                    assert_eq!(s["family"], family, "{}: {s}", f[fc]);
+                }
+                checked += 1;
+            }
+            "benign" => {
+                let ev = events(&replay(std::slice::from_ref(&file), &[]));
+                assert!(
+                    starts(&ev).is_empty(),
+                    "{}: benign capture alerted: {:?}",
+                    f[fc],
+                    starts(&ev)
+                );
+                checked += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(checked >= 10);
+}
