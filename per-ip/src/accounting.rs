@@ -7,10 +7,10 @@ use std::sync::Arc;
 use hashbrown::HashMap;
 use surgewatch_pipeline::{ParseStatus, TrafficClass};
 
+use crate::analysis::SourceStats;
 use crate::clock::TickLength;
 use crate::counters::{AmpCounters, IpCounters, PacketsBytes, TrafficStats};
 use crate::key::{Direction, GroupId, IpKey};
-use crate::analysis::SourceStats;
 use crate::shard::{AdmittedSet, Monitor, TickDelta, WatchSet};
 
 /// Dense id of a tracked address, assigned at admission in a deterministic order (ticks in
@@ -218,7 +218,12 @@ impl Accounting {
         self.pending_stats.add(delta.stats());
         delta.merge_into(&mut self.pending, &mut self.pending_amp);
         let same = Arc::ptr_eq(delta.watch(), &self.watch);
-        for ((slot, key), stats) in delta.watch().keys().iter().enumerate().zip(delta.watched_raw())
+        for ((slot, key), stats) in delta
+            .watch()
+            .keys()
+            .iter()
+            .enumerate()
+            .zip(delta.watched_raw())
         {
             // A delta accounted under an older set (should not happen at a tick barrier):
             // match its targets by address.
@@ -963,7 +968,10 @@ mod tests {
         assert_eq!(a.packets[dns], 2);
         assert_eq!(a.bytes[dns], 2400);
         assert_eq!(a.first_frags[dns], 1);
-        assert_eq!((a.packets[ntp], a.bytes[ntp], a.first_frags[ntp]), (1, 468, 0));
+        assert_eq!(
+            (a.packets[ntp], a.bytes[ntp], a.first_frags[ntp]),
+            (1, 468, 0)
+        );
         assert_eq!(a.packets[other], 1);
         assert_eq!(a.total_packets(), 4);
         assert!(ips[1].amp.is_zero() && ips[2].amp.is_zero());
@@ -1035,8 +1043,14 @@ mod tests {
         // Every class, both directions, IPv4 and IPv6, amplification, watched targets, a
         // tracked-IP limit with evictions, and spilled cells.
         let addrs = [
-            "10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.1.9", "1.1.1.1", "2001:db8::1",
-            "2001:db8::2", "2001:db9::1",
+            "10.0.0.1",
+            "10.0.0.2",
+            "10.0.0.3",
+            "10.0.1.9",
+            "1.1.1.1",
+            "2001:db8::1",
+            "2001:db8::2",
+            "2001:db9::1",
         ];
         let mut pkts = Vec::new();
         let mut r = 0x1234_5678_9abc_def1u64;
@@ -1046,7 +1060,10 @@ mod tests {
             r ^= r << 17;
             let (a, b) = (addrs[(r % 5) as usize], addrs[(r >> 8) as usize % 5]);
             let (a, b) = if i % 7 == 0 {
-                (addrs[5 + (r >> 16) as usize % 3], addrs[5 + (r >> 20) as usize % 3])
+                (
+                    addrs[5 + (r >> 16) as usize % 3],
+                    addrs[5 + (r >> 20) as usize % 3],
+                )
             } else {
                 (a, b)
             };
@@ -1088,10 +1105,7 @@ mod tests {
                     }
                     let mut d = [shard.take_tick()];
                     let closed = acct.end_tick(t as u64 * S, &mut d);
-                    let ips: Vec<_> = closed
-                        .ips()
-                        .map(|t| (t.id, *t.counters, *t.amp))
-                        .collect();
+                    let ips: Vec<_> = closed.ips().map(|t| (t.id, *t.counters, *t.amp)).collect();
                     let watched: Vec<_> = closed
                         .watched()
                         .map(|(id, _, s)| (id, s.packets(), s.unique_sources()))

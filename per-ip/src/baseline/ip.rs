@@ -394,8 +394,14 @@ impl IpBaseline {
                 let pb = sample.classes[c];
                 tp = tp.saturating_add(pb.packets);
                 tb = tb.saturating_add(pb.bytes);
-                insert_top(&mut slot[at..at + k], encode_f64_units(pb.packets as f64 * sp));
-                insert_top(&mut slot[at + k..at + 2 * k], encode_f64_units(pb.bytes as f64 * sb));
+                insert_top(
+                    &mut slot[at..at + k],
+                    encode_f64_units(pb.packets as f64 * sp),
+                );
+                insert_top(
+                    &mut slot[at + k..at + 2 * k],
+                    encode_f64_units(pb.bytes as f64 * sb),
+                );
             }
             at += 2 * k;
         }

@@ -661,7 +661,12 @@ fn memory_100k_ips_three_classes_under_512_bytes() {
 #[test]
 #[ignore]
 fn bench_one_million_ips() {
-    let env = |k: &str, d: u32| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let env = |k: &str, d: u32| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
     let p = BaselineParams {
         recompute_ticks: env("BENCH_RECOMPUTE", 10),
         ..Default::default()
