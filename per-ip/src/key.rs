@@ -59,9 +59,9 @@ impl Direction {
 #[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct IpKey {
     // Field order matters for the derived `Ord`: family first, then the address.
-    v6: bool,
-    hi: u64,
-    lo: u64,
+    pub(crate) v6: bool,
+    pub(crate) hi: u64,
+    pub(crate) lo: u64,
 }
 
 impl IpKey {
