@@ -34,6 +34,7 @@ pub mod catalogue;
 pub mod expected;
 pub mod gen;
 pub mod packet;
+pub mod scenario;
 pub mod writer;
 
 pub use catalogue::{catalogue, generate, write_catalogue, CaptureSpec, Generated};

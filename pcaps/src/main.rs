@@ -3,6 +3,7 @@
 //! ```text
 //! surgewatch-pcaps write [DIR]
 //! surgewatch-pcaps big --packets N --ips M [--pps R] [--seed S] OUT.pcap
+//! surgewatch-pcaps scenario [--seed S] OUT.pcap
 //! ```
 
 use std::fs::File;
@@ -12,6 +13,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use surgewatch_pcaps::big::{write_big, BigOptions, BIG_MONITOR};
+use surgewatch_pcaps::scenario::{expected_path, write_scenario, ScenarioOptions};
 use surgewatch_pcaps::{captures_dir, write_catalogue, Class};
 
 const USAGE: &str = "usage:
@@ -19,13 +21,16 @@ const USAGE: &str = "usage:
       write the catalogue of labelled captures and their NAME.expected.json
       (default DIR: the crate's captures/ directory)
   surgewatch-pcaps big --packets N --ips M [--pps R] [--seed S] OUT.pcap
-      stream a large benchmark capture (default N 10000000, M 100000, R 1000000, S 1)";
+      stream a large benchmark capture (default N 10000000, M 100000, R 1000000, S 1)
+  surgewatch-pcaps scenario [--seed S] OUT.pcap
+      write the long detection scenario and OUT.expected.json beside it";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("write") => cmd_write(&args[1..]),
         Some("big") => cmd_big(&args[1..]),
+        Some("scenario") => cmd_scenario(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -112,5 +117,34 @@ fn cmd_big(args: &[String]) -> Result<(), String> {
         .map(|(c, n)| format!("{}={n}", c.as_str()))
         .collect();
     println!("classes {}", classes.join(" "));
+    Ok(())
+}
+
+fn cmd_scenario(args: &[String]) -> Result<(), String> {
+    let mut opts = ScenarioOptions::default();
+    let mut out = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--seed" => opts.seed = parse_num(a, it.next())?,
+            s if s.starts_with('-') => return Err(format!("unknown option {s}\n{USAGE}")),
+            s if out.is_none() => out = Some(PathBuf::from(s)),
+            _ => return Err(USAGE.to_string()),
+        }
+    }
+    let out = out.ok_or_else(|| format!("missing OUT.pcap\n{USAGE}"))?;
+    let exp = write_scenario(&out, &opts).map_err(|e| format!("{}: {e}", out.display()))?;
+    let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+    println!("monitor {}", exp.monitor.join(" "));
+    println!(
+        "wrote {} frames, {} bytes, to {} (expectations in {})",
+        exp.packets,
+        size,
+        out.display(),
+        expected_path(&out).display()
+    );
+    for a in &exp.attacks {
+        println!("{:<24} {:<18} onset_ns {}", a.family, a.target, a.onset_ns);
+    }
     Ok(())
 }
