@@ -1074,8 +1074,10 @@ mod tests {
                 s.frag = Fragment::First;
                 s.has_l4 = true;
             }
-            if i % 500 == 0 {
-                s.wire_len = u32::MAX; // forces cell spills
+            if (1000..1300).contains(&i) {
+                // 300 × 4 GiB to one cell: spills (2^39 bytes per packed cell).
+                s = pkt("1.1.1.1", "10.0.0.1", TrafficClass::Udp, u32::MAX);
+                s.src_port = 53;
             }
             if i % 97 == 0 {
                 s.ip_version = 0;
@@ -1121,6 +1123,8 @@ mod tests {
             };
             let reference = run(None);
             assert!(reference.0[0].2.overflow.packets > 0 || limit.is_none());
+            let big = reference.1.top.iter().map(|r| r.bytes_in).max().unwrap();
+            assert!(big > 290 * u64::from(u32::MAX), "{big}");
             assert!(reference.0[1].1.iter().any(|w| w.1 > 0));
             for n in [1, 3, 32, 33, 256, 1000] {
                 assert_eq!(run(Some(n)), reference, "limit {limit:?}, batch {n}");

@@ -4,14 +4,23 @@
 //! [`Monitor`]), per-worker counting ([`Shard`]), merging at tick boundaries ([`Accounting`]),
 //! tick boundaries from packet timestamps ([`TickClock`]) and a plain [`Report`].
 //!
+//! Per tick ([`ClosedTick`]) it also yields the detection engine's inputs: per-address
+//! counters by direction and class, inbound amplification counters by reflector source port
+//! ([`AmpCounters`], [`ClosedTick::ips`]), and for the few *watched* targets the engine picks
+//! at each tick boundary ([`Accounting::set_watch`]) a per-target source analysis
+//! ([`analysis::SourceStats`], [`ClosedTick::watched`]).
+//!
 //! ## Contract
 //! - **Pure, sans-IO**: no threads, clocks, environment or I/O. Time arrives as `u64`
 //!   nanoseconds since the epoch, in arguments.
 //! - **No locks or atomics on the per-packet path**: each worker owns a [`Shard`] and calls
-//!   [`Shard::account`] per packet; the only sharing is the read-only `Arc<Monitor>`.
+//!   [`Shard::account_batch`] per batch of packets (or [`Shard::account`] per packet, same
+//!   results); the only sharing is read-only `Arc`s ([`Monitor`], [`AdmittedSet`],
+//!   [`WatchSet`]).
 //! - **Merge at tick boundaries**: each shard hands its [`TickDelta`] to the single
 //!   [`Accounting`], which sums them and closes the tick; deltas go back to shards through
-//!   [`Shard::recycle`] so maps keep their capacity.
+//!   [`Shard::recycle`] so maps keep their capacity, together with the [`AdmittedSet`] and the
+//!   [`WatchSet`] for the next tick.
 //! - **Deterministic**: the same packets give the same [`Report`] and the same
 //!   [`ClosedTick`] sequence however they are spread over shards. Sums commute; new addresses
 //!   are admitted in ascending address order; every output is sorted, never in hash order.
@@ -43,17 +52,22 @@
 //!         let mut deltas: Vec<TickDelta> = shards.iter_mut().map(Shard::take_tick).collect();
 //!         let closed = acct.end_tick(closed_start_ns, &mut deltas);
 //!         assert_eq!(closed.iter().count(), 1);
+//!         // The detection engine picks the targets to analyse in the next tick.
+//!         let watch = acct.set_watch(["192.0.2.1".parse().unwrap()]);
 //!         let admitted = acct.admitted();
 //!         for (shard, d) in shards.iter_mut().zip(deltas) {
 //!             shard.recycle(d);
 //!             shard.install_admitted(admitted.clone());
+//!             shard.install_watch(watch.clone());
 //!         }
 //!     }
-//!     shards[i % 2].account(&s);
+//!     shards[i % 2].account_batch(std::slice::from_ref(&s));
 //! }
 //! if let Some(start) = clock.finish() {
 //!     let mut deltas: Vec<TickDelta> = shards.iter_mut().map(Shard::take_tick).collect();
-//!     acct.end_tick(start, &mut deltas);
+//!     let closed = acct.end_tick(start, &mut deltas);
+//!     let (_, ip, sources) = closed.watched().next().unwrap();
+//!     assert_eq!((ip.to_string(), sources.packets()), ("192.0.2.1".into(), 1));
 //! }
 //! let report = acct.report(10);
 //! assert_eq!(report.totals.packets, 3);

@@ -1,5 +1,6 @@
-//! Determinism: the same packets give the same closed ticks and report whatever the sharding
-//! and the order in which shards see packets within a tick.
+//! Determinism: the same packets give the same closed ticks (counters, amplification counters,
+//! watched targets' source analysis) and report whatever the sharding, the order in which
+//! shards see packets within a tick, and whether they are accounted one by one or in batches.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -59,8 +60,14 @@ fn summary(src: usize, dst: usize, kind: u8, len: u32, status: u8) -> PacketSumm
         _ => proto::GRE,
     };
     s.tcp_flags = kind & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST | tcp_flags::FIN);
+    s.src_port = [53, 123, 11211, 17, 19, 80, 443, 1900][usize::from(kind >> 5)];
+    s.dst_port = u16::from(kind) * 7;
+    s.ttl = kind.wrapping_mul(31);
     if kind % 17 == 0 {
         s.frag = Fragment::First;
+    } else if kind % 19 == 0 {
+        s.frag = Fragment::Later;
+        s.has_l4 = false;
     }
     if status % 7 == 0 {
         s.status = ParseStatus::TruncatedL4;
@@ -104,39 +111,87 @@ fn monitor(mode: u8) -> Monitor {
     }
 }
 
-type TickOut = (u64, Vec<(IpId, IpKey, IpCounters)>, TrafficStats, usize);
+/// What a watched target's source analysis says, in comparable form.
+type WatchOut = (IpId, IpAddr, u64, u64, Vec<(IpAddr, u64)>, Vec<(u16, u64)>);
+
+type TickOut = (
+    u64,
+    Vec<(IpId, IpKey, IpCounters, AmpCounters)>,
+    TrafficStats,
+    usize,
+    Vec<WatchOut>,
+);
 
 /// Runs packets tick by tick: `shard_of[i]` picks packet i's shard; `order` is the order in
-/// which packets are fed (only the order within a tick matters).
+/// which packets are fed (only the order within a tick matters); `batch` > 0 feeds each shard
+/// through `account_batch` in batches of that size; `watch[t]` is a bit mask over [`ADDRS`]
+/// of the targets watched in tick t + 1.
 fn run(
     mode: u8,
     pkts: &[Pkt],
     n_shards: usize,
     shard_of: &[usize],
     order: &[usize],
+    batch: usize,
+    watch: &[u16],
 ) -> (Vec<TickOut>, Report) {
     let m = Arc::new(monitor(mode));
     let mut shards: Vec<Shard> = (0..n_shards).map(|_| Shard::new(m.clone())).collect();
     let mut acct = Accounting::new(m, TickLength::from_nanos(TICK).unwrap());
     let mut out = Vec::new();
     for tick in 0..5u64 {
+        let mut queues: Vec<Vec<PacketSummary>> = vec![Vec::new(); n_shards];
         for &i in order {
             if pkts[i].tick == tick {
-                shards[shard_of[i] % n_shards].account(&pkts[i].summary);
+                let sh = shard_of[i] % n_shards;
+                if batch == 0 {
+                    shards[sh].account(&pkts[i].summary);
+                } else {
+                    queues[sh].push(pkts[i].summary);
+                }
+            }
+        }
+        for (shard, q) in shards.iter_mut().zip(&queues) {
+            for b in q.chunks(batch.max(1)) {
+                shard.account_batch(b);
             }
         }
         let mut deltas: Vec<TickDelta> = shards.iter_mut().map(Shard::take_tick).collect();
         let closed = acct.end_tick(tick * TICK, &mut deltas);
         out.push((
             tick,
-            closed.iter().map(|(id, r, c)| (id, r.ip, *c)).collect(),
+            closed
+                .ips()
+                .map(|t| (t.id, t.record.ip, *t.counters, *t.amp))
+                .collect(),
             *closed.stats,
             closed.admitted,
+            closed
+                .watched()
+                .map(|(id, ip, s)| {
+                    (
+                        id,
+                        ip,
+                        s.packets(),
+                        s.unique_sources(),
+                        s.top_sources(3),
+                        s.top_dst_ports(3),
+                    )
+                })
+                .collect(),
         ));
+        let mask = watch.get(tick as usize).copied().unwrap_or(0);
+        let targets = ADDRS
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| mask & (1 << i) != 0)
+            .map(|(_, a)| a.parse::<IpAddr>().unwrap());
+        let watched = acct.set_watch(targets);
         let admitted = acct.admitted();
         for (s, d) in shards.iter_mut().zip(deltas) {
             s.recycle(d);
             s.install_admitted(admitted.clone());
+            s.install_watch(watched.clone());
         }
     }
     (out, acct.report(usize::MAX))
@@ -151,12 +206,14 @@ proptest! {
         shard_seed in prop::collection::vec(any::<usize>(), 300),
         order_seed in prop::collection::vec(any::<u32>(), 300),
         mode in 0u8..3,
+        batch in prop::sample::select(vec![0usize, 1, 7, 32, 256]),
+        watch in prop::collection::vec(any::<u16>(), 5),
     ) {
         let identity: Vec<usize> = (0..pkts.len()).collect();
-        let reference = run(mode, &pkts, 1, &vec![0; pkts.len()], &identity);
+        let reference = run(mode, &pkts, 1, &vec![0; pkts.len()], &identity, 0, &watch);
         let mut order = identity.clone();
         order.sort_by_key(|&i| order_seed[i]);
-        let got = run(mode, &pkts, n_shards, &shard_seed, &order);
+        let got = run(mode, &pkts, n_shards, &shard_seed, &order, batch, &watch);
         prop_assert_eq!(&got, &reference);
 
         // Sanity: totals match the input.
