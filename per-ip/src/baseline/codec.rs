@@ -13,7 +13,8 @@
 //!   family       u8   4 or 6, then the address: 4 or 16 bytes
 //!   age u32, learned u32, since u16, fill u16, cur u8, mask u16,
 //!   slots u8, k u8, sub_len u16,
-//!   codes        u16 × ns·(1 + slots·k), ns = series of `mask` (cached percentiles, ring)
+//!   codes        u16 × ns·(1 + slots·k), ns = series of `mask`: cached thresholds, then
+//!                the ring as [slot][j < k][series]
 //! checksum       u64  FNV-1a 64 of header and entries
 //! ```
 //! Decoding checks, in order: magic, version, length, checksum, fingerprint, then every
@@ -226,7 +227,9 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Decodes a file written by [`encode_baselines`] for sketches of `policy`'s shape.
+/// Decodes a file written by [`encode_baselines`] for sketches of `policy`'s shape. The
+/// cached thresholds are recomputed with `policy` (its multiplier and floors may differ from
+/// the writer's).
 ///
 /// Never panics; corrupt, truncated, foreign, other-version and other-shape input gives a
 /// [`BaselineFileError`], and allocation is bounded by the input's length.
@@ -358,13 +361,18 @@ fn decode_entry(
         return Err(r.corrupt("rate code out of range"));
     }
     let k = usize::from(shape.k);
-    if codes[ns..]
-        .chunks_exact(k)
-        .any(|t| t.windows(2).any(|w| w[0] < w[1]))
-    {
-        return Err(r.corrupt("sub-window top values not in descending order"));
+    if ns > 0 {
+        // Each slot is k rows of ns codes; every column must be non-increasing.
+        let descending = codes[ns..].chunks_exact(ns * k).all(|slot| {
+            slot.chunks_exact(ns)
+                .zip(slot.chunks_exact(ns).skip(1))
+                .all(|(a, b)| a.iter().zip(b).all(|(x, y)| x >= y))
+        });
+        if !descending {
+            return Err(r.corrupt("sub-window top values not in descending order"));
+        }
     }
-    let base = IpBaseline {
+    let mut base = IpBaseline {
         buf: (ns > 0).then(|| codes.into_boxed_slice()),
         age,
         learned,
@@ -373,7 +381,10 @@ fn decode_entry(
         mask,
         shape,
         cur,
+        ns: ns as u8,
     };
+    // Thresholds follow the decoding policy's multiplier and floors right away.
+    base.recompute(policy);
     Ok((addr, base))
 }
 
@@ -413,6 +424,14 @@ mod tests {
         out
     }
 
+    fn recomputed(set: &[(IpAddr, IpBaseline)], p: &BaselinePolicy) -> Vec<(IpAddr, IpBaseline)> {
+        let mut v = set.to_vec();
+        for (_, b) in &mut v {
+            b.recompute(p);
+        }
+        v
+    }
+
     fn encoded() -> (BaselinePolicy, Vec<(IpAddr, IpBaseline)>, Vec<u8>) {
         let policy = BaselinePolicy::default();
         let set = sample_set(&policy);
@@ -425,7 +444,7 @@ mod tests {
         let (policy, set, bytes) = encoded();
         let file = decode_baselines(&bytes, &policy).unwrap();
         assert_eq!(file.now_tick, 123_456);
-        assert_eq!(file.entries, set);
+        assert_eq!(file.entries, recomputed(&set, &policy));
         // The restored baselines keep working identically.
         let (mut a, mut b) = (set[5].1.clone(), file.entries[5].1.clone());
         let mut s = TickSample::new(1_000_000_000);
@@ -465,7 +484,7 @@ mod tests {
 
     #[test]
     fn typed_errors() {
-        let (policy, _, bytes) = encoded();
+        let (policy, set, bytes) = encoded();
         assert_eq!(
             decode_baselines(b"PK\x03\x04 not ours", &policy),
             Err(BaselineFileError::BadMagic)
@@ -507,7 +526,9 @@ mod tests {
             ..Default::default()
         }
         .policy();
-        assert!(decode_baselines(&bytes, &loud).is_ok());
+        let restored = decode_baselines(&bytes, &loud).unwrap();
+        assert_eq!(restored.entries, recomputed(&set, &loud));
+        assert_ne!(restored.entries, recomputed(&set, &policy));
         let mut long = bytes.clone();
         long.push(0);
         assert!(matches!(
@@ -592,7 +613,7 @@ mod tests {
                             );
                             base.observe(&policy, &s, true);
                             base.observe_idle(&policy, state % 500);
-                            base.recompute();
+                            base.recompute(&policy);
                             let _ = base.thresholds(&policy);
                             let _ = base.check(&policy, &s);
                         }
@@ -602,6 +623,9 @@ mod tests {
         }
         // Flips of counters and codes are structurally valid; most others are rejected.
         assert!(accepted > 0 && accepted < bytes.len() * 3, "{accepted}");
-        assert_eq!(decode_baselines(&bytes, &policy).unwrap().entries, set);
+        assert_eq!(
+            decode_baselines(&bytes, &policy).unwrap().entries,
+            recomputed(&set, &policy)
+        );
     }
 }

@@ -3,7 +3,7 @@
 
 use surgewatch_pipeline::TrafficClass;
 
-use super::quant::{decode_rate, encode_f64_units, SCALE};
+use super::quant::{decode_rate, decode_units, encode_f64_units, encode_units, SCALE};
 use super::{BaselinePolicy, Shape, K_MAX};
 use crate::counters::{IpCounters, PacketsBytes};
 use crate::key::Direction;
@@ -12,6 +12,8 @@ use crate::key::Direction;
 const TOTAL_BIT: u16 = 1 << TrafficClass::COUNT;
 /// Bits of the classes.
 const CLASS_BITS: u16 = TOTAL_BIT - 1;
+/// Index of the total in per-series arrays.
+const TOTAL: usize = TrafficClass::COUNT;
 
 /// One tick of inbound traffic of one IP.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -56,13 +58,13 @@ impl TickSample {
         t
     }
 
-    /// The rates of one class.
+    /// The rates of one class: `packets × 1e9 / tick_ns` pps, `bytes × 8 × 1e9 / tick_ns` bps.
     pub fn rates(&self, class: TrafficClass) -> Rates {
-        let (sp, sb) = self.scales(1.0);
+        let per_sec = 1e9 / self.tick_ns.max(1) as f64;
         let c = self.classes[class.index()];
         Rates {
-            pps: c.packets as f64 * sp,
-            bps: c.bytes as f64 * sb,
+            pps: c.packets as f64 * per_sec,
+            bps: c.bytes as f64 * 8.0 * per_sec,
         }
     }
 
@@ -75,13 +77,6 @@ impl TickSample {
         }
         m
     }
-
-    /// Multipliers turning packets into pps and bytes into bps, times `unit`.
-    #[inline]
-    fn scales(&self, unit: f64) -> (f64, f64) {
-        let per_sec = 1e9 / self.tick_ns.max(1) as f64 * unit;
-        (per_sec, per_sec * 8.0)
-    }
 }
 
 /// A pair of rates: packets per second and bits per second.
@@ -91,6 +86,15 @@ pub struct Rates {
     pub pps: f64,
     /// Bits per second.
     pub bps: f64,
+}
+
+impl Rates {
+    fn from_codes((pps, bps): (u16, u16)) -> Self {
+        Rates {
+            pps: decode_rate(pps),
+            bps: decode_rate(bps),
+        }
+    }
 }
 
 /// Which series of an IP: one class or the total over all classes.
@@ -149,7 +153,11 @@ impl Exceeded {
     /// Whether a series is over in pps or bps.
     #[inline]
     pub fn is_over(self, series: Series) -> bool {
-        (self.pps | self.bps) & series_bit(series) != 0
+        let bit = match series {
+            Series::Class(c) => 1 << c.index(),
+            Series::Total => TOTAL_BIT,
+        };
+        (self.pps | self.bps) & bit != 0
     }
 
     /// Classes over in pps or bps, in index order.
@@ -161,32 +169,105 @@ impl Exceeded {
     }
 }
 
-fn series_bit(series: Series) -> u16 {
-    match series {
-        Series::Class(c) => 1 << c.index(),
-        Series::Total => TOTAL_BIT,
-    }
-}
-
 /// Which classes and total of `sample` are at or above `th` (and above zero), in pps or bps.
-/// About twenty multiplications and comparisons.
-#[inline]
+///
+/// Rates and thresholds are compared as quantized codes (see the [module docs](super)),
+/// exactly as [`IpBaseline::check`] does, so `exceeded(&b.thresholds(p), s) == b.check(p, s)`.
 pub fn exceeded(th: &Thresholds, sample: &TickSample) -> Exceeded {
-    let (sp, sb) = sample.scales(1.0);
+    let sc = SampleCodes::new(sample, sample.active_mask());
+    let code = |r: f64| encode_f64_units(r * SCALE);
     let mut ex = Exceeded::default();
-    for (i, (c, t)) in sample.classes.iter().zip(&th.classes).enumerate() {
-        ex.pps |= u16::from(over(c.packets as f64 * sp, t.pps)) << i;
-        ex.bps |= u16::from(over(c.bytes as f64 * sb, t.bps)) << i;
+    for (i, t) in th.classes.iter().chain([&th.total]).enumerate() {
+        ex.pps |= u16::from(over(sc.pps[i], code(t.pps))) << i;
+        ex.bps |= u16::from(over(sc.bps[i], code(t.bps))) << i;
     }
-    let total = sample.total();
-    ex.pps |= u16::from(over(total.packets as f64 * sp, th.total.pps)) * TOTAL_BIT;
-    ex.bps |= u16::from(over(total.bytes as f64 * sb, th.total.bps)) * TOTAL_BIT;
     ex
 }
 
-#[inline]
-fn over(rate: f64, threshold: f64) -> bool {
-    rate > 0.0 && rate >= threshold
+/// Over: a non-zero rate at or above the threshold.
+#[inline(always)]
+fn over(rate: u16, threshold: u16) -> bool {
+    rate != 0 && rate >= threshold
+}
+
+/// How a sample's counts become rate units (1/16 per second).
+#[derive(Copy, Clone)]
+enum UnitScale {
+    /// The tick divides 16 s: exact integer multipliers (1 s ticks: 16 and 128).
+    Int { pps: u64, bps: u64 },
+    /// Any other tick length.
+    Float { pps: f64, bps: f64 },
+}
+
+impl UnitScale {
+    #[inline(always)]
+    fn of(tick_ns: u64) -> Self {
+        const UNIT_NS: u64 = SCALE as u64 * 1_000_000_000;
+        if tick_ns == 1_000_000_000 {
+            // The common case, without a division.
+            return UnitScale::Int {
+                pps: SCALE as u64,
+                bps: SCALE as u64 * 8,
+            };
+        }
+        let ns = tick_ns.max(1);
+        if UNIT_NS % ns == 0 {
+            let m = UNIT_NS / ns;
+            UnitScale::Int { pps: m, bps: m * 8 }
+        } else {
+            let f = UNIT_NS as f64 / ns as f64;
+            UnitScale::Float {
+                pps: f,
+                bps: f * 8.0,
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn codes(self, packets: u64, bytes: u64) -> (u16, u16) {
+        match self {
+            UnitScale::Int { pps, bps } => (
+                encode_units(packets.saturating_mul(pps)),
+                encode_units(bytes.saturating_mul(bps)),
+            ),
+            UnitScale::Float { pps, bps } => (
+                encode_f64_units(packets as f64 * pps),
+                encode_f64_units(bytes as f64 * bps),
+            ),
+        }
+    }
+}
+
+/// A sample's rates as codes, indexed by [`TrafficClass::index`] and [`TOTAL`]. Only the
+/// classes in `active` (and the total) are filled in.
+struct SampleCodes {
+    active: u16,
+    pps: [u16; TOTAL + 1],
+    bps: [u16; TOTAL + 1],
+}
+
+impl SampleCodes {
+    #[inline(always)]
+    fn new(sample: &TickSample, active: u16) -> Self {
+        let scale = UnitScale::of(sample.tick_ns);
+        let mut sc = SampleCodes {
+            active,
+            pps: [0; TOTAL + 1],
+            bps: [0; TOTAL + 1],
+        };
+        let (mut tp, mut tb) = (0u64, 0u64);
+        let mut m = active;
+        while m != 0 {
+            let c = m.trailing_zeros() as usize;
+            m &= m - 1;
+            let pb = sample.classes[c];
+            tp = tp.saturating_add(pb.packets);
+            tb = tb.saturating_add(pb.bytes);
+            (sc.pps[c], sc.bps[c]) = scale.codes(pb.packets, pb.bytes);
+        }
+        (sc.pps[TOTAL], sc.bps[TOTAL]) = scale.codes(tp, tb);
+        sc
+    }
 }
 
 /// Number of stored series for `classes` active classes: pps and bps per class, plus the
@@ -199,8 +280,10 @@ pub(crate) fn series_for_classes(classes: u32) -> usize {
     }
 }
 
-/// Length in `u16` of a sketch buffer: the cached percentiles, then the ring of slots, each
-/// holding `k` codes per series (`[cache; ns][slot][series][k]`).
+/// Length in `u16` of a sketch buffer: the threshold cache, then the ring of slots, each
+/// holding for `j` in `0..k` the j-th largest code of every series
+/// (`[cache; ns][slot][j; k][series; ns]`, so one row covers all series and inserting or
+/// merging works on all series at once, as `u16` vectors).
 pub(crate) fn buffer_len(shape: Shape, series: usize) -> usize {
     series * (1 + usize::from(shape.slots) * usize::from(shape.k))
 }
@@ -210,47 +293,143 @@ fn rank(mask: u16, class: u32) -> usize {
     (mask & ((1u16 << class) - 1)).count_ones() as usize
 }
 
-/// Inserts `v` into the descending array `top`, dropping its smallest element. Branchless:
-/// the value bubbles down as the smaller of each pair.
+/// Most series an IP can have: pps and bps of 9 classes and of the total.
+const MAX_SERIES: usize = 2 * (TrafficClass::COUNT + 1);
+
+/// Inserts one code per series (`v`, zero for "no traffic", a no-op) into a slot of `k`
+/// rows of `N` series: for each row, keep the larger and carry the smaller down. Branchless,
+/// and with `N` known the lanes vectorize.
 #[inline(always)]
-fn insert_top(top: &mut [u16], mut v: u16) {
-    for t in top {
-        let hi = (*t).max(v);
-        v = (*t).min(v);
-        *t = hi;
+fn insert_row_n<const N: usize>(slot: &mut [u16], v: &mut [u16; MAX_SERIES], k: usize) {
+    let Some(v) = v.first_chunk_mut::<N>() else {
+        return;
+    };
+    for row in slot.chunks_exact_mut(N).take(k) {
+        if let Some(r) = row.first_chunk_mut::<N>() {
+            for i in 0..N {
+                let hi = r[i].max(v[i]);
+                v[i] = r[i].min(v[i]);
+                r[i] = hi;
+            }
+        }
     }
 }
 
-/// The k-th largest code of one series over all ring slots, for a compile-time `k`.
-#[inline(always)]
-fn kth_largest<const K: usize>(ring: &[u16], ns: usize, s: usize, slots: usize) -> u16 {
+/// [`insert_row_n`] for the runtime series count (always one of 2, 6, 8, ..., 20).
+#[inline]
+fn insert_row(slot: &mut [u16], v: &mut [u16; MAX_SERIES], ns: usize, k: usize) {
+    match ns {
+        2 => insert_row_n::<2>(slot, v, k),
+        6 => insert_row_n::<6>(slot, v, k),
+        8 => insert_row_n::<8>(slot, v, k),
+        10 => insert_row_n::<10>(slot, v, k),
+        12 => insert_row_n::<12>(slot, v, k),
+        14 => insert_row_n::<14>(slot, v, k),
+        16 => insert_row_n::<16>(slot, v, k),
+        18 => insert_row_n::<18>(slot, v, k),
+        20 => insert_row_n::<20>(slot, v, k),
+        _ => {}
+    }
+}
+
+/// The k-th largest code of series `s` over all ring slots: exact, since each slot keeps its
+/// own k largest.
+fn kth_largest<const K: usize>(ring: &[u16], ns: usize, s: usize) -> u16 {
     let mut top = [0u16; K];
-    for slot in 0..slots {
-        let at = (slot * ns + s) * K;
-        if let Some(vals) = ring.get(at..at + K) {
-            for &v in vals {
-                insert_top(&mut top, v);
+    for slot in ring.chunks_exact(ns * K) {
+        for row in slot.chunks_exact(ns) {
+            let mut v = row.get(s).copied().unwrap_or(0);
+            for t in &mut top {
+                let hi = (*t).max(v);
+                v = (*t).min(v);
+                *t = hi;
             }
         }
     }
     top[K - 1]
 }
 
-/// Recomputes every series' cached k-th largest code.
-fn recompute_cache<const K: usize>(cache: &mut [u16], ring: &[u16], slots: usize) {
-    let ns = cache.len();
-    for (s, out) in cache.iter_mut().enumerate() {
-        *out = kth_largest::<K>(ring, ns, s, slots);
+/// Recomputes the threshold cache from the ring, merging every row into a running top-`k`
+/// per series, all `N` series at once (series `s` is pps when even, bps when odd).
+#[inline(always)]
+fn recompute_n<const N: usize>(cache: &mut [u16], ring: &[u16], k: usize, policy: &BaselinePolicy) {
+    let mut top = [[0u16; N]; K_MAX];
+    let top = &mut top[..k.min(K_MAX)];
+    for row in ring.chunks_exact(N) {
+        let Some(row) = row.first_chunk::<N>() else {
+            continue;
+        };
+        let mut v = *row;
+        for t in top.iter_mut() {
+            for i in 0..N {
+                let hi = t[i].max(v[i]);
+                v[i] = t[i].min(v[i]);
+                t[i] = hi;
+            }
+        }
+    }
+    let Some(kth) = top.last() else {
+        return;
+    };
+    for (s, (out, &kth)) in cache.iter_mut().zip(kth).enumerate() {
+        let floor = if s % 2 == 0 {
+            policy.floor_code.0
+        } else {
+            policy.floor_code.1
+        };
+        *out = threshold_code(policy, kth, floor);
     }
 }
 
+/// [`recompute_n`] for the runtime series count.
+fn recompute_cache(cache: &mut [u16], ring: &[u16], k: usize, policy: &BaselinePolicy) {
+    match cache.len() {
+        2 => recompute_n::<2>(cache, ring, k, policy),
+        6 => recompute_n::<6>(cache, ring, k, policy),
+        8 => recompute_n::<8>(cache, ring, k, policy),
+        10 => recompute_n::<10>(cache, ring, k, policy),
+        12 => recompute_n::<12>(cache, ring, k, policy),
+        14 => recompute_n::<14>(cache, ring, k, policy),
+        16 => recompute_n::<16>(cache, ring, k, policy),
+        18 => recompute_n::<18>(cache, ring, k, policy),
+        20 => recompute_n::<20>(cache, ring, k, policy),
+        _ => {}
+    }
+}
+
+/// The threshold code of a series from its percentile code: `max(floor, p × multiplier)`,
+/// with the multiplier in 16.16 fixed point.
+#[inline]
+fn threshold_code(policy: &BaselinePolicy, kth: u16, floor: u16) -> u16 {
+    let units = (u128::from(decode_units(kth)) * u128::from(policy.multiplier_q16)) >> 16;
+    encode_units(u64::try_from(units).unwrap_or(u64::MAX)).max(floor)
+}
+
+/// Runs `$f::<K>(args)` for the runtime `k` (1..=8; the shape guarantees the range).
+macro_rules! with_k {
+    ($k:expr, $f:ident($($arg:expr),*)) => {
+        match $k {
+            1 => $f::<1>($($arg),*),
+            2 => $f::<2>($($arg),*),
+            3 => $f::<3>($($arg),*),
+            4 => $f::<4>($($arg),*),
+            5 => $f::<5>($($arg),*),
+            6 => $f::<6>($($arg),*),
+            7 => $f::<7>($($arg),*),
+            _ => $f::<8>($($arg),*),
+        }
+    };
+}
+
 /// The learned baseline of one IP: a sliding-window top-k sketch per series (see the
-/// [module docs](super)), the cached percentiles and the IP's age.
+/// [module docs](super)), the cached thresholds and the IP's age.
 ///
 /// 40 bytes inline plus one heap block for the classes that ever had traffic.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct IpBaseline {
-    /// `[cache; ns][slot; slots][series; ns][k]`, `None` until a class has traffic.
+    /// `[threshold cache; ns][slot; slots][j; k][series; ns]`, `None` until a class has
+    /// traffic (see [`buffer_len`]).
+    /// Series `2r`/`2r + 1` are pps/bps of the stored class of rank `r`, then the total.
     pub(crate) buf: Option<Box<[u16]>>,
     /// Ticks observed (learned or not, idle included), saturating.
     pub(crate) age: u32,
@@ -266,10 +445,12 @@ pub struct IpBaseline {
     pub(crate) shape: Shape,
     /// Ring slot of the current sub-window.
     pub(crate) cur: u8,
+    /// Series stored (`series_for_classes(mask.count_ones())`); the total is at `ns - 2`.
+    pub(crate) ns: u8,
 }
 
 impl IpBaseline {
-    /// An IP never observed: static thresholds, no heap.
+    /// An IP never observed: warm-up thresholds, no heap.
     pub fn new() -> Self {
         Self::default()
     }
@@ -313,25 +494,21 @@ impl IpBaseline {
         self.buf.as_ref().map_or(0, |b| b.len() * 2)
     }
 
-    #[inline]
+    #[inline(always)]
     fn series_count(&self) -> usize {
-        series_for_classes((self.mask & CLASS_BITS).count_ones())
+        usize::from(self.ns)
     }
 
     /// Index of a series' pps code; its bps code follows. `None` if not stored.
     #[inline]
     fn series_index(&self, series: Series) -> Option<usize> {
-        let classes = self.mask.count_ones();
         match series {
             Series::Class(c) => {
                 let c = c.index() as u32;
                 (self.mask & (1 << c) != 0).then(|| 2 * rank(self.mask, c))
             }
-            Series::Total => match classes {
-                0 => None,
-                1 => Some(0),
-                n => Some(2 * n as usize),
-            },
+            // With one class the total is that class's series, at 0 = ns - 2 as well.
+            Series::Total => self.series_count().checked_sub(2),
         }
     }
 
@@ -356,63 +533,110 @@ impl IpBaseline {
     /// Allocates only when a class has traffic for the first time on this IP. A policy with
     /// another sketch shape than the previous call's resets the sketch (new warm-up).
     pub fn observe(&mut self, policy: &BaselinePolicy, sample: &TickSample, learning: bool) {
+        let sc = SampleCodes::new(sample, sample.active_mask());
+        self.observe_codes(policy, &sc, learning);
+    }
+
+    /// Which series of `sample` are over the thresholds in force
+    /// (`exceeded(&self.thresholds(policy), sample)`, computed for the classes with traffic
+    /// only): the per-tick detection check, a few integer compares per class.
+    #[inline]
+    pub fn check(&self, policy: &BaselinePolicy, sample: &TickSample) -> Exceeded {
+        self.check_codes(policy, &SampleCodes::new(sample, sample.active_mask()))
+    }
+
+    /// [`check`](Self::check), then [`observe`](Self::observe) with
+    /// `learning = learn(exceeded)`: the per-tick work for an IP with traffic, converting the
+    /// sample's rates once. Returns what was exceeded.
+    #[inline]
+    pub fn check_and_observe(
+        &mut self,
+        policy: &BaselinePolicy,
+        sample: &TickSample,
+        learn: impl FnOnce(Exceeded) -> bool,
+    ) -> Exceeded {
+        let sc = SampleCodes::new(sample, sample.active_mask());
+        let ex = self.check_codes(policy, &sc);
+        self.observe_codes(policy, &sc, learn(ex));
+        ex
+    }
+
+    #[inline]
+    fn observe_codes(&mut self, policy: &BaselinePolicy, sc: &SampleCodes, learning: bool) {
         self.conform(policy);
         self.age = self.age.saturating_add(1);
         if !learning {
             return;
         }
-        let active = sample.active_mask();
-        if active & !self.mask != 0 {
-            self.grow(self.mask | active);
+        if sc.active & !self.mask != 0 {
+            self.grow(policy, self.mask | sc.active);
         }
-        if active != 0 {
-            self.insert_sample(sample, active);
+        if sc.active != 0 {
+            let k = usize::from(self.shape.k);
+            let ns = self.series_count();
+            let start = ns + usize::from(self.cur) * ns * k;
+            // One code per stored series, in series order; zero (a no-op) for no traffic.
+            let mut v = [0u16; MAX_SERIES];
+            let mut at = 0;
+            let mut m = self.mask;
+            while m != 0 {
+                let c = m.trailing_zeros() as usize;
+                m &= m - 1;
+                v[at] = sc.pps[c];
+                v[at + 1] = sc.bps[c];
+                at += 2;
+            }
+            if at < ns {
+                v[at] = sc.pps[TOTAL];
+                v[at + 1] = sc.bps[TOTAL];
+            }
+            if let Some(slot) = self
+                .buf
+                .as_deref_mut()
+                .and_then(|b| b.get_mut(start..start + ns * k))
+            {
+                insert_row(slot, &mut v, ns, k);
+            }
         }
         self.advance_one(policy);
     }
 
-    fn insert_sample(&mut self, sample: &TickSample, active: u16) {
-        let k = usize::from(self.shape.k);
+    #[inline]
+    fn check_codes(&self, policy: &BaselinePolicy, sc: &SampleCodes) -> Exceeded {
+        let warm = self.is_warm(policy);
+        let (fp, fb) = if warm {
+            policy.floor_code
+        } else {
+            policy.warmup_code
+        };
+        // Threshold codes per class and the total; stored series override the fallback.
+        let mut tp = [fp; TOTAL + 1];
+        let mut tb = [fb; TOTAL + 1];
         let ns = self.series_count();
-        let mask = self.mask;
-        let Some(buf) = self.buf.as_deref_mut() else {
-            return;
-        };
-        let start = ns + usize::from(self.cur) * ns * k;
-        let Some(slot) = buf.get_mut(start..start + ns * k) else {
-            return;
-        };
-        let (sp, sb) = sample.scales(SCALE);
-        let (mut tp, mut tb) = (0u64, 0u64);
-        // Walk the stored classes in order; the series index is their running rank.
-        let mut at = 0;
-        let mut m = mask;
-        while m != 0 {
-            let c = m.trailing_zeros() as usize;
-            m &= m - 1;
-            if active & (1 << c) != 0 {
-                let pb = sample.classes[c];
-                tp = tp.saturating_add(pb.packets);
-                tb = tb.saturating_add(pb.bytes);
-                insert_top(
-                    &mut slot[at..at + k],
-                    encode_f64_units(pb.packets as f64 * sp),
-                );
-                insert_top(
-                    &mut slot[at + k..at + 2 * k],
-                    encode_f64_units(pb.bytes as f64 * sb),
-                );
+        if let (true, Some(cache)) = (warm, self.buf.as_deref().and_then(|b| b.get(..ns))) {
+            let mut i = 0;
+            let mut m = self.mask;
+            while m != 0 {
+                let c = m.trailing_zeros() as usize;
+                m &= m - 1;
+                if let Some(&[p, b]) = cache.get(i..i + 2) {
+                    (tp[c], tb[c]) = (p, b);
+                }
+                i += 2;
             }
-            at += 2 * k;
+            if let Some(&[p, b]) = cache.get(ns.wrapping_sub(2)..ns) {
+                (tp[TOTAL], tb[TOTAL]) = (p, b);
+            }
         }
-        if ns > 2 {
-            let at = (ns - 2) * k;
-            insert_top(&mut slot[at..at + k], encode_f64_units(tp as f64 * sp));
-            insert_top(
-                &mut slot[at + k..at + 2 * k],
-                encode_f64_units(tb as f64 * sb),
-            );
+        let mut ex = Exceeded::default();
+        let mut m = sc.active | TOTAL_BIT;
+        while m != 0 {
+            let i = m.trailing_zeros() as usize;
+            m &= m - 1;
+            ex.pps |= u16::from(over(sc.pps[i], tp[i])) << i;
+            ex.bps |= u16::from(over(sc.bps[i], tb[i])) << i;
         }
+        ex
     }
 
     /// Moves the sketch one learned sample forward (the sample, if any, is already in).
@@ -431,9 +655,9 @@ impl IpBaseline {
         self.since = self.since.saturating_add(1);
         if u32::from(self.since) >= policy.recompute_ticks {
             self.since = 0;
-            self.recompute();
+            self.recompute(policy);
         } else if self.learned == policy.warmup_ticks {
-            self.recompute();
+            self.recompute(policy);
         }
     }
 
@@ -462,15 +686,16 @@ impl IpBaseline {
         let before = self.learned;
         self.learned = self.learned.saturating_add(n32);
 
+        let n = n_ticks.min(u64::MAX / 2);
         let slots = u64::from(self.shape.slots);
-        let total = u64::from(self.fill) + n_ticks.min(u64::MAX / 2);
         let sub_len = u64::from(self.shape.sub_len);
+        let total = u64::from(self.fill) + n;
         let rotations = total / sub_len;
         self.fill = (total % sub_len) as u16;
         if rotations >= slots {
             let ns = self.series_count();
-            if let Some(buf) = self.buf.as_deref_mut() {
-                buf[ns..].fill(0);
+            if let Some(ring) = self.buf.as_deref_mut().and_then(|b| b.get_mut(ns..)) {
+                ring.fill(0);
             }
         } else {
             for i in 1..=rotations {
@@ -479,50 +704,42 @@ impl IpBaseline {
         }
         self.cur = ((u64::from(self.cur) + rotations) % slots) as u8;
 
-        let since = u64::from(self.since) + n_ticks.min(u64::MAX / 2);
+        let since = u64::from(self.since) + n;
         let r = u64::from(policy.recompute_ticks);
         let crossed_warmup = before < policy.warmup_ticks && self.learned >= policy.warmup_ticks;
         self.since = (since % r) as u16;
         if since >= r || crossed_warmup {
-            self.recompute();
+            self.recompute(policy);
         }
     }
 
-    /// Recomputes the cached percentile of every series now (normally done every
-    /// `recompute_ticks` learned samples).
-    pub fn recompute(&mut self) {
+    /// Recomputes the cached thresholds of every series now, from the sketch and `policy`'s
+    /// multiplier and floors (normally done every `recompute_ticks` learned samples).
+    pub fn recompute(&mut self, policy: &BaselinePolicy) {
         let ns = self.series_count();
         let k = usize::from(self.shape.k);
-        let slots = usize::from(self.shape.slots);
         let Some(buf) = self.buf.as_deref_mut() else {
             return;
         };
-        if k == 0 || k > K_MAX || buf.len() != buffer_len(self.shape, ns) {
+        if buf.len() != buffer_len(self.shape, ns) || !self.shape.is_valid() {
             return;
         }
         let (cache, ring) = buf.split_at_mut(ns);
-        match k {
-            1 => recompute_cache::<1>(cache, ring, slots),
-            2 => recompute_cache::<2>(cache, ring, slots),
-            3 => recompute_cache::<3>(cache, ring, slots),
-            4 => recompute_cache::<4>(cache, ring, slots),
-            5 => recompute_cache::<5>(cache, ring, slots),
-            6 => recompute_cache::<6>(cache, ring, slots),
-            7 => recompute_cache::<7>(cache, ring, slots),
-            _ => recompute_cache::<8>(cache, ring, slots),
-        }
+        recompute_cache(cache, ring, k, policy);
     }
 
-    /// Re-lays the buffer out for a larger class mask, keeping every existing series.
+    /// Re-lays the buffer out for a larger class mask, keeping every existing series. New
+    /// series start empty with their floors as thresholds.
     #[cold]
-    fn grow(&mut self, new_mask: u16) {
+    fn grow(&mut self, policy: &BaselinePolicy, new_mask: u16) {
         let k = usize::from(self.shape.k);
         let slots = usize::from(self.shape.slots);
+        let new_mask = new_mask & CLASS_BITS;
         let old_mask = self.mask;
         let old_ns = self.series_count();
-        let new_classes = (new_mask & CLASS_BITS).count_ones();
+        let new_classes = new_mask.count_ones();
         let new_ns = series_for_classes(new_classes);
-        // For each new series, the old series it continues (pps index; bps is + 1).
+        // For each new series pair, the old pair it continues.
         let mut src = [usize::MAX; 2 * (TrafficClass::COUNT + 1)];
         for c in 0..TrafficClass::COUNT as u32 {
             if new_mask & (1 << c) != 0 && old_mask & (1 << c) != 0 {
@@ -537,95 +754,74 @@ impl IpBaseline {
             };
         }
         let mut nb = vec![0u16; buffer_len(self.shape, new_ns)].into_boxed_slice();
+        for (s, th) in nb[..new_ns].iter_mut().enumerate() {
+            *th = if s % 2 == 0 {
+                policy.floor_code.0
+            } else {
+                policy.floor_code.1
+            };
+        }
         if let Some(ob) = self.buf.as_deref() {
-            for ns_i in (0..new_ns).step_by(2) {
-                let os = src[ns_i];
-                if os == usize::MAX || os + 1 >= old_ns {
+            for n in 0..new_ns {
+                let o = match src[n & !1] {
+                    usize::MAX => continue,
+                    o => o + (n & 1),
+                };
+                if o >= old_ns {
                     continue;
                 }
-                for d in 0..2 {
-                    let (o, n) = (os + d, ns_i + d);
-                    nb[n] = ob[o];
-                    for slot in 0..slots {
-                        let oa = old_ns + (slot * old_ns + o) * k;
-                        let na = new_ns + (slot * new_ns + n) * k;
-                        nb[na..na + k].copy_from_slice(&ob[oa..oa + k]);
-                    }
+                nb[n] = ob[o];
+                for row in 0..slots * k {
+                    nb[new_ns + row * new_ns + n] = ob[old_ns + row * old_ns + o];
                 }
             }
         }
         self.buf = Some(nb);
-        self.mask = new_mask & CLASS_BITS;
+        self.mask = new_mask;
+        self.ns = new_ns as u8;
     }
 
-    /// The percentile (pps, bps) of a series as of the last recomputation; zero for a
-    /// class that never had traffic.
+    /// The percentile (pps, bps) of a series over the sketch's current window, computed now
+    /// (O(sub-windows · k)); zero for a class that never had traffic.
     pub fn p99(&self, series: Series) -> Rates {
+        let ns = self.series_count();
+        let k = usize::from(self.shape.k);
         match (self.series_index(series), self.buf.as_deref()) {
-            (Some(i), Some(buf)) if i + 1 < buf.len() => Rates {
-                pps: decode_rate(buf[i]),
-                bps: decode_rate(buf[i + 1]),
-            },
+            (Some(i), Some(buf)) if self.shape.is_valid() => {
+                let ring = buf.get(ns..).unwrap_or(&[]);
+                Rates::from_codes((
+                    with_k!(k, kth_largest(ring, ns, i)),
+                    with_k!(k, kth_largest(ring, ns, i + 1)),
+                ))
+            }
             _ => Rates::default(),
         }
     }
 
-    #[inline]
-    fn learned_threshold(&self, policy: &BaselinePolicy, series: Series) -> Rates {
-        let p = self.p99(series);
-        Rates {
-            pps: policy.floor.pps.max(p.pps * policy.multiplier),
-            bps: policy.floor.bps.max(p.bps * policy.multiplier),
-        }
-    }
-
     /// Thresholds in force: `max(floor, static)` during warm-up, else
-    /// `max(floor, percentile × multiplier)` per class and for the total (a class that never
-    /// had traffic has percentile 0, so its floor).
+    /// `max(floor, percentile × multiplier)` as of the last recomputation, per class and for
+    /// the total (a class that never had traffic is held to the floor). Values are quantized
+    /// (within 0.05 %) exactly as [`check`](Self::check) compares them.
     pub fn thresholds(&self, policy: &BaselinePolicy) -> Thresholds {
         if !self.is_warm(policy) {
-            return Thresholds::uniform(policy.warmup_threshold);
+            return Thresholds::uniform(Rates::from_codes(policy.warmup_code));
         }
-        let mut th = Thresholds::uniform(policy.floor);
-        for c in self.active_classes() {
-            th.classes[c.index()] = self.learned_threshold(policy, Series::Class(c));
-        }
-        th.total = self.learned_threshold(policy, Series::Total);
-        th
-    }
-
-    /// `exceeded(&self.thresholds(policy), sample)`, computed only for the classes with
-    /// traffic: the per-tick detection check.
-    #[inline]
-    pub fn check(&self, policy: &BaselinePolicy, sample: &TickSample) -> Exceeded {
-        let warm = self.is_warm(policy);
-        let (sp, sb) = sample.scales(1.0);
-        let mut ex = Exceeded::default();
-        let mut m = sample.active_mask();
-        let (mut tp, mut tb) = (0u64, 0u64);
-        while m != 0 {
-            let c = m.trailing_zeros();
-            m &= m - 1;
-            let pb = sample.classes[c as usize];
-            tp = tp.saturating_add(pb.packets);
-            tb = tb.saturating_add(pb.bytes);
-            let th = if !warm {
-                policy.warmup_threshold
-            } else if self.mask & (1 << c) != 0 {
-                self.learned_threshold(policy, Series::Class(TrafficClass::ALL[c as usize]))
-            } else {
-                policy.floor
-            };
-            ex.pps |= u16::from(over(pb.packets as f64 * sp, th.pps)) << c;
-            ex.bps |= u16::from(over(pb.bytes as f64 * sb, th.bps)) << c;
-        }
-        let th = if warm {
-            self.learned_threshold(policy, Series::Total)
-        } else {
-            policy.warmup_threshold
+        let mut th = Thresholds::uniform(Rates::from_codes(policy.floor_code));
+        let Some(buf) = self.buf.as_deref() else {
+            return th;
         };
-        ex.pps |= u16::from(over(tp as f64 * sp, th.pps)) * TOTAL_BIT;
-        ex.bps |= u16::from(over(tb as f64 * sb, th.bps)) * TOTAL_BIT;
-        ex
+        let get = |i: usize| match buf.get(i..i + 2) {
+            Some(&[p, b]) => Rates::from_codes((p, b)),
+            _ => Rates::from_codes(policy.floor_code),
+        };
+        for c in self.active_classes() {
+            if let Some(i) = self.series_index(Series::Class(c)) {
+                th.classes[c.index()] = get(i);
+            }
+        }
+        if let Some(i) = self.series_index(Series::Total) {
+            th.total = get(i);
+        }
+        th
     }
 }

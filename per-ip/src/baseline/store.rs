@@ -30,6 +30,7 @@ impl Entry {
                     sub_len: 0,
                 },
                 cur: 0,
+                ns: 0,
             },
             next_tick: UNSEEN,
         }
@@ -165,7 +166,6 @@ impl BaselineStore {
         let e = self.slot(id);
         if e.next_tick == UNSEEN {
             e.base = IpBaseline::with_phase(policy, id);
-            e.next_tick = now;
             new = true;
         } else if now > e.next_tick {
             e.base.observe_idle(policy, now - e.next_tick);
@@ -173,6 +173,31 @@ impl BaselineStore {
         e.base.observe(policy, sample, learning);
         e.next_tick = now + 1;
         self.seen += usize::from(new);
+    }
+
+    /// [`check`](Self::check) then [`observe`](Self::observe) in one lookup: learns the
+    /// sample unless `learn(exceeded)` returns false. Returns what was exceeded.
+    #[inline]
+    pub fn check_and_observe(
+        &mut self,
+        id: u32,
+        policy: &BaselinePolicy,
+        sample: &TickSample,
+        learn: impl FnOnce(Exceeded) -> bool,
+    ) -> Exceeded {
+        let now = self.now;
+        let mut new = false;
+        let e = self.slot(id);
+        if e.next_tick == UNSEEN {
+            e.base = IpBaseline::with_phase(policy, id);
+            new = true;
+        } else if now > e.next_tick {
+            e.base.observe_idle(policy, now - e.next_tick);
+        }
+        let ex = e.base.check_and_observe(policy, sample, learn);
+        e.next_tick = now + 1;
+        self.seen += usize::from(new);
+        ex
     }
 
     /// The IP's baseline as last updated, without its pending idle ticks
