@@ -362,8 +362,8 @@ fn restrict(p: &AttackProfile, mask: u16) -> AttackProfile {
 }
 
 /// Per-target source statistics of the tick, for the watched targets.
-fn watched_of<'a>(_tick: &ClosedTick<'a>) -> HashMap<IpAddr, &'a SourceStats> {
-    HashMap::new()
+fn watched_of<'a>(tick: &ClosedTick<'a>) -> HashMap<IpAddr, &'a SourceStats> {
+    tick.watched().map(|(_, ip, s)| (ip, s)).collect()
 }
 
 fn mask_of(ex: Exceeded) -> u16 {

@@ -16,9 +16,9 @@ use std::sync::Arc;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use surgewatch_per_ip::{
     Accounting, AdmittedSet, ClosedTick, Monitor, Shard, TickAdvance, TickClock, TickDelta,
-    TickLength,
+    TickLength, WatchSet,
 };
-use surgewatch_pipeline::{parse, LinkType};
+use surgewatch_pipeline::{parse, LinkType, PacketSummary};
 
 use crate::capture::pcap::PcapFileSource;
 use crate::capture::{Capture, CaptureError, Frame, Poll};
@@ -27,6 +27,8 @@ use crate::capture::{Capture, CaptureError, Frame, Poll};
 const POLL_BUDGET: usize = 256;
 /// Frames per batch handed to a worker.
 const BATCH_FRAMES: usize = 512;
+/// Summaries accounted at once (see `Shard::account_batch`).
+const ACCOUNT_BATCH: usize = 256;
 /// Batches in flight per worker.
 const BATCHES_PER_WORKER: usize = 8;
 
@@ -114,7 +116,10 @@ pub fn replay(
     };
     if cfg.workers <= 1 {
         let shard = Shard::new(cfg.monitor.clone());
-        let mut sink = InlineSink { shard };
+        let mut sink = InlineSink {
+            shard,
+            batch: Vec::with_capacity(ACCOUNT_BATCH),
+        };
         run(&cfg.files, sources, driver, &mut sink, observer)
     } else {
         std::thread::scope(|scope| {
@@ -129,6 +134,8 @@ pub fn replay(
 /// Where frames go, and how a tick boundary is crossed.
 trait FrameSink {
     fn frame(&mut self, frame: &Frame<'_>, ts: u64);
+    /// Accounts whatever is buffered (called at the end of every poll).
+    fn flush(&mut self) {}
     /// Hands every shard's delta for the tick to `merge`, then re-arms the shards.
     fn end_tick(
         &mut self,
@@ -187,6 +194,7 @@ fn run<S: FrameSink>(
                 });
                 sink.frame(frame, ts);
             });
+            sink.flush();
             obs.on_progress(d.bytes_before + src.progress().0);
             match polled {
                 Ok(Poll::Frames(_)) | Ok(Poll::Idle) => {}
@@ -213,19 +221,37 @@ fn run<S: FrameSink>(
 /// Hands the observer's watch list to the merger (installed into the shards with the
 /// admitted set).
 fn apply_watch(acct: &mut Accounting, watch: Option<Vec<std::net::IpAddr>>) {
-    let _ = (acct, watch);
+    if let Some(w) = watch {
+        acct.set_watch(w);
+    }
 }
 
-/// One worker, on the calling thread.
+/// One worker, on the calling thread. Summaries are accounted in batches so that the shard
+/// can overlap the cache misses of many packets.
 struct InlineSink {
     shard: Shard,
+    batch: Vec<PacketSummary>,
+}
+
+impl InlineSink {
+    fn drain(&mut self) {
+        self.shard.account_batch(&self.batch);
+        self.batch.clear();
+    }
 }
 
 impl FrameSink for InlineSink {
     #[inline]
     fn frame(&mut self, frame: &Frame<'_>, _ts: u64) {
-        let s = parse(frame.link, frame.data, frame.wire_len);
-        self.shard.account(&s);
+        self.batch
+            .push(parse(frame.link, frame.data, frame.wire_len));
+        if self.batch.len() >= ACCOUNT_BATCH {
+            self.drain();
+        }
+    }
+
+    fn flush(&mut self) {
+        self.drain();
     }
 
     fn end_tick(
@@ -235,6 +261,8 @@ impl FrameSink for InlineSink {
         skipped: u64,
         obs: &mut dyn ReplayObserver,
     ) {
+        // Frames of the closing tick still buffered belong to it.
+        self.drain();
         let mut deltas = [self.shard.take_tick()];
         let watch = obs.on_tick(&acct.end_tick(start_ns, &mut deltas), skipped);
         apply_watch(acct, watch);
@@ -243,6 +271,7 @@ impl FrameSink for InlineSink {
         let [d] = deltas;
         self.shard.recycle(d);
         self.shard.install_admitted(admitted);
+        self.shard.install_watch(acct.watch());
     }
 }
 
@@ -265,7 +294,7 @@ enum ToWorker {
     /// Hand over the tick's delta.
     Tick,
     /// The merger's answer to a tick: a recycled delta and the admitted set.
-    Rearm(Box<TickDelta>, Arc<AdmittedSet>),
+    Rearm(Box<TickDelta>, Arc<AdmittedSet>, Arc<WatchSet>),
 }
 
 struct WorkerHandle {
@@ -390,8 +419,13 @@ impl FrameSink for ThreadedSink<'_> {
         apply_watch(acct, watch);
         obs.after_tick(acct);
         let admitted = acct.admitted();
+        let watch = acct.watch();
         for (w, d) in self.workers.iter().zip(only) {
-            let _ = w.tx.send(ToWorker::Rearm(Box::new(d), admitted.clone()));
+            let _ = w.tx.send(ToWorker::Rearm(
+                Box::new(d),
+                admitted.clone(),
+                watch.clone(),
+            ));
         }
     }
 }
@@ -403,15 +437,17 @@ fn worker(
     pool: Sender<Batch>,
     deltas: Sender<(usize, TickDelta)>,
 ) {
+    let mut summaries: Vec<PacketSummary> = Vec::with_capacity(BATCH_FRAMES);
     while let Ok(msg) = rx.recv() {
         match msg {
             ToWorker::Batch(mut b) => {
-                for f in &b.frames {
-                    if let Some(data) = b.bytes.get(f.start..f.end) {
-                        let s = parse(f.link, data, f.wire_len);
-                        shard.account(&s);
-                    }
-                }
+                summaries.clear();
+                summaries.extend(b.frames.iter().filter_map(|f| {
+                    b.bytes
+                        .get(f.start..f.end)
+                        .map(|d| parse(f.link, d, f.wire_len))
+                }));
+                shard.account_batch(&summaries);
                 b.bytes.clear();
                 b.frames.clear();
                 let _ = pool.try_send(b);
@@ -421,9 +457,10 @@ fn worker(
                     return;
                 }
             }
-            ToWorker::Rearm(d, admitted) => {
+            ToWorker::Rearm(d, admitted, watch) => {
                 shard.recycle(*d);
                 shard.install_admitted(admitted);
+                shard.install_watch(watch);
             }
         }
     }
