@@ -82,7 +82,25 @@ pub enum CaptureError {
     },
 }
 
-/// A source of frames: pcap/pcapng files now, AF_XDP and AF_PACKET rings later.
+/// Counters of a capture source, as the kernel and the source see them. Monotonic since the
+/// source was opened.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct CaptureStats {
+    /// Frames lent to the caller.
+    pub received: u64,
+    /// Bytes (wire length) of those frames.
+    pub bytes: u64,
+    /// Frames the kernel dropped for this socket (AF_XDP `rx_dropped`, AF_PACKET `tp_drops`).
+    pub kernel_drops: u64,
+    /// AF_XDP: frames dropped because the RX ring was full (`rx_ring_full`).
+    pub rx_ring_full: u64,
+    /// AF_XDP: times the fill ring was empty (`rx_fill_ring_empty_descs`).
+    pub fill_ring_empty: u64,
+    /// AF_XDP: invalid descriptors (`rx_invalid_descs`).
+    pub invalid_descs: u64,
+}
+
+/// A source of frames: pcap/pcapng files, AF_XDP and AF_PACKET rings.
 pub trait Capture {
     /// Lends up to `budget` frames to `f`, in capture order, and says what happened.
     fn poll<F: FnMut(&Frame<'_>)>(&mut self, budget: usize, f: F) -> Result<Poll, CaptureError>;
@@ -90,5 +108,11 @@ pub trait Capture {
     /// Bytes consumed so far and the total size, when known (for progress display).
     fn progress(&self) -> (u64, Option<u64>) {
         (0, None)
+    }
+
+    /// Counters so far (live sources read the kernel's statistics here; cheap enough to call
+    /// once per tick, not per frame).
+    fn stats(&mut self) -> CaptureStats {
+        CaptureStats::default()
     }
 }
