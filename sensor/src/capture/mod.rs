@@ -115,4 +115,10 @@ pub trait Capture {
     fn stats(&mut self) -> CaptureStats {
         CaptureStats::default()
     }
+
+    /// Blocks until frames may be ready or `timeout` passes (live sources wait on their
+    /// socket; the default just sleeps a little). Called after [`Poll::Idle`].
+    fn wait(&mut self, timeout: std::time::Duration) {
+        std::thread::sleep(timeout.min(std::time::Duration::from_millis(1)));
+    }
 }
