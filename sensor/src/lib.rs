@@ -6,4 +6,5 @@
 #![warn(missing_docs)]
 
 pub mod capture;
+pub mod live;
 pub mod replay;

@@ -42,15 +42,25 @@ struct ReplayArgs {
     /// Capture files (pcap or pcapng), replayed in the order given.
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
+    /// Worker threads (default: the config's `sensor.workers`, else 1).
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
+    /// Never draw a progress bar.
+    #[arg(long)]
+    no_progress: bool,
+    #[command(flatten)]
+    detect: DetectArgs,
+}
+
+/// Options shared by every command that runs the pipeline.
+#[derive(clap::Args, Debug)]
+struct DetectArgs {
     /// Configuration file (TOML).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Monitor this prefix (repeatable; a bare address means /32 or /128). Adds to the config's groups.
     #[arg(long = "monitor", value_name = "CIDR")]
     monitor: Vec<String>,
-    /// Worker threads (default: the config's `sensor.workers`, else 1).
-    #[arg(long, value_name = "N")]
-    workers: Option<usize>,
     /// Output format on stdout.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -60,9 +70,6 @@ struct ReplayArgs {
     /// Number of monitored IPs listed in the summary (default: the config's `sensor.top_n`).
     #[arg(long, value_name = "N")]
     top: Option<usize>,
-    /// Never draw a progress bar.
-    #[arg(long)]
-    no_progress: bool,
     /// Static threshold and floor in packets per second for every group and class (quick runs).
     #[arg(long, value_name = "N")]
     threshold_pps: Option<f64>,
@@ -254,18 +261,7 @@ impl ReplayObserver for Observer {
     }
 
     fn after_tick(&mut self, acct: &surgewatch_per_ip::Accounting) {
-        let Some(path) = self.baseline_path.clone() else {
-            return;
-        };
-        let now = acct.ticks_closed().saturating_mul(acct.tick_ns());
-        match self.last_save_ns {
-            None => self.last_save_ns = Some(now),
-            Some(last) if now.saturating_sub(last) >= self.save_interval_ns => {
-                self.last_save_ns = Some(now);
-                save_baselines(&mut self.detector, acct, &path);
-            }
-            Some(_) => {}
-        }
+        self.maybe_save(acct);
     }
 
     fn on_progress(&mut self, bytes_done: u64) {
@@ -287,8 +283,16 @@ impl ReplayObserver for Observer {
     }
 }
 
-fn cmd_replay(args: ReplayArgs) -> Result<ExitCode> {
-    let cfg = match &args.config {
+/// Everything a pipeline run needs from the config and the command line.
+struct Prepared {
+    cfg: Config,
+    tick: TickLength,
+    top_n: usize,
+    baseline_path: Option<PathBuf>,
+}
+
+fn load_config(path: Option<&std::path::Path>) -> Result<Config> {
+    Ok(match path {
         Some(path) => surgewatch_tuning::load(path).map_err(|e| {
             let text = e.to_string();
             let lines: Vec<&str> = text.lines().collect();
@@ -299,7 +303,11 @@ fn cmd_replay(args: ReplayArgs) -> Result<ExitCode> {
             )
         })?,
         None => Config::default(),
-    };
+    })
+}
+
+fn prepare(args: &DetectArgs) -> Result<Prepared> {
+    let cfg = load_config(args.config.as_deref())?;
     let tick = match &args.tick {
         Some(t) => {
             let d = surgewatch_tuning::units::parse_duration(t)
@@ -312,20 +320,95 @@ fn cmd_replay(args: ReplayArgs) -> Result<ExitCode> {
         None => cfg.sensor.tick,
     };
     let tick = TickLength::from_duration(tick).context("tick length must be positive")?;
+    let top_n = args.top.unwrap_or(cfg.sensor.top_n as usize);
+    let baseline_path = args.baselines.clone().or_else(|| cfg.baseline.path.clone());
+    Ok(Prepared {
+        cfg,
+        tick,
+        top_n,
+        baseline_path,
+    })
+}
+
+impl Observer {
+    /// The observer of a run: a detector (with baselines loaded), events to stdout.
+    fn new(
+        p: &Prepared,
+        setup: &Setup,
+        args: &DetectArgs,
+        bar: Option<ProgressBar>,
+    ) -> Result<Self> {
+        let mut detector = Detector::new(detector_config(setup, args, p.tick, p.top_n)?);
+        if let Some(path) = &p.baseline_path {
+            load_baselines(&mut detector, path);
+        }
+        Ok(Observer {
+            bar,
+            detector,
+            events: Vec::new(),
+            format: args.format,
+            groups: setup.groups.clone(),
+            out: std::io::BufWriter::new(std::io::stdout()),
+            baseline_path: p.baseline_path.clone(),
+            save_interval_ns: u64::try_from(p.cfg.baseline.save_interval.as_nanos())
+                .unwrap_or(u64::MAX),
+            last_save_ns: None,
+        })
+    }
+
+    /// Saves baselines every `save_interval` of (capture or wall-clock) time.
+    fn maybe_save(&mut self, acct: &surgewatch_per_ip::Accounting) {
+        let Some(path) = self.baseline_path.clone() else {
+            return;
+        };
+        let now = acct.ticks_closed().saturating_mul(acct.tick_ns());
+        match self.last_save_ns {
+            None => self.last_save_ns = Some(now),
+            Some(last) if now.saturating_sub(last) >= self.save_interval_ns => {
+                self.last_save_ns = Some(now);
+                save_baselines(&mut self.detector, acct, &path);
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// Ends open incidents, saves baselines and writes the summary; returns the summary's
+    /// stdout error (ignored by callers: a closed stdout is not worth a message).
+    fn finish(mut self, acct: &surgewatch_per_ip::Accounting, mut info: RunInfo, top_n: usize) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+        self.detector.finish(&mut self.events);
+        self.emit();
+        if let Some(path) = self.baseline_path.clone() {
+            save_baselines(&mut self.detector, acct, &path);
+        }
+        info.incidents = self.detector.closed().to_vec();
+        let summary = SummaryJson::new(&acct.report(top_n), &info);
+        let written = match self.format {
+            Format::Json => writeln!(self.out, "{}", summary.to_json_line()),
+            Format::Text => write!(self.out, "{}", summary.to_text()),
+        };
+        let _ = written.and_then(|_| self.out.flush());
+    }
+}
+
+fn cmd_replay(args: ReplayArgs) -> Result<ExitCode> {
+    let p = prepare(&args.detect)?;
+    let (cfg, tick, top_n) = (&p.cfg, p.tick, p.top_n);
     let workers = match args.workers {
         Some(0) => bail!("--workers must be at least 1"),
         Some(n) => n,
         None if cfg.sensor.workers > 0 => cfg.sensor.workers as usize,
         None => 1,
     };
-    let top_n = args.top.unwrap_or(cfg.sensor.top_n as usize);
     for f in &args.files {
         if f.is_dir() {
             bail!("{}: is a directory, not a capture file", f.display());
         }
     }
     let sources = replay::open_all(&args.files)?;
-    let setup = monitor_setup(&cfg, &args.monitor)?;
+    let setup = monitor_setup(cfg, &args.detect.monitor)?;
     let total = replay::total_size(&sources);
     let bar = (!args.no_progress && std::io::stderr().is_terminal()).then(|| {
         let b = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(5));
@@ -336,23 +419,7 @@ fn cmd_replay(args: ReplayArgs) -> Result<ExitCode> {
         b.enable_steady_tick(Duration::from_millis(200));
         b
     });
-    let detector_cfg = detector_config(&setup, &args, tick, top_n)?;
-    let mut detector = Detector::new(detector_cfg);
-    let baseline_path = args.baselines.clone().or_else(|| cfg.baseline.path.clone());
-    if let Some(path) = &baseline_path {
-        load_baselines(&mut detector, path);
-    }
-    let mut observer = Observer {
-        bar,
-        detector,
-        events: Vec::new(),
-        format: args.format,
-        groups: setup.groups.clone(),
-        out: std::io::BufWriter::new(std::io::stdout()),
-        baseline_path: baseline_path.clone(),
-        save_interval_ns: u64::try_from(cfg.baseline.save_interval.as_nanos()).unwrap_or(u64::MAX),
-        last_save_ns: None,
-    };
+    let mut observer = Observer::new(&p, &setup, &args.detect, bar)?;
     let rcfg = ReplayConfig {
         files: args.files.clone(),
         monitor: setup.monitor.clone(),
@@ -360,16 +427,6 @@ fn cmd_replay(args: ReplayArgs) -> Result<ExitCode> {
         workers,
     };
     let outcome = replay::replay(&rcfg, sources, &mut observer);
-    if let Some(b) = &observer.bar {
-        b.finish_and_clear();
-    }
-    observer.detector.finish(&mut observer.events);
-    observer.emit();
-    if let Some(path) = &baseline_path {
-        save_baselines(&mut observer.detector, &outcome.accounting, path);
-    }
-    let incidents = observer.detector.closed().to_vec();
-    let Observer { mut out, .. } = observer;
     let errors: Vec<String> = outcome.errors.iter().map(|e| e.to_string()).collect();
     let info = RunInfo {
         inputs: args.files.iter().map(|p| p.display().to_string()).collect(),
@@ -380,16 +437,9 @@ fn cmd_replay(args: ReplayArgs) -> Result<ExitCode> {
         time_span_ns: outcome.time_span_ns,
         late_frames: outcome.late_frames,
         errors: errors.clone(),
-        incidents,
+        incidents: Vec::new(),
     };
-    let report = outcome.accounting.report(top_n);
-    let summary = SummaryJson::new(&report, &info);
-    let written = match args.format {
-        Format::Json => writeln!(out, "{}", summary.to_json_line()),
-        Format::Text => write!(out, "{}", summary.to_text()),
-    };
-    // A closed stdout (e.g. `| head`) is not an error worth a message.
-    let _ = written.and_then(|_| out.flush());
+    observer.finish(&outcome.accounting, info, top_n);
     for e in &errors {
         eprintln!("surgewatch: error: {e}");
     }
@@ -403,7 +453,7 @@ fn cmd_replay(args: ReplayArgs) -> Result<ExitCode> {
 /// Detection settings per group, with the command line's quick-run overrides.
 fn detector_config(
     setup: &Setup,
-    args: &ReplayArgs,
+    args: &DetectArgs,
     tick: TickLength,
     top_n: usize,
 ) -> Result<DetectorConfig> {

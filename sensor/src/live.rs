@@ -1,0 +1,272 @@
+//! Live capture: one pinned worker thread per capture source (one per NIC RX queue), each with
+//! its own per-IP shard; a coordinator on the calling thread closes ticks on the wall clock,
+//! merges the shards, runs detection and emits events.
+//!
+//! The per-packet path is the worker's: `poll` → `parse` → `Shard::account_batch`, with no lock
+//! or atomic per packet. Between polls (at most every `POLL_BUDGET` frames or `IDLE_WAIT`) the
+//! worker checks its control channel: a tick request makes it hand over its tick delta and the
+//! source's statistics; the coordinator answers with the recycled delta, the admitted set and
+//! the watch set.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use surgewatch_per_ip::{
+    Accounting, AdmittedSet, ClosedTick, Monitor, Shard, TickDelta, TickLength, WatchSet,
+};
+use surgewatch_pipeline::PacketSummary;
+
+use crate::capture::{Capture, CaptureStats, Poll};
+
+/// Frames taken from a source per poll.
+const POLL_BUDGET: usize = 256;
+/// How long an idle worker waits on its source before checking its control channel again.
+const IDLE_WAIT: Duration = Duration::from_millis(20);
+/// How long the coordinator waits for a worker's delta before going on without it.
+const DELTA_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Messages to a worker.
+enum Ctl {
+    /// Hand over the tick's delta and the source's statistics.
+    Tick,
+    /// The coordinator's answer: a recycled delta, the admitted and watch sets.
+    Rearm(Box<TickDelta>, Arc<AdmittedSet>, Arc<WatchSet>),
+}
+
+/// A worker's answer to [`Ctl::Tick`].
+struct Handover {
+    worker: usize,
+    delta: TickDelta,
+    stats: CaptureStats,
+    parse_errors: u64,
+}
+
+/// Per-source statistics of a live run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Name of the source (e.g. `eth0/q3 (af_xdp, copy)`).
+    pub name: String,
+    /// CPU core the worker was pinned to, if pinning succeeded.
+    pub core: Option<usize>,
+    /// The source's counters.
+    pub capture: CaptureStats,
+    /// Frames with a parse error.
+    pub parse_errors: u64,
+}
+
+/// What the coordinator hears about.
+pub trait LiveObserver {
+    /// A tick was closed (`queues`: statistics as of its end); may return the watch list for
+    /// the next tick.
+    fn on_tick(
+        &mut self,
+        tick: &ClosedTick<'_>,
+        queues: &[QueueStats],
+    ) -> Option<Vec<std::net::IpAddr>>;
+    /// After each tick, with the merger (e.g. to persist baselines).
+    fn after_tick(&mut self, acct: &Accounting) {
+        let _ = acct;
+    }
+}
+
+/// A capture source with the name and core of its worker.
+pub struct WorkerSpec<C> {
+    /// The source (one per queue).
+    pub source: C,
+    /// Name for statistics.
+    pub name: String,
+    /// Core to pin the worker to (none: not pinned).
+    pub core: Option<usize>,
+}
+
+/// Settings of a live run.
+#[derive(Clone, Debug)]
+pub struct LiveConfig {
+    /// What is monitored.
+    pub monitor: Arc<Monitor>,
+    /// Tick length (wall clock).
+    pub tick: TickLength,
+}
+
+/// Nanoseconds since the epoch, now.
+pub fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// Runs workers on `specs` until `stop` is set, closing a tick every tick length of wall-clock
+/// time. Returns the merger with every tick closed and the final per-queue statistics.
+pub fn run_live<C: Capture + Send>(
+    cfg: &LiveConfig,
+    specs: Vec<WorkerSpec<C>>,
+    stop: &AtomicBool,
+    obs: &mut dyn LiveObserver,
+) -> (Accounting, Vec<QueueStats>) {
+    let n = specs.len();
+    let mut acct = Accounting::new(cfg.monitor.clone(), cfg.tick);
+    let mut queues: Vec<QueueStats> = specs
+        .iter()
+        .map(|s| QueueStats {
+            name: s.name.clone(),
+            core: s.core,
+            ..QueueStats::default()
+        })
+        .collect();
+    let tick_ns = cfg.tick.as_nanos();
+    std::thread::scope(|scope| {
+        let (hand_tx, hand_rx) = bounded::<Handover>(n.max(1));
+        let worker_stop = Arc::new(AtomicBool::new(false));
+        let mut ctls = Vec::with_capacity(n);
+        for (i, spec) in specs.into_iter().enumerate() {
+            let (tx, rx) = bounded::<Ctl>(4);
+            ctls.push(tx);
+            let shard = Shard::new(cfg.monitor.clone());
+            let hand_tx = hand_tx.clone();
+            let wstop = worker_stop.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("surgewatch-q{i}"))
+                .spawn_scoped(scope, move || {
+                    if let Some(core) = spec.core {
+                        core_affinity::set_for_current(core_affinity::CoreId { id: core });
+                    }
+                    worker(i, spec.source, shard, rx, hand_tx, &wstop);
+                });
+            if let Err(e) = spawned {
+                eprintln!("surgewatch: error: cannot start worker {i}: {e}");
+            }
+        }
+        drop(hand_tx);
+
+        let mut tick_start = cfg.tick.align(now_ns());
+        loop {
+            let tick_end = tick_start.saturating_add(tick_ns);
+            // Sleep until the tick ends (or a stop is asked for).
+            loop {
+                let now = now_ns();
+                if now >= tick_end || stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_nanos((tick_end - now).min(50_000_000)));
+            }
+            let stopping = stop.load(Ordering::Relaxed);
+            close_tick(&mut acct, &ctls, &hand_rx, tick_start, &mut queues, obs);
+            if stopping {
+                break;
+            }
+            // A long stall (suspend, debugger) skips whole ticks rather than replaying them.
+            tick_start = cfg.tick.align(now_ns()).max(tick_end);
+        }
+        worker_stop.store(true, Ordering::Relaxed);
+        drop(ctls);
+    });
+    (acct, queues)
+}
+
+fn close_tick(
+    acct: &mut Accounting,
+    ctls: &[Sender<Ctl>],
+    hand_rx: &Receiver<Handover>,
+    tick_start: u64,
+    queues: &mut [QueueStats],
+    obs: &mut dyn LiveObserver,
+) {
+    let mut asked = 0;
+    for c in ctls {
+        if c.send(Ctl::Tick).is_ok() {
+            asked += 1;
+        }
+    }
+    let mut got: Vec<Handover> = Vec::with_capacity(asked);
+    while got.len() < asked {
+        match hand_rx.recv_timeout(DELTA_TIMEOUT) {
+            Ok(h) => got.push(h),
+            Err(RecvTimeoutError::Timeout) => {
+                eprintln!(
+                    "surgewatch: warning: {} worker(s) did not hand over their tick in time",
+                    asked - got.len()
+                );
+                break;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    got.sort_by_key(|h| h.worker);
+    for h in &got {
+        if let Some(q) = queues.get_mut(h.worker) {
+            q.capture = h.stats;
+            q.parse_errors = h.parse_errors;
+        }
+    }
+    let workers: Vec<usize> = got.iter().map(|h| h.worker).collect();
+    let mut deltas: Vec<TickDelta> = got.into_iter().map(|h| h.delta).collect();
+    let watch = obs.on_tick(&acct.end_tick(tick_start, &mut deltas), queues);
+    if let Some(w) = watch {
+        acct.set_watch(w);
+    }
+    obs.after_tick(acct);
+    let admitted = acct.admitted();
+    let watch = acct.watch();
+    for (w, d) in workers.into_iter().zip(deltas) {
+        if let Some(c) = ctls.get(w) {
+            let _ = c.send(Ctl::Rearm(Box::new(d), admitted.clone(), watch.clone()));
+        }
+    }
+}
+
+fn worker<C: Capture>(
+    id: usize,
+    mut src: C,
+    mut shard: Shard,
+    ctl: Receiver<Ctl>,
+    hand: Sender<Handover>,
+    stop: &AtomicBool,
+) {
+    let mut batch: Vec<PacketSummary> = Vec::with_capacity(POLL_BUDGET);
+    let mut parse_errors = 0u64;
+    loop {
+        match ctl.try_recv() {
+            Ok(Ctl::Tick) => {
+                let h = Handover {
+                    worker: id,
+                    delta: shard.take_tick(),
+                    stats: src.stats(),
+                    parse_errors,
+                };
+                if hand.send(h).is_err() {
+                    return;
+                }
+            }
+            Ok(Ctl::Rearm(d, admitted, watch)) => {
+                shard.recycle(*d);
+                shard.install_admitted(admitted);
+                shard.install_watch(watch);
+            }
+            Err(TryRecvError::Disconnected) => return,
+            Err(TryRecvError::Empty) => {}
+        }
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        batch.clear();
+        let polled = src.poll(POLL_BUDGET, |f| {
+            let s = surgewatch_pipeline::parse(f.link, f.data, f.wire_len);
+            parse_errors += u64::from(s.status.is_error());
+            batch.push(s);
+        });
+        if !batch.is_empty() {
+            shard.account_batch(&batch);
+        }
+        match polled {
+            Ok(Poll::Frames(_)) => {}
+            Ok(Poll::Idle) => src.wait(IDLE_WAIT),
+            Ok(Poll::End) => src.wait(IDLE_WAIT),
+            Err(e) => {
+                eprintln!("surgewatch: error: worker {id}: {e}");
+                src.wait(IDLE_WAIT);
+            }
+        }
+    }
+}
