@@ -9,6 +9,12 @@ fn secs(ns: u64) -> f64 {
     ns as f64 / 1e9
 }
 
+/// A threshold as an integer rate; thresholds set beyond any real rate (a rate that is not
+/// checked, e.g. bits/s in a `--threshold-pps`-only run) become `None`.
+fn finite_threshold(v: f64) -> Option<u64> {
+    (v.is_finite() && v < 1e15).then_some(v as u64)
+}
+
 /// `{"ip", "pps"}`.
 #[derive(Serialize, Clone, Debug)]
 pub struct SourceJson {
@@ -65,10 +71,10 @@ pub struct EventJson {
     pub bytes: u64,
     /// Classes over their thresholds.
     pub over_classes: Vec<&'static str>,
-    /// Total thresholds in force at the onset.
-    pub threshold_pps: u64,
-    /// Total thresholds in force at the onset.
-    pub threshold_bps: u64,
+    /// Total packet-rate threshold in force at the onset (null when that rate is not checked).
+    pub threshold_pps: Option<u64>,
+    /// Total bit-rate threshold in force at the onset (null when that rate is not checked).
+    pub threshold_bps: Option<u64>,
     /// Distinct sources.
     pub unique_sources: u64,
     /// Spoofing verdict.
@@ -112,8 +118,8 @@ impl EventJson {
             packets: e.packets,
             bytes: e.bytes,
             over_classes: e.over_classes.iter().map(|c| c.as_str()).collect(),
-            threshold_pps: e.threshold.pps as u64,
-            threshold_bps: e.threshold.bps as u64,
+            threshold_pps: finite_threshold(e.threshold.pps),
+            threshold_bps: finite_threshold(e.threshold.bps),
             unique_sources: e.unique_sources,
             spoofed: e.spoofed,
             top_sources: e
