@@ -11,12 +11,19 @@ use toml_edit::{Array, ImDocument, Item, Table, Value};
 
 use crate::error::ConfigErrorKind;
 use crate::schema::{
-    BaselineConfig, DetectionConfig, DetectionOverrides, GroupConfig, SensorConfig,
+    BaselineConfig, CaptureConfig, DetectionConfig, DetectionOverrides, GroupConfig, SensorConfig,
 };
 use crate::units::serde_with;
 
 /// Keys allowed at the top level of the document.
-pub(crate) const TOP_LEVEL_KEYS: &[&str] = &["sensor", "detection", "baseline", "group", "monitor"];
+pub(crate) const TOP_LEVEL_KEYS: &[&str] = &[
+    "sensor",
+    "detection",
+    "baseline",
+    "capture",
+    "group",
+    "monitor",
+];
 
 /// A problem found while decoding or validating, before it gets its origin and location.
 #[derive(Debug)]
@@ -33,6 +40,7 @@ pub(crate) struct Decoded {
     pub sensor: Option<SensorConfig>,
     pub detection: Option<DetectionConfig>,
     pub baseline: Option<BaselineConfig>,
+    pub capture: Option<CaptureConfig>,
     /// `(index in the file, group)` for every `[[group]]` that is a table.
     pub groups: Vec<(usize, GroupConfig)>,
     /// The `monitor` shorthand, when present and decoded.
@@ -44,6 +52,7 @@ pub(crate) fn decode(doc: &ImDocument<&str>, issues: &mut Vec<Issue>) -> Decoded
         sensor: Some(SensorConfig::default()),
         detection: Some(DetectionConfig::default()),
         baseline: Some(BaselineConfig::default()),
+        capture: Some(CaptureConfig::default()),
         groups: Vec::new(),
         monitor: None,
     };
@@ -53,6 +62,7 @@ pub(crate) fn decode(doc: &ImDocument<&str>, issues: &mut Vec<Issue>) -> Decoded
             "sensor" => out.sensor = decode_table(item, "sensor", &[], issues),
             "detection" => out.detection = decode_table(item, "detection", &[], issues),
             "baseline" => out.baseline = decode_table(item, "baseline", &[], issues),
+            "capture" => out.capture = decode_table(item, "capture", &[], issues),
             "group" => out.groups = decode_groups(item, issues),
             "monitor" => out.monitor = decode_monitor(item, issues),
             _ => issues.push(unknown_key(

@@ -76,8 +76,8 @@ use toml_edit::{ImDocument, Item, Value};
 
 pub use error::{ConfigError, ConfigErrorKind, ConfigErrors, Location};
 pub use schema::{
-    BaselineConfig, Config, DetectionConfig, DetectionOverrides, GroupConfig, ResolvedGroup,
-    SensorConfig, DEFAULT_GROUP_NAME,
+    BaselineConfig, CaptureConfig, CaptureMethod, Config, DecapConfig, DetectionConfig,
+    DetectionOverrides, GroupConfig, ResolvedGroup, SensorConfig, XdpFallback, DEFAULT_GROUP_NAME,
 };
 pub use validate::{MAX_BASELINE_SAMPLES, MAX_TICK, MIN_SAVE_INTERVAL, MIN_TICK};
 
@@ -143,6 +143,7 @@ pub fn from_str(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
             tick_decoded: !issues.iter().any(|i| i.key == "sensor.tick"),
             detection: decoded.detection.as_ref(),
             baseline: decoded.baseline.as_ref(),
+            capture: decoded.capture.as_ref(),
             groups,
         },
         &mut issues,
@@ -168,12 +169,14 @@ pub fn from_str(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
             sensor: Some(sensor),
             detection: Some(detection),
             baseline: Some(baseline),
+            capture: Some(capture),
             groups,
             monitor: _,
         } => Ok(Config {
             sensor,
             detection,
             baseline,
+            capture,
             groups: groups
                 .into_iter()
                 .map(|(_, g)| g)
@@ -204,6 +207,7 @@ impl Config {
                 tick_decoded: true,
                 detection: Some(&self.detection),
                 baseline: Some(&self.baseline),
+                capture: Some(&self.capture),
                 groups: self
                     .groups
                     .iter()

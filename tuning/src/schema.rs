@@ -27,6 +27,8 @@ pub struct Config {
     pub detection: DetectionConfig,
     /// `[baseline]`: baseline persistence.
     pub baseline: BaselineConfig,
+    /// `[capture]`: live capture (ignored by replay, except `decap`).
+    pub capture: CaptureConfig,
     /// `[[group]]` entries, in file order, then the `monitor` shorthand group if any.
     ///
     /// Empty means "no prefixes configured": replay monitors every destination up to
@@ -305,6 +307,107 @@ impl Default for BaselineConfig {
             save_interval: default_save_interval(),
         }
     }
+}
+
+/// How live capture receives frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaptureMethod {
+    /// AF_XDP when it can be set up, else AF_PACKET (saying why).
+    #[default]
+    Auto,
+    /// AF_XDP only (zero-copy where the driver allows it, copy mode elsewhere).
+    AfXdp,
+    /// AF_PACKET TPACKET_V3 with PACKET_FANOUT.
+    AfPacket,
+}
+
+/// What the XDP program does with frames of a queue no socket is bound to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum XdpFallback {
+    /// Hand them to the kernel stack (safe default).
+    #[default]
+    Pass,
+    /// Drop them (a dedicated mirror port whose frames nobody else needs).
+    Drop,
+}
+
+/// `[capture]`: live capture settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct CaptureConfig {
+    /// `"auto"`, `"af_xdp"` or `"af_packet"`. Default `"auto"`.
+    #[serde(default)]
+    pub method: CaptureMethod,
+    /// RX queues to capture (one worker each). Empty: every queue of the interface.
+    #[serde(default)]
+    pub queues: Vec<u32>,
+    /// CPU cores to pin workers to, in queue order (cycled when shorter). Empty: worker `i`
+    /// on core `i` modulo the number of cores.
+    #[serde(default)]
+    pub cores: Vec<usize>,
+    /// Put the interface in promiscuous mode while capturing (restored on exit). Default true.
+    #[serde(default = "default_true")]
+    pub promiscuous: bool,
+    /// XDP action for frames of queues without a socket. Default `"pass"`.
+    #[serde(default)]
+    pub xdp_fallback: XdpFallback,
+    /// Mirror encapsulations decapsulated to the inner frame.
+    #[serde(default)]
+    pub decap: DecapConfig,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        CaptureConfig {
+            method: CaptureMethod::Auto,
+            queues: Vec::new(),
+            cores: Vec::new(),
+            promiscuous: true,
+            xdp_fallback: XdpFallback::Pass,
+            decap: DecapConfig::default(),
+        }
+    }
+}
+
+/// `[capture.decap]`: which mirror encapsulations are unwrapped.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct DecapConfig {
+    /// Plain GRE (transparent Ethernet bridging or IP). Default true.
+    #[serde(default = "default_true")]
+    pub gre: bool,
+    /// ERSPAN type II and III. Default true.
+    #[serde(default = "default_true")]
+    pub erspan: bool,
+    /// VXLAN. Default true.
+    #[serde(default = "default_true")]
+    pub vxlan: bool,
+    /// UDP destination ports carrying VXLAN. Default `[4789]`.
+    #[serde(default = "default_vxlan_ports")]
+    pub vxlan_ports: Vec<u16>,
+}
+
+impl Default for DecapConfig {
+    fn default() -> Self {
+        DecapConfig {
+            gre: true,
+            erspan: true,
+            vxlan: true,
+            vxlan_ports: default_vxlan_ports(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_vxlan_ports() -> Vec<u16> {
+    vec![4789]
 }
 
 /// One `[[group]]`: a named set of prefixes sharing detection settings.

@@ -262,7 +262,7 @@ fn unknown_top_level_key() {
     assert_error(
         "colour = 1\n",
         "t.toml:1:1: colour: unknown key",
-        "expected one of: sensor, detection, baseline, group, monitor",
+        "expected one of: sensor, detection, baseline, capture, group, monitor",
     );
 }
 
@@ -822,4 +822,35 @@ fn load_reads_a_file_and_labels_errors_with_its_path() {
     assert!(err
         .to_string()
         .starts_with(&format!("{}: cannot read config: ", missing.display())));
+}
+
+#[test]
+fn capture_section_decodes_and_validates() {
+    let c = ok("[capture]\nmethod = \"af_packet\"\nqueues = [0, 1]\ncores = [1]\npromiscuous = false\nxdp_fallback = \"drop\"\n[capture.decap]\nvxlan_ports = [4789, 8472]\n");
+    assert_eq!(c.capture.method, crate::CaptureMethod::AfPacket);
+    assert_eq!(c.capture.queues, vec![0, 1]);
+    assert_eq!(c.capture.cores, vec![1]);
+    assert!(!c.capture.promiscuous);
+    assert_eq!(c.capture.xdp_fallback, crate::XdpFallback::Drop);
+    assert!(c.capture.decap.gre && c.capture.decap.erspan && c.capture.decap.vxlan);
+    assert_eq!(c.capture.decap.vxlan_ports, vec![4789, 8472]);
+    assert_eq!(ok("").capture, crate::CaptureConfig::default());
+
+    let e =
+        crate::from_str("[capture]\nmethod = \"dpdk\"\n", "t.toml").expect_err("unknown method");
+    assert!(e.to_string().contains("capture.method"), "{e}");
+    let e = crate::from_str(
+        "[capture]\nqueues = [0, 0]\ncores = [2, 2]\nbogus = 1\n[capture.decap]\nvxlan_ports = [0]\n",
+        "t.toml",
+    )
+    .expect_err("several errors");
+    let text = e.to_string();
+    for needle in [
+        "capture.queues[1]",
+        "capture.cores[1]",
+        "capture.bogus",
+        "capture.decap.vxlan_ports[0]",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from: {text}");
+    }
 }

@@ -7,7 +7,7 @@ use ipnet::IpNet;
 
 use crate::decode::Issue;
 use crate::error::ConfigErrorKind;
-use crate::schema::{BaselineConfig, DetectionConfig, GroupConfig, SensorConfig};
+use crate::schema::{BaselineConfig, CaptureConfig, DetectionConfig, GroupConfig, SensorConfig};
 use crate::units::format_duration;
 
 /// Shortest accepted `sensor.tick`.
@@ -58,6 +58,7 @@ pub(crate) struct Parts<'a> {
     pub tick_decoded: bool,
     pub detection: Option<&'a DetectionConfig>,
     pub baseline: Option<&'a BaselineConfig>,
+    pub capture: Option<&'a CaptureConfig>,
     pub groups: Vec<(GroupOrigin, &'a GroupConfig)>,
 }
 
@@ -72,6 +73,9 @@ pub(crate) fn validate(parts: &Parts<'_>, issues: &mut Vec<Issue>) {
     }
     if let Some(baseline) = parts.baseline {
         v.baseline(baseline);
+    }
+    if let Some(capture) = parts.capture {
+        v.capture(capture);
     }
     v.groups(&parts.groups, parts.detection, tick);
 }
@@ -184,6 +188,45 @@ impl Validator<'_> {
                     "at least one tick",
                 ),
                 _ => {}
+            }
+        }
+    }
+
+    fn capture(&mut self, c: &CaptureConfig) {
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, q) in c.queues.iter().enumerate() {
+            if !seen.insert(*q) {
+                self.out_of_range(
+                    format!("capture.queues[{i}]"),
+                    q.to_string(),
+                    "each queue listed once",
+                );
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, core) in c.cores.iter().enumerate() {
+            if !seen.insert(*core) {
+                self.out_of_range(
+                    format!("capture.cores[{i}]"),
+                    core.to_string(),
+                    "each core listed once",
+                );
+            }
+        }
+        if c.decap.vxlan && c.decap.vxlan_ports.is_empty() {
+            self.out_of_range(
+                "capture.decap.vxlan_ports".into(),
+                "[]".into(),
+                "at least one port while `vxlan = true` (4789 is the IANA port)",
+            );
+        }
+        for (i, p) in c.decap.vxlan_ports.iter().enumerate() {
+            if *p == 0 {
+                self.out_of_range(
+                    format!("capture.decap.vxlan_ports[{i}]"),
+                    "0".into(),
+                    "a port in 1..=65535",
+                );
             }
         }
     }
