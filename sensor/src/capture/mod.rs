@@ -1,7 +1,10 @@
 //! Capture sources: everything that produces frames. Each source lends its frames, one at a
 //! time, to a closure; nothing downstream ever owns a copy of a frame.
 
+pub mod afpacket;
+pub mod afxdp;
 pub mod pcap;
+pub mod xdp_prog;
 
 use std::path::PathBuf;
 
@@ -79,6 +82,99 @@ pub enum CaptureError {
         path: PathBuf,
         /// The LINKTYPE_* number.
         linktype: u32,
+    },
+    /// A live source was asked for an interface that does not exist (in this network namespace).
+    #[error("{interface}: no such network interface")]
+    NoSuchInterface {
+        /// Interface name as given.
+        interface: String,
+    },
+    /// Opening a live source was refused (EPERM / EACCES).
+    #[error("{interface}: permission denied: capture needs CAP_NET_RAW (run as root)")]
+    PermissionDenied {
+        /// Interface name as given.
+        interface: String,
+    },
+    /// The interface is administratively down (or went down while capturing).
+    #[error("{interface}: interface is down (bring it up: ip link set {interface} up)")]
+    InterfaceDown {
+        /// Interface name as given.
+        interface: String,
+    },
+    /// The interface is not of a hardware type surgewatch can capture (not Ethernet).
+    #[error("{interface}: unsupported hardware type {hw_type} (ARPHRD_*): only Ethernet interfaces can be captured")]
+    UnsupportedHardware {
+        /// Interface name as given.
+        interface: String,
+        /// The ARPHRD_* number the kernel reports.
+        hw_type: u16,
+    },
+    /// A live source's settings are unusable (ring geometry, names).
+    #[error("{interface}: invalid capture settings: {reason}")]
+    InvalidConfig {
+        /// Interface name as given.
+        interface: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A socket operation of a live source failed.
+    #[error("{interface}: {op}: {source}")]
+    Socket {
+        /// Interface name as given.
+        interface: String,
+        /// The operation, e.g. "setsockopt(PACKET_RX_RING)".
+        op: &'static str,
+        /// Underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// AF_XDP / eBPF setup was refused for lack of privileges.
+    #[error("{interface}: needs {caps} (run as root)")]
+    NeedsCapabilities {
+        /// Interface name as given.
+        interface: String,
+        /// The capabilities needed, e.g. "CAP_NET_ADMIN and CAP_BPF".
+        caps: &'static str,
+    },
+    /// The interface has no such receive queue.
+    #[error("{interface}: no rx queue {queue}")]
+    NoSuchQueue {
+        /// Interface name as given.
+        interface: String,
+        /// Queue index asked for.
+        queue: u32,
+    },
+    /// Another AF_XDP socket holds the queue (binding kept failing with EBUSY).
+    #[error("queue {queue} of {interface} busy (another AF_XDP socket is bound)")]
+    QueueBusy {
+        /// Interface name as given.
+        interface: String,
+        /// Queue index.
+        queue: u32,
+    },
+    /// The UMEM could not be locked in memory.
+    #[error("{interface}: RLIMIT_MEMLOCK too low: {needed} bytes needed, limit {limit} (raise it with ulimit -l, or run as root)")]
+    MemlockTooLow {
+        /// Interface name as given.
+        interface: String,
+        /// Bytes of UMEM to lock.
+        needed: u64,
+        /// The soft limit in force.
+        limit: u64,
+    },
+    /// Another XDP program is attached to the interface.
+    #[error("{interface}: another XDP program is attached (see ip -d link show dev {interface})")]
+    XdpProgramPresent {
+        /// Interface name as given.
+        interface: String,
+    },
+    /// The kernel refused the XDP program.
+    #[error("{interface}: XDP program rejected: {reason}")]
+    XdpProgramRejected {
+        /// Interface name as given.
+        interface: String,
+        /// The verifier's last log line, or the errno.
+        reason: String,
     },
 }
 
