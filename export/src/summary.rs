@@ -28,6 +28,33 @@ pub struct RunInfo {
     pub errors: Vec<String>,
     /// Closed incidents.
     pub incidents: Vec<surgewatch_per_ip::detect::IncidentSummary>,
+    /// How live capture ran (e.g. `eth0: af_xdp, copy mode, ...`); `None` for replay.
+    pub capture: Option<String>,
+    /// Per-queue statistics of a live run (empty for replay).
+    pub queues: Vec<QueueJson>,
+}
+
+/// Statistics of one capture queue (worker) in a live run.
+#[derive(Serialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct QueueJson {
+    /// Source name, e.g. `eth0/q3`.
+    pub name: String,
+    /// Core the worker was pinned to.
+    pub core: Option<usize>,
+    /// Frames received.
+    pub received: u64,
+    /// Bytes received (wire length).
+    pub bytes: u64,
+    /// Frames with a parse error.
+    pub parse_errors: u64,
+    /// Frames the kernel dropped for this queue's socket.
+    pub kernel_drops: u64,
+    /// AF_XDP: drops because the RX ring was full.
+    pub rx_ring_full: u64,
+    /// AF_XDP: times the fill ring was empty.
+    pub fill_ring_empty: u64,
+    /// AF_XDP: invalid descriptors.
+    pub invalid_descs: u64,
 }
 
 /// Per-class counters of one IP in the summary.
@@ -116,6 +143,12 @@ pub struct SummaryJson {
     pub incidents: Vec<crate::events::IncidentJson>,
     /// Input errors, one line each (empty when every input was read to its end).
     pub errors: Vec<String>,
+    /// Live runs: how capture ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capture: Option<String>,
+    /// Live runs: per-queue statistics.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub queues: Vec<QueueJson>,
 }
 
 fn ns_to_secs(ns: u64) -> f64 {
@@ -155,6 +188,8 @@ impl SummaryJson {
                 .map(crate::events::IncidentJson::new)
                 .collect(),
             errors: info.errors.clone(),
+            capture: info.capture.clone(),
+            queues: info.queues.clone(),
         }
     }
 
@@ -270,6 +305,16 @@ impl SummaryJson {
                 i.end_ts,
                 i.peak_pps,
                 i.peak_bps as f64 / 1e6
+            );
+        }
+        if let Some(c) = &self.capture {
+            let _ = writeln!(o, "  capture: {c}");
+        }
+        for q in &self.queues {
+            let _ = writeln!(
+                o,
+                "    {}: {} frames, {} parse errors, {} kernel drops (ring full {}, fill ring empty {})",
+                q.name, q.received, q.parse_errors, q.kernel_drops, q.rx_ring_full, q.fill_ring_empty
             );
         }
         for e in &self.errors {

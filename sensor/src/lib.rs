@@ -6,5 +6,8 @@
 #![warn(missing_docs)]
 
 pub mod capture;
+pub mod hostaddr;
 pub mod live;
+pub mod livesrc;
 pub mod replay;
+pub mod signals;

@@ -30,6 +30,10 @@ struct Cli {
 enum Cmd {
     /// Replay pcap/pcapng captures through the pipeline and report per-IP traffic.
     Replay(ReplayArgs),
+    /// Capture live from an interface (a mirror port): one pinned worker per RX queue.
+    Run(RunArgs),
+    /// Host agent: watch this host's own addresses on its interfaces (AF_PACKET).
+    Agent(AgentArgs),
     /// Validate a configuration file, reporting every error with its location.
     CheckConfig {
         /// The TOML file to check.
@@ -48,6 +52,60 @@ struct ReplayArgs {
     /// Never draw a progress bar.
     #[arg(long)]
     no_progress: bool,
+    #[command(flatten)]
+    detect: DetectArgs,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum CaptureArg {
+    Auto,
+    #[value(name = "af_xdp")]
+    AfXdp,
+    #[value(name = "af_packet")]
+    AfPacket,
+}
+
+/// Options of live runs.
+#[derive(clap::Args, Debug)]
+struct LiveArgs {
+    /// Stop after this long (default: run until SIGINT/SIGTERM).
+    #[arg(long, value_name = "DURATION")]
+    duration: Option<String>,
+    /// Print a status line on stderr this often ("0s": never).
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    status_interval: String,
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// Interface to capture (the mirror port).
+    #[arg(long, short = 'i', value_name = "IF")]
+    interface: String,
+    /// Capture method (default: the config's `capture.method`, "auto").
+    #[arg(long, value_enum)]
+    capture: Option<CaptureArg>,
+    /// RX queues to capture, comma-separated (default: the config's, else all).
+    #[arg(long, value_delimiter = ',', value_name = "Q,...")]
+    queues: Vec<u32>,
+    /// Cores to pin the workers to, comma-separated (default: the config's, else worker i on core i).
+    #[arg(long, value_delimiter = ',', value_name = "C,...")]
+    cores: Vec<usize>,
+    /// Do not put the interface in promiscuous mode.
+    #[arg(long)]
+    no_promisc: bool,
+    #[command(flatten)]
+    live: LiveArgs,
+    #[command(flatten)]
+    detect: DetectArgs,
+}
+
+#[derive(clap::Args, Debug)]
+struct AgentArgs {
+    /// Interfaces to watch (repeatable; default: every non-loopback interface that is up).
+    #[arg(long = "interface", short = 'i', value_name = "IF")]
+    interfaces: Vec<String>,
+    #[command(flatten)]
+    live: LiveArgs,
     #[command(flatten)]
     detect: DetectArgs,
 }
@@ -92,6 +150,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Replay(args) => cmd_replay(args),
+        Cmd::Run(args) => cmd_run(args),
+        Cmd::Agent(args) => cmd_agent(args),
         Cmd::CheckConfig { file } => cmd_check_config(&file),
     };
     match result {
@@ -438,6 +498,8 @@ fn cmd_replay(args: ReplayArgs) -> Result<ExitCode> {
         late_frames: outcome.late_frames,
         errors: errors.clone(),
         incidents: Vec::new(),
+        capture: None,
+        queues: Vec::new(),
     };
     observer.finish(&outcome.accounting, info, top_n);
     for e in &errors {
@@ -506,6 +568,13 @@ fn detector_config(
                 b.static_pps = u64::MAX / 2;
                 b.floor_pps = u64::MAX / 2;
             }
+            let effective = b.policy().effective_percentile();
+            if (effective - b.percentile).abs() > 1e-6 {
+                eprintln!(
+                    "surgewatch: warning: a baseline percentile of {} over {} samples keeps more samples than the baseline sketch holds; using p{effective:.2}",
+                    b.percentile, b.window_samples
+                );
+            }
             GroupDetection {
                 baseline: b,
                 start_ticks: d.start_ticks.get(),
@@ -554,4 +623,242 @@ fn save_baselines(
             path.display()
         );
     }
+}
+
+fn parse_duration_arg(flag: &str, s: &str) -> Result<Duration> {
+    surgewatch_tuning::units::parse_duration(s).map_err(|e| anyhow::anyhow!("{flag} {s:?}: {e}"))
+}
+
+/// The live-run observer: detection and events (as in replay), plus a periodic status line.
+struct LiveObs {
+    inner: Observer,
+    status_every_ns: u64,
+    last_status_ns: u64,
+    last_received: u64,
+}
+
+impl surgewatch_sensor::live::LiveObserver for LiveObs {
+    fn on_tick(
+        &mut self,
+        tick: &ClosedTick<'_>,
+        queues: &[surgewatch_sensor::live::QueueStats],
+    ) -> Option<Vec<std::net::IpAddr>> {
+        let watch = ReplayObserver::on_tick(&mut self.inner, tick, 0);
+        let now = tick.tick_start_ns;
+        if self.status_every_ns > 0
+            && now.saturating_sub(self.last_status_ns) >= self.status_every_ns
+        {
+            let received: u64 = queues.iter().map(|q| q.capture.received).sum();
+            let secs = (now.saturating_sub(self.last_status_ns)) as f64 / 1e9;
+            let rate = if self.last_status_ns == 0 {
+                0.0
+            } else {
+                (received - self.last_received.min(received)) as f64 / secs
+            };
+            let per_queue: Vec<String> = queues
+                .iter()
+                .map(|q| {
+                    format!(
+                        "{} rx={} drops={} err={}",
+                        q.name,
+                        q.capture.received,
+                        q.capture.kernel_drops + q.capture.rx_ring_full,
+                        q.parse_errors
+                    )
+                })
+                .collect();
+            eprintln!(
+                "surgewatch: status: {:.0} pps, {} incident(s) open; {}",
+                rate,
+                self.inner.detector.open_incidents(),
+                per_queue.join("; ")
+            );
+            self.last_status_ns = now;
+            self.last_received = received;
+        }
+        watch
+    }
+
+    fn after_tick(&mut self, acct: &surgewatch_per_ip::Accounting) {
+        self.inner.maybe_save(acct);
+    }
+}
+
+fn queue_json(q: &surgewatch_sensor::live::QueueStats) -> surgewatch_export::summary::QueueJson {
+    surgewatch_export::summary::QueueJson {
+        name: q.name.clone(),
+        core: q.core,
+        received: q.capture.received,
+        bytes: q.capture.bytes,
+        parse_errors: q.parse_errors,
+        kernel_drops: q.capture.kernel_drops,
+        rx_ring_full: q.capture.rx_ring_full,
+        fill_ring_empty: q.capture.fill_ring_empty,
+        invalid_descs: q.capture.invalid_descs,
+    }
+}
+
+/// Runs opened workers until a signal or `--duration`, then drains and reports.
+fn run_workers(
+    p: &Prepared,
+    setup: Setup,
+    detect: &DetectArgs,
+    live: &LiveArgs,
+    workers: Vec<surgewatch_sensor::live::WorkerSpec<surgewatch_sensor::livesrc::LiveSource>>,
+    inputs: Vec<String>,
+    capture: String,
+) -> Result<ExitCode> {
+    let status_every = parse_duration_arg("--status-interval", &live.status_interval)?;
+    let duration = live
+        .duration
+        .as_deref()
+        .map(|d| parse_duration_arg("--duration", d))
+        .transpose()?;
+    let stop = surgewatch_sensor::signals::install();
+    if let Some(d) = duration {
+        std::thread::spawn(move || {
+            std::thread::sleep(d);
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+    }
+    eprintln!("surgewatch: capturing {capture}");
+    let n = workers.len();
+    let mut obs = LiveObs {
+        inner: Observer::new(p, &setup, detect, None)?,
+        status_every_ns: u64::try_from(status_every.as_nanos()).unwrap_or(u64::MAX),
+        last_status_ns: 0,
+        last_received: 0,
+    };
+    let started = surgewatch_sensor::live::now_ns();
+    let lcfg = surgewatch_sensor::live::LiveConfig {
+        monitor: setup.monitor.clone(),
+        tick: p.tick,
+    };
+    let (acct, queues) = surgewatch_sensor::live::run_live(&lcfg, workers, stop, &mut obs);
+    let info = RunInfo {
+        inputs,
+        groups: setup.groups,
+        monitor_mode: setup.mode,
+        tick_secs: p.tick.as_duration().as_secs_f64(),
+        workers: n,
+        time_span_ns: Some((started, surgewatch_sensor::live::now_ns())),
+        late_frames: 0,
+        errors: Vec::new(),
+        incidents: Vec::new(),
+        capture: Some(capture),
+        queues: queues.iter().map(queue_json).collect(),
+    };
+    obs.inner.finish(&acct, info, p.top_n);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_run(args: RunArgs) -> Result<ExitCode> {
+    let p = prepare(&args.detect)?;
+    let setup = monitor_setup(&p.cfg, &args.detect.monitor)?;
+    let c = &p.cfg.capture;
+    let method = match args.capture {
+        Some(CaptureArg::AfXdp) => surgewatch_sensor::livesrc::Method::AfXdp,
+        Some(CaptureArg::AfPacket) => surgewatch_sensor::livesrc::Method::AfPacket,
+        Some(CaptureArg::Auto) => surgewatch_sensor::livesrc::Method::Auto,
+        None => match c.method {
+            surgewatch_tuning::CaptureMethod::AfXdp => surgewatch_sensor::livesrc::Method::AfXdp,
+            surgewatch_tuning::CaptureMethod::AfPacket => {
+                surgewatch_sensor::livesrc::Method::AfPacket
+            }
+            _ => surgewatch_sensor::livesrc::Method::Auto,
+        },
+    };
+    let opts = surgewatch_sensor::livesrc::LiveOptions {
+        interface: args.interface.clone(),
+        method,
+        queues: if args.queues.is_empty() {
+            c.queues.clone()
+        } else {
+            args.queues.clone()
+        },
+        cores: if args.cores.is_empty() {
+            c.cores.clone()
+        } else {
+            args.cores.clone()
+        },
+        promiscuous: c.promiscuous && !args.no_promisc,
+        xdp_fallback: match c.xdp_fallback {
+            surgewatch_tuning::XdpFallback::Drop => {
+                surgewatch_sensor::capture::xdp_prog::XdpFallback::Drop
+            }
+            _ => surgewatch_sensor::capture::xdp_prog::XdpFallback::Pass,
+        },
+    };
+    let opened = surgewatch_sensor::livesrc::open(&opts, &mut |w| {
+        eprintln!("surgewatch: {}: {w}", args.interface)
+    })?;
+    let _promisc = opened.promisc;
+    run_workers(
+        &p,
+        setup,
+        &args.detect,
+        &args.live,
+        opened.workers,
+        vec![args.interface.clone()],
+        opened.description,
+    )
+}
+
+fn cmd_agent(args: AgentArgs) -> Result<ExitCode> {
+    let p = prepare(&args.detect)?;
+    let interfaces = if args.interfaces.is_empty() {
+        surgewatch_sensor::hostaddr::up_interfaces().context("listing interfaces")?
+    } else {
+        args.interfaces.clone()
+    };
+    if interfaces.is_empty() {
+        bail!("no interface to watch (none is up besides loopback)");
+    }
+    let addrs = surgewatch_sensor::hostaddr::host_addresses(&interfaces)
+        .context("reading the host's addresses")?;
+    let mut extra: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+    extra.extend(args.detect.monitor.iter().cloned());
+    if extra.is_empty() {
+        bail!("no address to watch on {}", interfaces.join(", "));
+    }
+    eprintln!(
+        "surgewatch: agent watching {} address(es): {}",
+        addrs.len(),
+        addrs
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let setup = monitor_setup(&p.cfg, &extra)?;
+    let mut workers = Vec::new();
+    let mut descriptions = Vec::new();
+    for ifname in &interfaces {
+        let opts = surgewatch_sensor::livesrc::LiveOptions {
+            interface: ifname.clone(),
+            method: surgewatch_sensor::livesrc::Method::AfPacket,
+            queues: vec![0],
+            cores: Vec::new(),
+            promiscuous: false,
+            xdp_fallback: surgewatch_sensor::capture::xdp_prog::XdpFallback::Pass,
+        };
+        let mut opened = surgewatch_sensor::livesrc::open(&opts, &mut |w| {
+            eprintln!("surgewatch: {ifname}: {w}")
+        })?;
+        for w in &mut opened.workers {
+            // One light worker per interface; let the scheduler place them.
+            w.core = None;
+        }
+        workers.extend(opened.workers);
+        descriptions.push(opened.description);
+    }
+    run_workers(
+        &p,
+        setup,
+        &args.detect,
+        &args.live,
+        workers,
+        interfaces,
+        descriptions.join("; "),
+    )
 }

@@ -1,0 +1,261 @@
+//! Opening live capture on an interface: AF_XDP (one socket per RX queue, sharing one XDP
+//! program), AF_PACKET (one TPACKET_V3 socket per worker in a flow-hash fanout group), or AF_XDP
+//! with a fallback to AF_PACKET, and pinning each worker to a core.
+
+use std::time::Duration;
+
+use crate::capture::afpacket::{AfPacketConfig, AfPacketSource, Fanout};
+use crate::capture::afxdp::{rx_queues, AfXdpConfig, AfXdpSource, XdpMode};
+use crate::capture::xdp_prog::XdpFallback;
+use crate::capture::{Capture, CaptureError, CaptureStats, Frame, Poll};
+use crate::live::WorkerSpec;
+
+/// Which capture method to use.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// AF_XDP, else AF_PACKET (saying why).
+    Auto,
+    /// AF_XDP only.
+    AfXdp,
+    /// AF_PACKET only.
+    AfPacket,
+}
+
+/// One worker's source.
+#[derive(Debug)]
+pub enum LiveSource {
+    /// An AF_XDP socket on one queue.
+    Xdp(Box<AfXdpSource>),
+    /// An AF_PACKET socket in a fanout group.
+    Packet(Box<AfPacketSource>),
+}
+
+impl Capture for LiveSource {
+    fn poll<F: FnMut(&Frame<'_>)>(&mut self, budget: usize, f: F) -> Result<Poll, CaptureError> {
+        match self {
+            LiveSource::Xdp(s) => s.poll(budget, f),
+            LiveSource::Packet(s) => s.poll(budget, f),
+        }
+    }
+
+    fn stats(&mut self) -> CaptureStats {
+        match self {
+            LiveSource::Xdp(s) => s.stats(),
+            LiveSource::Packet(s) => s.stats(),
+        }
+    }
+
+    fn wait(&mut self, timeout: Duration) {
+        match self {
+            LiveSource::Xdp(s) => Capture::wait(s.as_mut(), timeout),
+            LiveSource::Packet(s) => Capture::wait(s.as_mut(), timeout),
+        }
+    }
+}
+
+/// Settings for [`open`].
+#[derive(Clone, Debug)]
+pub struct LiveOptions {
+    /// Interface to capture.
+    pub interface: String,
+    /// Capture method.
+    pub method: Method,
+    /// Queues to capture (empty: all).
+    pub queues: Vec<u32>,
+    /// Cores to pin workers to, in order, cycled (empty: worker `i` on core `i mod ncores`).
+    pub cores: Vec<usize>,
+    /// Promiscuous mode while capturing.
+    pub promiscuous: bool,
+    /// XDP action for queues without a socket.
+    pub xdp_fallback: XdpFallback,
+}
+
+/// Promiscuous mode held through a `PACKET_MR_PROMISC` membership on an otherwise idle packet
+/// socket (protocol 0: it receives nothing). The kernel counts memberships and drops this one
+/// when the socket closes, so the interface's previous mode comes back on exit, even after
+/// `kill -9`.
+#[derive(Debug)]
+pub struct PromiscGuard {
+    _fd: std::os::fd::OwnedFd,
+}
+
+impl PromiscGuard {
+    /// Puts `interface` in promiscuous mode for the guard's lifetime.
+    pub fn new(interface: &str) -> Result<Self, CaptureError> {
+        use std::os::fd::FromRawFd;
+        let sock_err = |op: &'static str| CaptureError::Socket {
+            interface: interface.to_owned(),
+            op,
+            source: std::io::Error::last_os_error(),
+        };
+        let name =
+            std::ffi::CString::new(interface).map_err(|_| CaptureError::NoSuchInterface {
+                interface: interface.to_owned(),
+            })?;
+        // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
+        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+        if ifindex == 0 {
+            return Err(CaptureError::NoSuchInterface {
+                interface: interface.to_owned(),
+            });
+        }
+        // SAFETY: plain socket(2) call; the result is checked before use.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return Err(sock_err("socket(AF_PACKET)"));
+        }
+        // SAFETY: `fd` is a fresh descriptor owned by nobody else.
+        let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        let mreq = libc::packet_mreq {
+            mr_ifindex: i32::try_from(ifindex).unwrap_or(0),
+            mr_type: libc::PACKET_MR_PROMISC as libc::c_ushort,
+            mr_alen: 0,
+            mr_address: [0; 8],
+        };
+        // SAFETY: `mreq` is a valid packet_mreq and its size is passed with it.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_PACKET,
+                libc::PACKET_ADD_MEMBERSHIP,
+                std::ptr::addr_of!(mreq).cast(),
+                std::mem::size_of::<libc::packet_mreq>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(sock_err("PACKET_ADD_MEMBERSHIP (promiscuous)"));
+        }
+        Ok(PromiscGuard { _fd: owned })
+    }
+}
+
+/// The workers of an interface and a one-line description of how it is captured.
+pub struct Opened {
+    /// One per worker.
+    pub workers: Vec<WorkerSpec<LiveSource>>,
+    /// E.g. `eth0: af_xdp, copy mode, XDP in driver mode, queues 0-3`.
+    pub description: String,
+    /// `"af_xdp"` or `"af_packet"`.
+    pub method: &'static str,
+    /// For AF_XDP: `"zero_copy"` or `"copy"`.
+    pub xdp_mode: Option<&'static str>,
+    /// Holds promiscuous mode for AF_XDP (AF_PACKET sockets hold their own membership).
+    pub promisc: Option<PromiscGuard>,
+}
+
+fn core_for(cores: &[usize], i: usize) -> Option<usize> {
+    if cores.is_empty() {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Some(i % n)
+    } else {
+        cores.get(i % cores.len()).copied()
+    }
+}
+
+/// Errors that the other method would meet just the same: no fallback for these.
+fn is_final(e: &CaptureError) -> bool {
+    matches!(
+        e,
+        CaptureError::NoSuchInterface { .. }
+            | CaptureError::InterfaceDown { .. }
+            | CaptureError::NoSuchQueue { .. }
+    )
+}
+
+/// Opens live capture on an interface. With [`Method::Auto`], AF_XDP failures other than a
+/// missing or down interface fall back to AF_PACKET; `warn` receives the reason.
+pub fn open(opts: &LiveOptions, warn: &mut dyn FnMut(String)) -> Result<Opened, CaptureError> {
+    let queues = if opts.queues.is_empty() {
+        rx_queues(&opts.interface)?
+    } else {
+        opts.queues.clone()
+    };
+    match opts.method {
+        Method::AfXdp => open_xdp(opts, &queues),
+        Method::AfPacket => open_packet(opts, queues.len().max(1)),
+        Method::Auto => match open_xdp(opts, &queues) {
+            Ok(o) => Ok(o),
+            Err(e) if is_final(&e) => Err(e),
+            Err(e) => {
+                warn(format!(
+                    "AF_XDP unavailable ({e}); falling back to AF_PACKET"
+                ));
+                open_packet(opts, queues.len().max(1))
+            }
+        },
+    }
+}
+
+fn open_xdp(opts: &LiveOptions, queues: &[u32]) -> Result<Opened, CaptureError> {
+    let cfg = AfXdpConfig {
+        fallback: opts.xdp_fallback,
+        ..AfXdpConfig::default()
+    };
+    let src = AfXdpSource::open_queues(&opts.interface, queues, &cfg)?;
+    let mode = match src.mode() {
+        XdpMode::ZeroCopy => "zero_copy",
+        XdpMode::Copy => "copy",
+    };
+    let attach = src.attach_mode().as_str();
+    let qs = src.queues();
+    let description = format!(
+        "{}: af_xdp, {} mode, XDP program in {} mode, queues {:?}",
+        opts.interface,
+        mode.replace('_', "-"),
+        attach,
+        qs
+    );
+    let workers = src
+        .split()
+        .into_iter()
+        .zip(qs)
+        .enumerate()
+        .map(|(i, (s, q))| WorkerSpec {
+            source: LiveSource::Xdp(Box::new(s)),
+            name: format!("{}/q{q}", opts.interface),
+            core: core_for(&opts.cores, i),
+        })
+        .collect();
+    let promisc = if opts.promiscuous {
+        Some(PromiscGuard::new(&opts.interface)?)
+    } else {
+        None
+    };
+    Ok(Opened {
+        workers,
+        description,
+        method: "af_xdp",
+        xdp_mode: Some(mode),
+        promisc,
+    })
+}
+
+fn open_packet(opts: &LiveOptions, n: usize) -> Result<Opened, CaptureError> {
+    let group = (std::process::id() & 0xffff) as u16;
+    let mut workers = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut cfg = AfPacketConfig::new(opts.interface.clone());
+        cfg.promiscuous = opts.promiscuous;
+        if n > 1 {
+            cfg.fanout = Some(Fanout::hash(group));
+        }
+        let src = AfPacketSource::open(&cfg)?;
+        workers.push(WorkerSpec {
+            source: LiveSource::Packet(Box::new(src)),
+            name: format!("{}/w{i}", opts.interface),
+            core: core_for(&opts.cores, i),
+        });
+    }
+    let description = format!(
+        "{}: af_packet TPACKET_V3, {n} worker(s){}",
+        opts.interface,
+        if n > 1 { ", flow-hash fanout" } else { "" }
+    );
+    Ok(Opened {
+        workers,
+        description,
+        method: "af_packet",
+        xdp_mode: None,
+        promisc: None,
+    })
+}
