@@ -35,6 +35,7 @@ pub mod expected;
 pub mod gen;
 pub mod packet;
 pub mod scenario;
+pub mod tunnels;
 pub mod writer;
 
 pub use catalogue::{catalogue, generate, write_catalogue, CaptureSpec, Generated};

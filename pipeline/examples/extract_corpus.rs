@@ -11,14 +11,15 @@
 //!   class, IP version, VLAN depth, fragment) is new, up to `--max` (default 64).
 //!
 //! Every corpus file is one selector byte (index into [`LINKS`], the same table as the fuzz
-//! target) followed by the frame bytes.
+//! target) followed by the frame bytes. Selectors below 8 leave the option bits clear, which the
+//! fuzz target reads as "decapsulate every tunnel".
 
 use std::collections::HashSet;
 use std::error::Error;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 
-use surgewatch_pipeline::{parse, LinkType};
+use surgewatch_pipeline::{parse_with, LinkType, ParseOptions};
 
 /// Selector byte → link type. Must match `fuzz/fuzz_targets/frame_parser.rs`.
 const LINKS: [LinkType; 8] = [
@@ -150,8 +151,10 @@ fn extract(file: &Path, out: &Path, max: usize) -> Res<usize> {
         at = start + caplen as usize;
         index += 1;
         let frame = &frame[..frame.len().min(MAX_FRAME)];
-        let s = parse(link, frame, orig);
+        // Selectors below 8 fuzz with every tunnel decapsulated (see the fuzz target).
+        let s = parse_with(link, frame, orig, &ParseOptions::MIRROR);
         let shape = (
+            s.encap,
             s.status,
             s.class(),
             s.ip_version,
@@ -253,7 +256,91 @@ fn hand_built() -> Vec<(&'static str, LinkType, Vec<u8>)> {
         &dns,
     ]
     .concat();
-    vec![
+    let inner_eth = eth(0x0800, &[], &v4_syn);
+    let gre = |flags: u16, ptype: u16, rest: &[u8]| {
+        [&flags.to_be_bytes()[..], &ptype.to_be_bytes(), rest].concat()
+    };
+    let erspan2 = [
+        &[0, 0, 0, 1][..],                     // GRE sequence number
+        &[0x10, 0x64, 0x10, 0x05, 0, 0, 0, 9], // ver 1, VLAN 100, En 802.1Q, session 5
+        &inner_eth,
+    ]
+    .concat();
+    let erspan3 = [
+        &[0x20, 0x00, 0x00, 0x05, 0, 0, 0x10, 0][..], // ver 2, session 5, timestamp
+        &[0, 0, 0x80, 0x01],                          // SGT, P, FT Ethernet, O
+        &[0x0c, 0, 0, 1, 0, 0, 0, 2],                 // platform-specific subheader
+        &inner_eth,
+    ]
+    .concat();
+    let vxlan = udp(
+        4789,
+        &[&[0x08, 0, 0, 0, 0, 0x10, 0, 0][..], &inner_eth].concat(),
+    );
+    let tunnels = vec![
+        (
+            "tun-gre-teb",
+            Ethernet,
+            eth(
+                0x0800,
+                &[],
+                &ipv4(
+                    47,
+                    &gre(0x2000, 0x6558, &[&[0, 0, 0, 7][..], &inner_eth].concat()),
+                    0,
+                    &[],
+                ),
+            ),
+        ),
+        (
+            "tun-gre-ipv6-in-ipv6",
+            Ethernet,
+            eth(0x86dd, &[], &ipv6(47, &gre(0, 0x86dd, &v6_syn))),
+        ),
+        (
+            "tun-erspan2",
+            Ethernet,
+            eth(
+                0x0800,
+                &[],
+                &ipv4(47, &gre(0x1000, 0x88be, &erspan2), 0, &[]),
+            ),
+        ),
+        (
+            "tun-erspan3",
+            Ethernet,
+            eth(0x0800, &[], &ipv4(47, &gre(0, 0x22eb, &erspan3), 0, &[])),
+        ),
+        (
+            "tun-vxlan",
+            Ethernet,
+            eth(0x0800, &[], &ipv4(17, &vxlan, 0, &[])),
+        ),
+        (
+            "tun-vxlan-ipv6-erspan2",
+            Ethernet,
+            eth(
+                0x86dd,
+                &[],
+                &ipv6(
+                    17,
+                    &udp(
+                        4789,
+                        &[
+                            &[0x08, 0, 0, 0, 0, 0x10, 0, 0][..],
+                            &eth(
+                                0x0800,
+                                &[],
+                                &ipv4(47, &gre(0x1000, 0x88be, &erspan2), 0, &[]),
+                            ),
+                        ]
+                        .concat(),
+                    ),
+                ),
+            ),
+        ),
+    ];
+    let mut seeds = vec![
         ("eth-ipv4-tcp-syn", Ethernet, eth(0x0800, &[], &v4_syn)),
         (
             "eth-ipv4-tcp-synack",
@@ -367,5 +454,7 @@ fn hand_built() -> Vec<(&'static str, LinkType, Vec<u8>)> {
         ("raw-ipv4-udp", RawIp, ipv4(17, &dns, 0, &[])),
         ("raw-ipv6-tcp", RawIpv6, v6_syn.clone()),
         ("raw-ipv4-only", RawIpv4, v4_syn.clone()),
-    ]
+    ];
+    seeds.extend(tunnels);
+    seeds
 }

@@ -1,22 +1,26 @@
-//! The frame parser: link layer → VLAN tags → IPv4/IPv6 (+ extension headers) → TCP/UDP/ICMP.
+//! The frame parser: link layer → VLAN tags → IPv4/IPv6 (+ extension headers) → TCP/UDP/ICMP,
+//! and, when [`Decap`] enables it, GRE / ERSPAN / VXLAN → the inner frame, once more.
 //!
 //! Straight-line code over the [`crate::wire`] views. Each layer is a small function that fills
 //! the summary as far as it got and returns `Err(status)` to stop; the first `Err` becomes the
 //! summary's status. Fields are written only after their header passed `new_checked`, so an
 //! error leaves exactly the layers above it filled in.
 //!
-//! Tunnels: [`parse_ethernet`] and [`parse_ethertype`] take no link-specific context, so a later
-//! GRE / VXLAN / ERSPAN decoder can re-enter them on the inner frame from [`parse_l4`] (bounding
-//! the nesting depth there); VLAN accounting already keeps the outermost id.
+//! Tunnels: [`parse_l4`] does not recurse. When it meets an enabled tunnel whose header checks
+//! out, it stores the inner frame in the [`Cx`] and stops; [`parse_with`] then parses that
+//! inner frame into a fresh summary, in a loop bounded by [`Decap::depth_limit`]. A tunnel
+//! header that is cut short or malformed stops the parse with the summary of the packet that
+//! carries it, so that packet is still accounted to its addresses.
 
 use std::net::IpAddr;
 
 use crate::wire::{
-    ethertype, ext_header, is_vlan_ethertype, EthernetFrame, IcmpHeader, Ipv4Packet, Ipv6ExtHeader,
+    erspan_frame_type, ethertype, ext_header, gre_protocol, is_vlan_ethertype, ErspanIIHeader,
+    ErspanIIIHeader, EthernetFrame, GreHeader, IcmpHeader, Ipv4Packet, Ipv6ExtHeader,
     Ipv6FragmentHeader, Ipv6Packet, LoopbackHeader, LoopbackOrder, Sll2Header, SllHeader,
-    TcpHeader, UdpHeader, VlanHeader,
+    TcpHeader, UdpHeader, VlanHeader, VxlanHeader,
 };
-use crate::{proto, Fragment, LinkType, PacketSummary, ParseStatus};
+use crate::{proto, Decap, Encap, Fragment, LinkType, PacketSummary, ParseOptions, ParseStatus};
 
 /// Most stacked VLAN tags followed; one more gives [`ParseStatus::TooManyVlans`].
 pub(crate) const MAX_VLAN_TAGS: u8 = 8;
@@ -28,78 +32,194 @@ pub(crate) const MAX_IPV6_EXT_HEADERS: usize = 8;
 /// Internal layer result: `Err` carries the final status (which may be the non-error `NonIp`).
 type Step = Result<(), ParseStatus>;
 
-/// Parses one captured frame of the given link type into a [`PacketSummary`].
+/// What a tunnel carries.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Inner {
+    Ethernet,
+    Ipv4,
+    Ipv6,
+    /// IPv4 or IPv6, the version nibble decides (ERSPAN III frame type IP).
+    Ip,
+}
+
+/// A tunnel whose header checked out: the frame it carries, still to be parsed.
+#[derive(Copy, Clone, Debug)]
+struct Tunnel<'a> {
+    encap: Encap,
+    inner: Inner,
+    bytes: &'a [u8],
+    /// Original VLAN from an ERSPAN header (0: none).
+    vlan: u16,
+}
+
+/// Parsing context: the decapsulation settings and the tunnel found at this level.
+struct Cx<'a> {
+    decap: Decap,
+    /// Tunnel levels that may still be decapsulated.
+    levels_left: u8,
+    tunnel: Option<Tunnel<'a>>,
+}
+
+impl Cx<'_> {
+    #[inline(always)]
+    fn may_decap(&self) -> bool {
+        self.levels_left > 0
+    }
+}
+
+/// Parses one captured frame of the given link type into a [`PacketSummary`], without tunnel
+/// decapsulation: `parse_with(link, frame, wire_len, &ParseOptions::NONE)`.
 ///
 /// `wire_len` is the frame's length on the wire (pcap `orig_len`) and is copied as is. Never
 /// panics and never allocates, whatever `frame` holds. See [`ParseStatus`] for the outcomes;
 /// an empty frame on [`LinkType::RawIp`] (no version nibble to read) is `TruncatedLink`, and an
 /// IPv6 extension chain longer than 8 headers stops there with status `Ok` and the ninth
 /// header's number as `protocol`.
+///
+/// Decapsulation is off here because on an ordinary link a tunnel is the traffic (see
+/// [`Decap`]); a mirror-port sensor calls [`parse_with`] with its configured options.
 #[inline]
 pub fn parse(link: LinkType, frame: &[u8], wire_len: u32) -> PacketSummary {
+    parse_with(link, frame, wire_len, &ParseOptions::NONE)
+}
+
+/// [`parse()`] with options: with [`Decap`] enabled, a frame carrying GRE, ERSPAN II/III or
+/// VXLAN is summarised as the frame inside (at most [`Decap::depth_limit`] levels).
+///
+/// After decapsulation every field describes the inner frame (addresses, ports, flags, TTL,
+/// fragment state, its own VLAN tags, or the original VLAN an ERSPAN header names when the
+/// inner frame is untagged); [`PacketSummary::encap`] names the outermost encapsulation and
+/// `wire_len` becomes `wire_len` minus every byte in front of the inner frame (saturating).
+/// A problem inside the inner frame gives that problem's status for the inner frame.
+///
+/// Not decapsulated, so summarised as the packet carrying them: GRE of other protocol types or
+/// of version 1 (PPTP), UDP to other ports, non-first IP fragments (the tunnel header is in
+/// the first one), and tunnels beyond the depth limit. An enabled tunnel whose header is cut
+/// short or malformed gives [`ParseStatus::TruncatedTunnel`] / [`ParseStatus::BadTunnelHeader`]
+/// with the carrying packet's fields.
+#[inline]
+pub fn parse_with(
+    link: LinkType,
+    frame: &[u8],
+    wire_len: u32,
+    options: &ParseOptions,
+) -> PacketSummary {
+    let decap = options.decap;
+    let mut cx = Cx {
+        decap,
+        levels_left: if decap.any() { decap.depth_limit() } else { 0 },
+        tunnel: None,
+    };
     let mut s = PacketSummary::empty(wire_len);
-    if let Err(status) = parse_link(link, frame, &mut s) {
+    let mut step = parse_link(link, frame, &mut s, &mut cx);
+    // Each pass consumes one level (`levels_left` was decremented when the tunnel was
+    // recorded), so this runs at most `MAX_DECAP_DEPTH` times.
+    while let Some(t) = cx.tunnel.take() {
+        let overhead = u32::try_from(offset_in(frame, t.bytes)).unwrap_or(u32::MAX);
+        let mut inner = PacketSummary::empty(wire_len.saturating_sub(overhead));
+        inner.encap = if s.encap == Encap::None {
+            t.encap
+        } else {
+            s.encap
+        };
+        step = match t.inner {
+            Inner::Ethernet => parse_ethernet(t.bytes, &mut inner, &mut cx),
+            Inner::Ipv4 => parse_ipv4(t.bytes, &mut inner, &mut cx),
+            Inner::Ipv6 => parse_ipv6(t.bytes, &mut inner, &mut cx),
+            Inner::Ip => parse_raw_ip(t.bytes, &mut inner, &mut cx),
+        };
+        if t.vlan != 0 && inner.vlan_depth == 0 {
+            inner.vlan_depth = 1;
+            inner.vlan_id = t.vlan & 0x0FFF;
+        }
+        s = inner;
+    }
+    if let Err(status) = step {
         s.status = status;
     }
     s
 }
 
+/// Where `inner` starts within `outer`, or `outer.len()` if it is not a part of it (it always
+/// is: inner frames are sub-slices of the captured frame).
 #[inline(always)]
-fn parse_link(link: LinkType, frame: &[u8], s: &mut PacketSummary) -> Step {
+fn offset_in(outer: &[u8], inner: &[u8]) -> usize {
+    let start = outer.as_ptr() as usize;
+    let at = inner.as_ptr() as usize;
+    match at.checked_sub(start) {
+        Some(off) if off <= outer.len() => off,
+        _ => outer.len(),
+    }
+}
+
+#[inline(always)]
+fn parse_link<'a>(link: LinkType, frame: &'a [u8], s: &mut PacketSummary, cx: &mut Cx<'a>) -> Step {
     match link {
-        LinkType::Ethernet => parse_ethernet(frame, s),
-        LinkType::RawIp => match frame.first().map(|b| b >> 4) {
-            Some(4) => parse_ipv4(frame, s),
-            Some(6) => parse_ipv6(frame, s),
-            Some(_) => Err(ParseStatus::BadIpVersion),
-            None => Err(ParseStatus::TruncatedLink),
-        },
+        LinkType::Ethernet => parse_ethernet(frame, s, cx),
+        LinkType::RawIp => parse_raw_ip(frame, s, cx),
         LinkType::RawIpv4 => match frame.first().map(|b| b >> 4) {
-            Some(4) => parse_ipv4(frame, s),
+            Some(4) => parse_ipv4(frame, s, cx),
             Some(_) => Err(ParseStatus::BadIpVersion),
             None => Err(ParseStatus::TruncatedIpv4),
         },
         LinkType::RawIpv6 => match frame.first().map(|b| b >> 4) {
-            Some(6) => parse_ipv6(frame, s),
+            Some(6) => parse_ipv6(frame, s, cx),
             Some(_) => Err(ParseStatus::BadIpVersion),
             None => Err(ParseStatus::TruncatedIpv6),
         },
         LinkType::LinuxSll => {
             let h = SllHeader::new_checked(frame)?;
-            parse_ethertype(h.protocol(), h.payload(), s)
+            parse_ethertype(h.protocol(), h.payload(), s, cx)
         }
         LinkType::LinuxSll2 => {
             let h = Sll2Header::new_checked(frame)?;
-            parse_ethertype(h.protocol(), h.payload(), s)
+            parse_ethertype(h.protocol(), h.payload(), s, cx)
         }
-        LinkType::Null => parse_loopback(frame, LoopbackOrder::Either, s),
-        LinkType::Loop => parse_loopback(frame, LoopbackOrder::Network, s),
+        LinkType::Null => parse_loopback(frame, LoopbackOrder::Either, s, cx),
+        LinkType::Loop => parse_loopback(frame, LoopbackOrder::Network, s, cx),
+    }
+}
+
+/// Raw IP, the version nibble decides; empty is `TruncatedLink`.
+#[inline]
+fn parse_raw_ip<'a>(bytes: &'a [u8], s: &mut PacketSummary, cx: &mut Cx<'a>) -> Step {
+    match bytes.first().map(|b| b >> 4) {
+        Some(4) => parse_ipv4(bytes, s, cx),
+        Some(6) => parse_ipv6(bytes, s, cx),
+        Some(_) => Err(ParseStatus::BadIpVersion),
+        None => Err(ParseStatus::TruncatedLink),
     }
 }
 
 #[inline(always)]
-fn parse_loopback(frame: &[u8], order: LoopbackOrder, s: &mut PacketSummary) -> Step {
+fn parse_loopback<'a>(
+    frame: &'a [u8],
+    order: LoopbackOrder,
+    s: &mut PacketSummary,
+    cx: &mut Cx<'a>,
+) -> Step {
     let h = LoopbackHeader::new_checked(frame)?;
     match h.ip_version(order) {
-        4 => parse_ipv4(h.payload(), s),
-        6 => parse_ipv6(h.payload(), s),
+        4 => parse_ipv4(h.payload(), s, cx),
+        6 => parse_ipv6(h.payload(), s, cx),
         _ => Err(ParseStatus::NonIp),
     }
 }
 
-/// Ethernet II. Also the re-entry point for an encapsulated inner Ethernet frame.
+/// Ethernet II. Also the entry point for an encapsulated inner Ethernet frame.
 #[inline]
-pub(crate) fn parse_ethernet(frame: &[u8], s: &mut PacketSummary) -> Step {
+fn parse_ethernet<'a>(frame: &'a [u8], s: &mut PacketSummary, cx: &mut Cx<'a>) -> Step {
     let eth = EthernetFrame::new_checked(frame)?;
-    parse_ethertype(eth.ethertype(), eth.payload(), s)
+    parse_ethertype(eth.ethertype(), eth.payload(), s, cx)
 }
 
 /// Follows up to [`MAX_VLAN_TAGS`] VLAN tags, then dispatches on the EtherType.
 #[inline]
-pub(crate) fn parse_ethertype(
+fn parse_ethertype<'a>(
     mut ethertype: u16,
-    mut payload: &[u8],
+    mut payload: &'a [u8],
     s: &mut PacketSummary,
+    cx: &mut Cx<'a>,
 ) -> Step {
     let mut tags = 0u8;
     while is_vlan_ethertype(ethertype) {
@@ -116,14 +236,14 @@ pub(crate) fn parse_ethertype(
         payload = tag.payload();
     }
     match ethertype {
-        ethertype::IPV4 => parse_ipv4(payload, s),
-        ethertype::IPV6 => parse_ipv6(payload, s),
+        ethertype::IPV4 => parse_ipv4(payload, s, cx),
+        ethertype::IPV6 => parse_ipv6(payload, s, cx),
         _ => Err(ParseStatus::NonIp),
     }
 }
 
 #[inline]
-fn parse_ipv4(bytes: &[u8], s: &mut PacketSummary) -> Step {
+fn parse_ipv4<'a>(bytes: &'a [u8], s: &mut PacketSummary, cx: &mut Cx<'a>) -> Step {
     let ip = Ipv4Packet::new_checked(bytes)?;
     s.ip_version = 4;
     s.src = IpAddr::V4(ip.src_addr());
@@ -138,11 +258,11 @@ fn parse_ipv4(bytes: &[u8], s: &mut PacketSummary) -> Step {
     if ip.more_frags() {
         s.frag = Fragment::First;
     }
-    parse_l4(ip.protocol(), ip.payload(), s)
+    parse_l4(ip.protocol(), ip.payload(), s, cx)
 }
 
 #[inline]
-fn parse_ipv6(bytes: &[u8], s: &mut PacketSummary) -> Step {
+fn parse_ipv6<'a>(bytes: &'a [u8], s: &mut PacketSummary, cx: &mut Cx<'a>) -> Step {
     let ip = Ipv6Packet::new_checked(bytes)?;
     s.ip_version = 6;
     s.src = IpAddr::V6(ip.src_addr());
@@ -181,12 +301,13 @@ fn parse_ipv6(bytes: &[u8], s: &mut PacketSummary) -> Step {
         }
     }
     s.protocol = next;
-    parse_l4(next, rest, s)
+    parse_l4(next, rest, s, cx)
 }
 
-/// TCP, UDP and ICMP/ICMPv6 headers; any other protocol is left as is (status `Ok`).
+/// TCP, UDP and ICMP/ICMPv6 headers, and the enabled tunnels; any other protocol is left as
+/// is (status `Ok`).
 #[inline]
-fn parse_l4(protocol: u8, bytes: &[u8], s: &mut PacketSummary) -> Step {
+fn parse_l4<'a>(protocol: u8, bytes: &'a [u8], s: &mut PacketSummary, cx: &mut Cx<'a>) -> Step {
     match protocol {
         proto::TCP => {
             let tcp = TcpHeader::new_checked(bytes)?;
@@ -201,6 +322,10 @@ fn parse_l4(protocol: u8, bytes: &[u8], s: &mut PacketSummary) -> Step {
             s.dst_port = udp.dst_port();
             s.udp_len = udp.len();
             s.has_l4 = true;
+            if cx.may_decap() && cx.decap.is_vxlan_port(udp.dst_port()) {
+                let vxlan = VxlanHeader::new_checked(udp.payload())?;
+                found(cx, Encap::Vxlan, Inner::Ethernet, vxlan.payload(), 0);
+            }
         }
         proto::ICMP | proto::ICMPV6 => {
             let icmp = IcmpHeader::new_checked(bytes)?;
@@ -208,7 +333,64 @@ fn parse_l4(protocol: u8, bytes: &[u8], s: &mut PacketSummary) -> Step {
             s.icmp_code = icmp.msg_code();
             s.has_l4 = true;
         }
+        proto::GRE if cx.may_decap() && (cx.decap.gre || cx.decap.erspan) => {
+            parse_gre(bytes, cx)?;
+        }
         _ => {}
+    }
+    Ok(())
+}
+
+/// Records a tunnel to decapsulate and uses up one level.
+#[inline(always)]
+fn found<'a>(cx: &mut Cx<'a>, encap: Encap, inner: Inner, bytes: &'a [u8], vlan: u16) {
+    cx.levels_left = cx.levels_left.saturating_sub(1);
+    cx.tunnel = Some(Tunnel {
+        encap,
+        inner,
+        bytes,
+        vlan,
+    });
+}
+
+/// GRE and the ERSPAN headers inside it. Protocol types that are not enabled, and GRE of
+/// any protocol type but the ones decapsulated, are left alone.
+#[inline]
+fn parse_gre<'a>(bytes: &'a [u8], cx: &mut Cx<'a>) -> Step {
+    let gre = GreHeader::new_checked(bytes)?;
+    let (encap, inner) = match gre.protocol() {
+        gre_protocol::TEB if cx.decap.gre => (Encap::Gre, Inner::Ethernet),
+        gre_protocol::IPV4 if cx.decap.gre => (Encap::Gre, Inner::Ipv4),
+        gre_protocol::IPV6 if cx.decap.gre => (Encap::Gre, Inner::Ipv6),
+        gre_protocol::ERSPAN_II if cx.decap.erspan => (Encap::ErspanII, Inner::Ethernet),
+        gre_protocol::ERSPAN_III if cx.decap.erspan => (Encap::ErspanIII, Inner::Ethernet),
+        _ => return Ok(()),
+    };
+    // RFC 2784: version 0 only; RFC 1701 routing is not followed.
+    if gre.version() != 0 || gre.has_routing() {
+        return Err(ParseStatus::BadTunnelHeader);
+    }
+    gre.check_len()?;
+    let payload = gre.payload();
+    match encap {
+        Encap::ErspanII => {
+            // Type II always carries a sequence number; without one it would be type I.
+            if !gre.has_seq() {
+                return Err(ParseStatus::BadTunnelHeader);
+            }
+            let h = ErspanIIHeader::new_checked(payload)?;
+            found(cx, encap, inner, h.payload(), h.vlan());
+        }
+        Encap::ErspanIII => {
+            let h = ErspanIIIHeader::new_checked(payload)?;
+            let inner = match h.frame_type() {
+                erspan_frame_type::ETHERNET => Inner::Ethernet,
+                erspan_frame_type::IP => Inner::Ip,
+                _ => return Err(ParseStatus::BadTunnelHeader),
+            };
+            found(cx, encap, inner, h.payload(), h.vlan());
+        }
+        _ => found(cx, encap, inner, payload, 0),
     }
     Ok(())
 }
@@ -1084,6 +1266,678 @@ mod tests {
         assert_eq!(s.class(), TrafficClass::Icmp);
     }
 
+    // ---- tunnels -------------------------------------------------------------------------
+
+    const OSRC4: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 1);
+    const ODST4: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 2);
+    const MIRROR: ParseOptions = ParseOptions::MIRROR;
+
+    /// Outer IPv4 10.9.0.1 -> 10.9.0.2, TTL 255, total length covering `body`.
+    fn outer4(protocol: u8, body: &[u8]) -> Vec<u8> {
+        let mut h = ipv4(protocol, 20 + body.len() as u16, 0);
+        h[8] = 255;
+        h[12..16].copy_from_slice(&OSRC4.octets());
+        h[16..20].copy_from_slice(&ODST4.octets());
+        cat(&[&h, body])
+    }
+
+    /// Outer IPv6 fd00::a -> fd00::b, hop limit 200.
+    fn outer6(next: u8, body: &[u8]) -> Vec<u8> {
+        let mut h = ipv6(next, body.len() as u16);
+        h[7] = 200;
+        h[8..24].copy_from_slice(&Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0xa).octets());
+        h[24..40].copy_from_slice(&Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0xb).octets());
+        cat(&[&h, body])
+    }
+
+    fn udp_to(dport: u16, body: &[u8]) -> Vec<u8> {
+        let len = 8 + body.len() as u16;
+        cat(&[
+            &[0xc0, 0x01],
+            &dport.to_be_bytes(),
+            &len.to_be_bytes(),
+            &[0, 0],
+            body,
+        ])
+    }
+
+    /// GRE base header with the given flags/version word, then `opts` (checksum, key, seq).
+    fn gre(flags: u16, protocol: u16, opts: &[u8], body: &[u8]) -> Vec<u8> {
+        cat(&[&flags.to_be_bytes(), &protocol.to_be_bytes(), opts, body])
+    }
+
+    /// GRE with S and a sequence number, ERSPAN II (session 5, index 9), then `body`.
+    fn erspan2(vlan: u16, en: u8, body: &[u8]) -> Vec<u8> {
+        let w0 = 0x1000 | (vlan & 0x0fff);
+        let w1 = (u16::from(en) << 11) | 5;
+        let hdr = cat(&[&w0.to_be_bytes(), &w1.to_be_bytes(), &[0, 0, 0, 9]]);
+        gre(0x1000, 0x88be, &[0, 0, 0, 1], &cat(&[&hdr, body]))
+    }
+
+    /// GRE (no options), ERSPAN III with frame type `ft`, and the platform subheader if `o`.
+    fn erspan3(vlan: u16, ft: u8, o: bool, body: &[u8]) -> Vec<u8> {
+        let w0 = 0x2000 | (vlan & 0x0fff);
+        let flags = 0x8000 | (u16::from(ft) << 10) | u16::from(o);
+        let mut hdr = cat(&[
+            &w0.to_be_bytes(),
+            &[0x00, 0x05, 0, 0, 0x12, 0x34, 0, 0],
+            &flags.to_be_bytes(),
+        ]);
+        if o {
+            hdr.extend_from_slice(&[0x0c, 0, 0, 1, 0, 0, 0, 2]);
+        }
+        gre(0, 0x22eb, &[], &cat(&[&hdr, body]))
+    }
+
+    fn vxlan(vni: u32, body: &[u8]) -> Vec<u8> {
+        cat(&[&[0x08, 0, 0, 0], &(vni << 8).to_be_bytes(), body])
+    }
+
+    /// The inner frame of the tunnel tests: Ethernet / IPv4 / TCP SYN.
+    fn inner_syn() -> Vec<u8> {
+        eth(ethertype::IPV4, &ipv4_tcp(SYN))
+    }
+
+    fn mirror(frame: &[u8], wire_len: u32) -> PacketSummary {
+        parse_with(LinkType::Ethernet, frame, wire_len, &MIRROR)
+    }
+
+    fn options(f: impl FnOnce(&mut Decap)) -> ParseOptions {
+        let mut d = Decap::MIRROR;
+        f(&mut d);
+        ParseOptions::new(d)
+    }
+
+    /// The outer IPv4 packet's fields are what the summary shows.
+    fn assert_outer4(s: &PacketSummary, protocol: u8) {
+        assert_eq!(
+            (s.ip_version, s.src, s.dst, s.protocol, s.ttl),
+            (4, IpAddr::V4(OSRC4), IpAddr::V4(ODST4), protocol, 255),
+            "{s:?}"
+        );
+        assert_eq!(s.encap, Encap::None);
+    }
+
+    #[test]
+    fn gre_teb_ipv4_outer() {
+        let inner = inner_syn();
+        let f = eth(
+            ethertype::IPV4,
+            &outer4(proto::GRE, &gre(0, 0x6558, &[], &inner)),
+        );
+        let s = mirror(&f, 2000);
+        assert_eq!(
+            s,
+            PacketSummary {
+                encap: Encap::Gre,
+                wire_len: 2000 - (14 + 20 + 4),
+                ..expected_v4_syn()
+            }
+        );
+        assert_eq!(s.class(), TrafficClass::Syn);
+        // The inner frame's own VLAN tag, not the outer one.
+        let tagged = eth(
+            ethertype::VLAN,
+            &cat(&[&[0x00, 0x2a, 0x08, 0x00], &ipv4_tcp(SYN)]),
+        );
+        let f = eth(
+            ethertype::VLAN,
+            &cat(&[
+                &[0x00, 0x07, 0x08, 0x00],
+                &outer4(proto::GRE, &gre(0, 0x6558, &[], &tagged)),
+            ]),
+        );
+        let s = mirror(&f, 0);
+        assert_v4_syn(&s);
+        assert_eq!((s.vlan_depth, s.vlan_id, s.encap), (1, 42, Encap::Gre));
+    }
+
+    #[test]
+    fn gre_with_checksum_and_key() {
+        // NVGRE-style key, plus a checksum: 12-byte GRE header.
+        let body = gre(
+            0xa000,
+            0x6558,
+            &[0xab, 0xcd, 0, 0, 0, 0, 0x10, 0],
+            &inner_syn(),
+        );
+        let f = eth(ethertype::IPV4, &outer4(proto::GRE, &body));
+        let s = mirror(&f, 1000);
+        assert_v4_syn(&s);
+        assert_eq!((s.encap, s.wire_len), (Encap::Gre, 1000 - (14 + 20 + 12)));
+    }
+
+    #[test]
+    fn gre_ip_payloads() {
+        // IPv4 outer, IPv4 inner (no inner Ethernet).
+        let f = outer4(proto::GRE, &gre(0, 0x0800, &[], &ipv4_tcp(SYN)));
+        let s = parse_with(LinkType::RawIp, &f, f.len() as u32, &MIRROR);
+        assert_eq!(
+            s,
+            PacketSummary {
+                encap: Encap::Gre,
+                wire_len: 40,
+                ..expected_v4_syn()
+            }
+        );
+        // IPv6 outer, IPv6 inner.
+        let f = eth(
+            ethertype::IPV6,
+            &outer6(proto::GRE, &gre(0, 0x86dd, &[], &ipv6_tcp())),
+        );
+        let s = mirror(&f, f.len() as u32);
+        assert_v6_syn(&s);
+        assert_eq!((s.encap, s.wire_len, s.ip_len), (Encap::Gre, 60, 60));
+        // IPv6 outer, Ethernet inner.
+        let f = eth(
+            ethertype::IPV6,
+            &outer6(proto::GRE, &gre(0, 0x6558, &[], &inner_syn())),
+        );
+        let s = mirror(&f, 1514);
+        assert_v4_syn(&s);
+        assert_eq!((s.encap, s.wire_len), (Encap::Gre, 1514 - (14 + 40 + 4)));
+        // Protocol type IPv4 with IPv6 inside: the inner IPv4 header is bad.
+        let f = outer4(proto::GRE, &gre(0, 0x0800, &[], &ipv6_tcp()));
+        let s = parse_with(LinkType::RawIpv4, &f, 0, &MIRROR);
+        assert_eq!(
+            (s.status, s.ip_version, s.encap),
+            (ParseStatus::BadIpv4Header, 0, Encap::Gre)
+        );
+    }
+
+    #[test]
+    fn erspan_ii() {
+        let f = eth(
+            ethertype::IPV4,
+            &outer4(proto::GRE, &erspan2(0, 0, &inner_syn())),
+        );
+        let s = mirror(&f, 1000);
+        assert_eq!(
+            s,
+            PacketSummary {
+                encap: Encap::ErspanII,
+                wire_len: 1000 - (14 + 20 + 8 + 8),
+                ..expected_v4_syn()
+            }
+        );
+        // Tag removed from the frame (En = 802.1Q): the header's VLAN is the frame's.
+        let f = eth(
+            ethertype::IPV4,
+            &outer4(proto::GRE, &erspan2(100, 2, &inner_syn())),
+        );
+        let s = mirror(&f, 1000);
+        assert_v4_syn(&s);
+        assert_eq!((s.vlan_depth, s.vlan_id), (1, 100));
+        // Tag kept in the frame: the frame's tags win.
+        let tagged = eth(
+            ethertype::QINQ,
+            &cat(&[
+                &[0x00, 0x0b, 0x81, 0x00, 0x00, 0x0c, 0x08, 0x00],
+                &ipv4_tcp(SYN),
+            ]),
+        );
+        let f = eth(
+            ethertype::IPV4,
+            &outer4(proto::GRE, &erspan2(11, 3, &tagged)),
+        );
+        let s = mirror(&f, 1000);
+        assert_v4_syn(&s);
+        assert_eq!((s.vlan_depth, s.vlan_id, s.encap), (2, 11, Encap::ErspanII));
+        // Over IPv6.
+        let f = eth(
+            ethertype::IPV6,
+            &outer6(proto::GRE, &erspan2(0, 0, &inner_syn())),
+        );
+        let s = mirror(&f, 1000);
+        assert_v4_syn(&s);
+        assert_eq!(
+            (s.encap, s.wire_len),
+            (Encap::ErspanII, 1000 - (14 + 40 + 16))
+        );
+    }
+
+    #[test]
+    fn erspan_iii() {
+        let f = eth(
+            ethertype::IPV4,
+            &outer4(proto::GRE, &erspan3(0, 0, false, &inner_syn())),
+        );
+        let s = mirror(&f, 1000);
+        assert_eq!(
+            s,
+            PacketSummary {
+                encap: Encap::ErspanIII,
+                wire_len: 1000 - (14 + 20 + 4 + 12),
+                ..expected_v4_syn()
+            }
+        );
+        // Platform-specific subheader, original VLAN.
+        let f = eth(
+            ethertype::IPV4,
+            &outer4(proto::GRE, &erspan3(300, 0, true, &inner_syn())),
+        );
+        let s = mirror(&f, 1000);
+        assert_v4_syn(&s);
+        assert_eq!(s.wire_len, 1000 - (14 + 20 + 4 + 20));
+        assert_eq!((s.vlan_depth, s.vlan_id), (1, 300));
+        // Frame type IP: an IPv6 packet without a link header.
+        let f = eth(
+            ethertype::IPV4,
+            &outer4(proto::GRE, &erspan3(0, 2, false, &ipv6_tcp())),
+        );
+        let s = mirror(&f, 1000);
+        assert_v6_syn(&s);
+        assert_eq!(s.encap, Encap::ErspanIII);
+        // Frame type IP, empty.
+        let f = eth(
+            ethertype::IPV4,
+            &outer4(proto::GRE, &erspan3(0, 2, false, &[])),
+        );
+        assert_eq!(mirror(&f, 0).status, ParseStatus::TruncatedLink);
+    }
+
+    #[test]
+    fn vxlan_ipv4_and_ipv6_outer() {
+        let body = udp_to(4789, &vxlan(0x123456, &inner_syn()));
+        let f = eth(ethertype::IPV4, &outer4(proto::UDP, &body));
+        let s = mirror(&f, 1000);
+        assert_eq!(
+            s,
+            PacketSummary {
+                encap: Encap::Vxlan,
+                wire_len: 1000 - (14 + 20 + 8 + 8),
+                ..expected_v4_syn()
+            }
+        );
+        let f = eth(ethertype::IPV6, &outer6(proto::UDP, &body));
+        let s = mirror(&f, 1000);
+        assert_v4_syn(&s);
+        assert_eq!((s.encap, s.wire_len), (Encap::Vxlan, 1000 - (14 + 40 + 16)));
+        // Inner IPv6 over IPv6.
+        let body = udp_to(4789, &vxlan(1, &eth(ethertype::IPV6, &ipv6_tcp())));
+        let s = mirror(&eth(ethertype::IPV6, &outer6(proto::UDP, &body)), 0);
+        assert_v6_syn(&s);
+        assert_eq!((s.encap, s.wire_len), (Encap::Vxlan, 0));
+    }
+
+    #[test]
+    fn vxlan_ports_are_configurable() {
+        let body = udp_to(8472, &vxlan(7, &inner_syn()));
+        let f = eth(ethertype::IPV4, &outer4(proto::UDP, &body));
+        let s = mirror(&f, 0);
+        assert_eq!(
+            (s.status, s.encap, s.dst_port),
+            (ParseStatus::Ok, Encap::None, 8472)
+        );
+        let o = options(|d| d.vxlan_ports = [4789, 8472, 0, 0]);
+        let s = parse_with(LinkType::Ethernet, &f, 0, &o);
+        assert_v4_syn(&s);
+        assert_eq!(s.encap, Encap::Vxlan);
+        // A zero slot never matches port 0.
+        let f = eth(
+            ethertype::IPV4,
+            &outer4(proto::UDP, &udp_to(0, &vxlan(7, &inner_syn()))),
+        );
+        assert_eq!(parse_with(LinkType::Ethernet, &f, 0, &o).encap, Encap::None);
+        assert!(!Decap::MIRROR.is_vxlan_port(0));
+    }
+
+    #[test]
+    fn wire_len_saturates() {
+        let f = eth(
+            ethertype::IPV4,
+            &outer4(proto::GRE, &gre(0, 0x6558, &[], &inner_syn())),
+        );
+        assert_eq!(mirror(&f, 10).wire_len, 0);
+        assert_eq!(mirror(&f, 38).wire_len, 0);
+        assert_eq!(mirror(&f, 39).wire_len, 1);
+    }
+
+    #[test]
+    fn decap_disabled_summarises_the_outer_packet() {
+        let gre_f = eth(
+            ethertype::IPV4,
+            &outer4(proto::GRE, &gre(0, 0x6558, &[], &inner_syn())),
+        );
+        let vxlan_f = eth(
+            ethertype::IPV4,
+            &outer4(proto::UDP, &udp_to(4789, &vxlan(1, &inner_syn()))),
+        );
+        let erspan_f = eth(
+            ethertype::IPV4,
+            &outer4(proto::GRE, &erspan2(0, 0, &inner_syn())),
+        );
+        for o in [
+            ParseOptions::NONE,
+            ParseOptions::default(),
+            options(|d| d.max_depth = 0),
+        ] {
+            for f in [&gre_f, &erspan_f] {
+                let s = parse_with(LinkType::Ethernet, f, 500, &o);
+                assert_eq!(s, parse(LinkType::Ethernet, f, 500));
+                assert_eq!((s.status, s.wire_len), (ParseStatus::Ok, 500));
+                assert_outer4(&s, proto::GRE);
+                assert_eq!(s.class(), TrafficClass::Other);
+            }
+            let s = parse_with(LinkType::Ethernet, &vxlan_f, 500, &o);
+            assert_eq!(s, parse(LinkType::Ethernet, &vxlan_f, 500));
+            assert_outer4(&s, proto::UDP);
+            assert_eq!(
+                (s.status, s.dst_port, s.has_l4),
+                (ParseStatus::Ok, 4789, true)
+            );
+            assert_eq!(s.class(), TrafficClass::Udp);
+        }
+        // Each switch alone.
+        let no_gre = options(|d| d.gre = false);
+        assert_eq!(
+            parse_with(LinkType::Ethernet, &gre_f, 0, &no_gre).encap,
+            Encap::None
+        );
+        assert_eq!(
+            parse_with(LinkType::Ethernet, &erspan_f, 0, &no_gre).encap,
+            Encap::ErspanII
+        );
+        let no_erspan = options(|d| d.erspan = false);
+        assert_eq!(
+            parse_with(LinkType::Ethernet, &gre_f, 0, &no_erspan).encap,
+            Encap::Gre
+        );
+        assert_eq!(
+            parse_with(LinkType::Ethernet, &erspan_f, 0, &no_erspan).encap,
+            Encap::None
+        );
+        let no_vxlan = options(|d| d.vxlan = false);
+        assert_eq!(
+            parse_with(LinkType::Ethernet, &vxlan_f, 0, &no_vxlan).encap,
+            Encap::None
+        );
+        assert_eq!(ParseOptions::default(), ParseOptions::NONE);
+        assert!(!Decap::default().any() && Decap::MIRROR.any());
+    }
+
+    #[test]
+    fn gre_not_decapsulated_is_left_alone() {
+        // PPTP: GRE version 1, PPP payload, key and sequence.
+        let pptp = gre(
+            0x3001,
+            0x880b,
+            &[0, 8, 0, 1, 0, 0, 0, 1],
+            &[0xff, 0x03, 0, 0x21],
+        );
+        // Other protocol types: MPLS, and a bare 0x88be with no room even for a sequence.
+        let mpls = gre(0, 0x8847, &[], &[0; 8]);
+        for body in [pptp, mpls] {
+            let s = mirror(&eth(ethertype::IPV4, &outer4(proto::GRE, &body)), 0);
+            assert_eq!(s.status, ParseStatus::Ok);
+            assert_outer4(&s, proto::GRE);
+        }
+    }
+
+    #[test]
+    fn fragments_of_the_outer_packet() {
+        // First fragment: decapsulated from what it holds.
+        let body = gre(0, 0x6558, &[], &inner_syn());
+        let mut ip = outer4(proto::GRE, &body);
+        ip[6] = 0x20; // MF
+        let s = mirror(&eth(ethertype::IPV4, &ip), 0);
+        assert_v4_syn(&s);
+        assert_eq!((s.frag, s.encap), (Fragment::None, Encap::Gre));
+        // Later fragment: the outer fragment.
+        ip[7] = 0x10;
+        let s = mirror(&eth(ethertype::IPV4, &ip), 0);
+        assert_eq!((s.status, s.frag), (ParseStatus::Ok, Fragment::Later));
+        assert_outer4(&s, proto::GRE);
+    }
+
+    #[test]
+    fn decapsulation_depth_is_bounded() {
+        // ERSPAN II → VXLAN → GRE(IPv4) → IPv4 TCP SYN: three tunnels.
+        let level3 = outer4(proto::GRE, &gre(0, 0x0800, &[], &ipv4_tcp(SYN)));
+        let level2 = eth(
+            ethertype::IPV4,
+            &outer4(
+                proto::UDP,
+                &udp_to(4789, &vxlan(3, &eth(ethertype::IPV4, &level3))),
+            ),
+        );
+        let f = eth(
+            ethertype::IPV4,
+            &outer4(proto::GRE, &erspan2(0, 0, &level2)),
+        );
+        let s = mirror(&f, 1000);
+        // Two levels removed: the GRE packet inside the VXLAN, as is.
+        assert_eq!(s.status, ParseStatus::Ok);
+        assert_outer4(
+            &PacketSummary {
+                encap: Encap::None,
+                ..s
+            },
+            proto::GRE,
+        );
+        assert_eq!(s.encap, Encap::ErspanII, "the outermost encapsulation");
+        let overhead = (14 + 20 + 8 + 8) + (14 + 20 + 8 + 8);
+        assert_eq!(s.wire_len, 1000 - overhead);
+        // One level only: the VXLAN packet.
+        let s = parse_with(LinkType::Ethernet, &f, 1000, &options(|d| d.max_depth = 1));
+        assert_outer4(
+            &PacketSummary {
+                encap: Encap::None,
+                ..s
+            },
+            proto::UDP,
+        );
+        assert_eq!(
+            (s.dst_port, s.encap, s.status),
+            (4789, Encap::ErspanII, ParseStatus::Ok)
+        );
+        // A larger max_depth is capped.
+        let s3 = parse_with(
+            LinkType::Ethernet,
+            &f,
+            1000,
+            &options(|d| d.max_depth = 200),
+        );
+        assert_eq!(s3, mirror(&f, 1000));
+        // Two tunnels: both removed.
+        let s = mirror(
+            &eth(
+                ethertype::IPV4,
+                &outer4(proto::GRE, &erspan2(0, 0, &eth(ethertype::IPV4, &level3))),
+            ),
+            0,
+        );
+        assert_v4_syn(&s);
+        assert_eq!(s.encap, Encap::ErspanII);
+    }
+
+    #[test]
+    fn truncated_tunnel_headers() {
+        let inner = inner_syn();
+        let cases: Vec<(u8, Vec<u8>)> = vec![
+            // GRE base header cut.
+            (proto::GRE, vec![0x00, 0x00, 0x65]),
+            // Key announced, not there.
+            (proto::GRE, gre(0x2000, 0x6558, &[0, 0], &[])),
+            // ERSPAN II sequence number cut.
+            (proto::GRE, erspan2(0, 0, &[])[..6].to_vec()),
+            // ERSPAN II header cut.
+            (proto::GRE, erspan2(0, 0, &[])[..15].to_vec()),
+            // ERSPAN III header cut.
+            (proto::GRE, erspan3(0, 0, false, &[])[..15].to_vec()),
+            // ERSPAN III platform subheader cut.
+            (proto::GRE, erspan3(0, 0, true, &[])[..23].to_vec()),
+            // VXLAN header cut.
+            (proto::UDP, udp_to(4789, &vxlan(1, &[])[..7])),
+        ];
+        for (p, body) in cases {
+            let s = mirror(&eth(ethertype::IPV4, &outer4(p, &body)), 777);
+            assert_eq!(s.status, ParseStatus::TruncatedTunnel, "{body:02x?}");
+            assert!(s.status.is_error());
+            assert_outer4(&s, p);
+            assert_eq!(s.wire_len, 777);
+        }
+        // Captured, but beyond the IPv4 total length.
+        let mut ip = outer4(proto::GRE, &erspan2(0, 0, &inner));
+        ip[2..4].copy_from_slice(&30u16.to_be_bytes());
+        let s = mirror(&eth(ethertype::IPV4, &ip), 0);
+        assert_eq!(s.status, ParseStatus::TruncatedTunnel);
+        // VXLAN keeps the outer UDP header it read.
+        let s = mirror(
+            &eth(ethertype::IPV4, &outer4(proto::UDP, &udp_to(4789, &[8, 0]))),
+            0,
+        );
+        assert_eq!(
+            (s.status, s.has_l4, s.dst_port, s.udp_len),
+            (ParseStatus::TruncatedTunnel, true, 4789, 10)
+        );
+        assert_eq!(s.class(), TrafficClass::Udp);
+        // An IPv6 outer packet too.
+        let s = mirror(&eth(ethertype::IPV6, &outer6(proto::GRE, &[0x10, 0x00])), 0);
+        assert_eq!(
+            (s.status, s.ip_version, s.protocol),
+            (ParseStatus::TruncatedTunnel, 6, proto::GRE)
+        );
+    }
+
+    #[test]
+    fn bad_tunnel_headers() {
+        let inner = inner_syn();
+        let mut no_i = vxlan(1, &inner);
+        no_i[0] = 0x00;
+        let mut erspan2_v2 = erspan2(0, 0, &inner);
+        erspan2_v2[8] = 0x20;
+        let mut erspan3_v1 = erspan3(0, 0, false, &inner);
+        erspan3_v1[4] = 0x10;
+        let cases: Vec<(u8, Vec<u8>)> = vec![
+            // GRE version 1 with a decapsulated protocol type.
+            (proto::GRE, gre(0x0001, 0x6558, &[], &inner)),
+            // RFC 1701 routing present.
+            (proto::GRE, gre(0x4000, 0x0800, &[0; 4], &ipv4_tcp(SYN))),
+            // ERSPAN II without a GRE sequence number (type I is not decapsulated).
+            (proto::GRE, gre(0, 0x88be, &[], &inner)),
+            (proto::GRE, erspan2_v2),
+            (proto::GRE, erspan3_v1),
+            // ERSPAN III frame type 1 (reserved).
+            (proto::GRE, erspan3(0, 1, false, &inner)),
+            (proto::UDP, udp_to(4789, &no_i)),
+        ];
+        for (p, body) in cases {
+            let s = mirror(&eth(ethertype::IPV4, &outer4(p, &body)), 0);
+            assert_eq!(s.status, ParseStatus::BadTunnelHeader, "{body:02x?}");
+            assert_outer4(&s, p);
+            // Decapsulation off: just the outer packet.
+            let s = parse(
+                LinkType::Ethernet,
+                &eth(ethertype::IPV4, &outer4(p, &body)),
+                0,
+            );
+            assert_eq!(s.status, ParseStatus::Ok);
+        }
+    }
+
+    #[test]
+    fn problems_inside_the_tunnel() {
+        // Inner IPv4 cut: the inner frame's status, no IP, still counted as encapsulated.
+        let inner = inner_syn();
+        let body = udp_to(4789, &vxlan(1, &inner[..30]));
+        let s = mirror(&eth(ethertype::IPV4, &outer4(proto::UDP, &body)), 100);
+        assert_eq!(
+            (s.status, s.ip_version, s.encap),
+            (ParseStatus::TruncatedIpv4, 0, Encap::Vxlan)
+        );
+        assert_no_ip(&PacketSummary {
+            encap: Encap::None,
+            ..s
+        });
+        assert_eq!(s.wire_len, 100 - 50);
+        // Mirrored ARP: not IP, not an error.
+        let arp = eth(ethertype::ARP, &[0; 28]);
+        let s = mirror(
+            &eth(ethertype::IPV4, &outer4(proto::GRE, &erspan2(5, 2, &arp))),
+            0,
+        );
+        assert_eq!(
+            (s.status, s.encap, s.vlan_id),
+            (ParseStatus::NonIp, Encap::ErspanII, 5)
+        );
+        // Empty inner Ethernet.
+        let s = mirror(
+            &eth(
+                ethertype::IPV4,
+                &outer4(proto::GRE, &gre(0, 0x6558, &[], &[])),
+            ),
+            0,
+        );
+        assert_eq!(
+            (s.status, s.encap),
+            (ParseStatus::TruncatedLink, Encap::Gre)
+        );
+        // Inner TCP cut: inner IP fields kept.
+        let s = mirror(
+            &eth(
+                ethertype::IPV4,
+                &outer4(proto::GRE, &gre(0, 0x0800, &[], &ipv4_tcp(SYN)[..30])),
+            ),
+            0,
+        );
+        assert_eq!(
+            (s.status, s.src, s.encap),
+            (ParseStatus::TruncatedL4, IpAddr::V4(SRC4), Encap::Gre)
+        );
+        // A second-level tunnel header cut: the first level's inner packet, with the error.
+        let level2 = outer4(proto::GRE, &[0x00, 0x00, 0x08]);
+        let s = mirror(
+            &eth(
+                ethertype::IPV4,
+                &outer4(proto::GRE, &gre(0, 0x0800, &[], &level2)),
+            ),
+            0,
+        );
+        assert_eq!(s.status, ParseStatus::TruncatedTunnel);
+        assert_outer4(
+            &PacketSummary {
+                encap: Encap::None,
+                ..s
+            },
+            proto::GRE,
+        );
+        assert_eq!(s.encap, Encap::Gre);
+    }
+
+    #[test]
+    fn every_tunnel_on_every_link_type() {
+        let ip = outer4(proto::GRE, &erspan3(0, 0, false, &inner_syn()));
+        for (link, f) in [
+            (LinkType::RawIp, ip.clone()),
+            (LinkType::RawIpv4, ip.clone()),
+            (LinkType::LinuxSll, sll(0x0800, &ip)),
+            (LinkType::LinuxSll2, sll2(0x0800, &ip)),
+            (LinkType::Null, cat(&[&[2, 0, 0, 0], &ip])),
+            (LinkType::Loop, cat(&[&[0, 0, 0, 2], &ip])),
+        ] {
+            let s = parse_with(link, &f, 1000, &MIRROR);
+            assert_v4_syn(&s);
+            let link_len = f.len() - ip.len();
+            assert_eq!(
+                s.wire_len as usize,
+                1000 - link_len - 20 - 4 - 12,
+                "{link:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn summary_stays_small() {
+        assert!(std::mem::size_of::<PacketSummary>() <= 64);
+        assert_eq!(std::mem::size_of::<Encap>(), 1);
+        for (i, e) in Encap::ALL.iter().enumerate() {
+            assert_eq!(e.index(), i);
+        }
+        let names: std::collections::HashSet<_> = Encap::ALL.iter().map(|e| e.as_str()).collect();
+        assert_eq!(names.len(), Encap::COUNT);
+    }
+
     // ---- coverage of the contract --------------------------------------------------------
 
     #[test]
@@ -1180,10 +2034,20 @@ mod tests {
                 ParseStatus::TruncatedL4,
             ),
             (LinkType::RawIp, bad_tcp, ParseStatus::BadTcpHeader),
+            (
+                LinkType::RawIp,
+                outer4(proto::GRE, &gre(0x2000, 0x6558, &[], &[])),
+                ParseStatus::TruncatedTunnel,
+            ),
+            (
+                LinkType::RawIp,
+                outer4(proto::GRE, &gre(0, 0x88be, &[], &inner_syn())),
+                ParseStatus::BadTunnelHeader,
+            ),
         ];
         let mut seen = [false; ParseStatus::COUNT];
         for (link, frame, status) in cases {
-            let s = parse(link, &frame, frame.len() as u32);
+            let s = parse_with(link, &frame, frame.len() as u32, &MIRROR);
             assert_eq!(s.status, status, "{link:?} {frame:02x?}");
             seen[status.index()] = true;
         }

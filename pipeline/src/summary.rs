@@ -58,10 +58,14 @@ impl LinkType {
 /// Outcome of parsing one frame. Everything but [`ParseStatus::Ok`] and
 /// [`ParseStatus::NonIp`] is a parse error that is counted by reason.
 ///
-/// When the status is an L4 problem (`TruncatedL4`, `BadTcpHeader`) or a broken IPv6
-/// extension-header chain (`TruncatedIpv6Ext`), the IP fields of the summary are still valid
-/// (`ip_version` is set) and the packet is still accounted to its addresses. For every other
-/// status `ip_version` is 0.
+/// When the status is an L4 problem (`TruncatedL4`, `BadTcpHeader`), a broken IPv6
+/// extension-header chain (`TruncatedIpv6Ext`) or a tunnel header that could not be
+/// decapsulated (`TruncatedTunnel`, `BadTunnelHeader`), the IP fields of the summary are still
+/// valid (`ip_version` is set) and the packet is still accounted to its addresses: for a
+/// tunnel problem, those of the packet carrying the tunnel. For every other status
+/// `ip_version` is 0.
+///
+/// Indices are stable: new reasons are appended.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]
 pub enum ParseStatus {
@@ -93,11 +97,19 @@ pub enum ParseStatus {
     TruncatedL4,
     /// TCP data offset below 5 words.
     BadTcpHeader,
+    /// A GRE, ERSPAN or VXLAN header that decapsulation is enabled for is cut short (by the
+    /// capture or by the enclosing IP length), including its optional fields and subheaders.
+    TruncatedTunnel,
+    /// A GRE, ERSPAN or VXLAN header that decapsulation is enabled for is malformed: GRE
+    /// version ≠ 0 or routing present, ERSPAN II without a GRE sequence number or with
+    /// version ≠ 1, ERSPAN III with version ≠ 2 or an unknown frame type, VXLAN without the
+    /// I (valid VNI) flag.
+    BadTunnelHeader,
 }
 
 impl ParseStatus {
     /// Number of variants; valid indices for [`ParseStatus::index`] are `0..COUNT`.
-    pub const COUNT: usize = 14;
+    pub const COUNT: usize = 16;
 
     /// Every variant, in index order.
     pub const ALL: [ParseStatus; Self::COUNT] = [
@@ -115,6 +127,8 @@ impl ParseStatus {
         ParseStatus::BadIpVersion,
         ParseStatus::TruncatedL4,
         ParseStatus::BadTcpHeader,
+        ParseStatus::TruncatedTunnel,
+        ParseStatus::BadTunnelHeader,
     ];
 
     /// Dense index for counter arrays.
@@ -146,6 +160,61 @@ impl ParseStatus {
             ParseStatus::BadIpVersion => "bad_ip_version",
             ParseStatus::TruncatedL4 => "truncated_l4",
             ParseStatus::BadTcpHeader => "bad_tcp_header",
+            ParseStatus::TruncatedTunnel => "truncated_tunnel",
+            ParseStatus::BadTunnelHeader => "bad_tunnel_header",
+        }
+    }
+}
+
+/// The encapsulation a summary was taken out of (see [`crate::Decap`]).
+///
+/// With nested tunnels it names the outermost one, the mirror transport.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[repr(u8)]
+#[non_exhaustive]
+pub enum Encap {
+    /// Not decapsulated: the summary describes the frame as captured.
+    #[default]
+    None = 0,
+    /// GRE (RFC 2784/2890) carrying Ethernet (transparent Ethernet bridging, 0x6558), IPv4 or
+    /// IPv6.
+    Gre,
+    /// ERSPAN type II: GRE protocol 0x88BE with a sequence number, 8-byte ERSPAN header.
+    ErspanII,
+    /// ERSPAN type III: GRE protocol 0x22EB, 12-byte ERSPAN header (+ 8-byte platform
+    /// subheader).
+    ErspanIII,
+    /// VXLAN (RFC 7348) over UDP.
+    Vxlan,
+}
+
+impl Encap {
+    /// Number of variants; valid indices for [`Encap::index`] are `0..COUNT`.
+    pub const COUNT: usize = 5;
+
+    /// Every variant, in index order.
+    pub const ALL: [Encap; Self::COUNT] = [
+        Encap::None,
+        Encap::Gre,
+        Encap::ErspanII,
+        Encap::ErspanIII,
+        Encap::Vxlan,
+    ];
+
+    /// Dense index for counter arrays.
+    #[inline]
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Stable snake_case name (JSON key, metric label).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Encap::None => "none",
+            Encap::Gre => "gre",
+            Encap::ErspanII => "erspan_ii",
+            Encap::ErspanIII => "erspan_iii",
+            Encap::Vxlan => "vxlan",
         }
     }
 }
@@ -196,7 +265,8 @@ pub mod proto {
     pub const ICMPV6: u8 = 58;
 }
 
-/// What one frame says, in a few dozen bytes. Produced by [`crate::parse()`], never allocates.
+/// What one frame says, in a few dozen bytes. Produced by [`crate::parse()`] and
+/// [`crate::parse_with()`], never allocates.
 ///
 /// Field validity: addresses, `protocol`, `ttl`, `ip_len` and `frag` are meaningful when
 /// `ip_version` is 4 or 6. Ports are meaningful for TCP/UDP when `has_l4`; `tcp_flags` for TCP;
@@ -230,15 +300,24 @@ pub struct PacketSummary {
     /// UDP length field (0 when not UDP).
     pub udp_len: u16,
     /// Frame length on the wire (the capture's original length, not the captured length).
+    ///
+    /// After decapsulation ([`Self::encap`] is not `None`), the inner frame's length: the
+    /// outer wire length minus every byte in front of the inner frame (outer link, IP,
+    /// GRE/UDP and tunnel headers), saturating at 0. That is the customer traffic's volume,
+    /// not the mirror's.
     pub wire_len: u32,
     /// Fragmentation state.
     pub frag: Fragment,
     /// Whether a TCP/UDP/ICMP header was fully read.
     pub has_l4: bool,
-    /// Number of VLAN tags seen (802.1Q / 802.1ad).
+    /// Number of VLAN tags seen (802.1Q / 802.1ad). After ERSPAN decapsulation of an untagged
+    /// inner frame whose ERSPAN header names the original VLAN, 1 (that VLAN).
     pub vlan_depth: u8,
     /// Outermost VLAN id (0 when untagged).
     pub vlan_id: u16,
+    /// The encapsulation the summary was taken out of; `None` when the fields describe the
+    /// captured frame itself. Once decapsulated, every other field describes the inner frame.
+    pub encap: Encap,
 }
 
 impl PacketSummary {
@@ -263,6 +342,7 @@ impl PacketSummary {
             has_l4: false,
             vlan_depth: 0,
             vlan_id: 0,
+            encap: Encap::None,
         }
     }
 

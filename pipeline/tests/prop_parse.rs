@@ -1,10 +1,14 @@
-//! Property tests for `surgewatch_pipeline::parse`: no input panics, mutated and truncated
-//! frames give consistent summaries, and frames built from random fields parse back exactly.
+//! Property tests for `surgewatch_pipeline::parse` and `parse_with`: no input panics, mutated
+//! and truncated frames give consistent summaries, and frames built from random fields (tunnel
+//! encapsulations included) parse back exactly.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use proptest::prelude::*;
-use surgewatch_pipeline::{parse, proto, Fragment, LinkType, PacketSummary, ParseStatus};
+use surgewatch_pipeline::{
+    parse, parse_with, proto, Decap, Encap, Fragment, LinkType, PacketSummary, ParseOptions,
+    ParseStatus,
+};
 
 const LINKS: [LinkType; 8] = [
     LinkType::Ethernet,
@@ -17,30 +21,56 @@ const LINKS: [LinkType; 8] = [
     LinkType::Loop,
 ];
 
-/// Invariants that hold for the summary of any input.
+/// Invariants that hold for the summary of any input parsed without decapsulation.
 fn check_invariants(s: &PacketSummary, wire_len: u32) {
-    assert_eq!(s.wire_len, wire_len);
+    assert_eq!(s.encap, Encap::None, "{s:?}");
+    assert!(!is_tunnel_error(s.status), "{s:?}");
+    check_invariants_with(s, wire_len);
+}
+
+/// Status values that come with valid IP fields.
+const IP_STATUSES: [ParseStatus; 6] = [
+    ParseStatus::Ok,
+    ParseStatus::TruncatedL4,
+    ParseStatus::BadTcpHeader,
+    ParseStatus::TruncatedIpv6Ext,
+    ParseStatus::TruncatedTunnel,
+    ParseStatus::BadTunnelHeader,
+];
+
+fn is_tunnel_error(s: ParseStatus) -> bool {
+    matches!(
+        s,
+        ParseStatus::TruncatedTunnel | ParseStatus::BadTunnelHeader
+    )
+}
+
+/// Invariants that hold for the summary of any input, whatever the options.
+fn check_invariants_with(s: &PacketSummary, wire_len: u32) {
+    if s.encap == Encap::None {
+        assert_eq!(s.wire_len, wire_len);
+    } else {
+        assert!(s.wire_len <= wire_len, "{s:?}");
+    }
     assert!(s.vlan_depth <= 8, "{s:?}");
     assert!(s.vlan_id < 4096, "{s:?}");
     if s.vlan_depth == 0 {
         assert_eq!(s.vlan_id, 0, "{s:?}");
     }
+    assert!(s.status.index() < ParseStatus::COUNT);
+    assert!(s.encap.index() < Encap::COUNT);
     match s.ip_version {
         0 => {
             let blank = PacketSummary {
                 status: s.status,
                 vlan_depth: s.vlan_depth,
                 vlan_id: s.vlan_id,
-                ..PacketSummary::empty(wire_len)
+                encap: s.encap,
+                ..PacketSummary::empty(s.wire_len)
             };
             assert_eq!(*s, blank, "fields set without an IP header");
             assert_ne!(s.status, ParseStatus::Ok);
-            assert!(!matches!(
-                s.status,
-                ParseStatus::TruncatedL4
-                    | ParseStatus::BadTcpHeader
-                    | ParseStatus::TruncatedIpv6Ext
-            ));
+            assert!(!IP_STATUSES.contains(&s.status), "{s:?}");
         }
         4 => {
             assert!(s.src.is_ipv4() && s.dst.is_ipv4(), "{s:?}");
@@ -53,19 +83,22 @@ fn check_invariants(s: &PacketSummary, wire_len: u32) {
         v => panic!("ip_version {v}"),
     }
     if s.ip_version != 0 {
-        assert!(matches!(
-            s.status,
-            ParseStatus::Ok
-                | ParseStatus::TruncatedL4
-                | ParseStatus::BadTcpHeader
-                | ParseStatus::TruncatedIpv6Ext
-        ));
+        assert!(IP_STATUSES.contains(&s.status), "{s:?}");
     }
     if s.status == ParseStatus::TruncatedIpv6Ext {
         assert_eq!(s.ip_version, 6);
     }
+    if is_tunnel_error(s.status) {
+        // Only GRE and UDP (VXLAN) carry tunnels; the outer L4 header of VXLAN was read.
+        assert!(matches!(s.protocol, proto::GRE | proto::UDP), "{s:?}");
+        assert_eq!(s.has_l4, s.protocol == proto::UDP, "{s:?}");
+        assert_ne!(s.frag, Fragment::Later);
+    }
     if s.has_l4 {
-        assert_eq!(s.status, ParseStatus::Ok);
+        assert!(
+            s.status == ParseStatus::Ok || (is_tunnel_error(s.status) && s.protocol == proto::UDP),
+            "{s:?}"
+        );
         assert!(matches!(
             s.protocol,
             proto::TCP | proto::UDP | proto::ICMP | proto::ICMPV6
@@ -569,6 +602,376 @@ fn exhaustive_single_byte_corruption() {
                 let mut f = frame.clone();
                 f[i] = v;
                 check_invariants(&parse(link, &f, 1), 1);
+            }
+        }
+    }
+}
+
+// ---- tunnels -----------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tun {
+    /// GRE transparent Ethernet bridging.
+    GreTeb,
+    /// GRE carrying the inner IP packet directly.
+    GreIp,
+    ErspanII,
+    /// ERSPAN III with frame type Ethernet (`ip == false`) or IP.
+    ErspanIII {
+        ip: bool,
+        platform: bool,
+    },
+    Vxlan,
+}
+
+#[derive(Debug, Clone)]
+struct TunSpec {
+    tun: Tun,
+    /// The carried frame; its link must be Ethernet, or RawIp for `GreIp` / ERSPAN III IP.
+    inner: Spec,
+    outer_v6: bool,
+    outer_vlan: Option<u16>,
+    /// GRE checksum and key words (ERSPAN II always has the sequence number; others maybe).
+    gre_c: bool,
+    gre_k: bool,
+    gre_s: bool,
+    /// Original VLAN in the ERSPAN header.
+    erspan_vlan: u16,
+    /// How much longer the frame was on the wire than captured.
+    wire_extra: u16,
+}
+
+/// Builds the encapsulated frame (always Ethernet) and the summary it must give with
+/// `ParseOptions::MIRROR`; also the wire length to pass.
+fn build_tunnel(t: &TunSpec) -> (Vec<u8>, u32, PacketSummary) {
+    let (inner, mut expected) = build(&t.inner);
+    let (encap, l4_proto, l4) = match t.tun {
+        Tun::Vxlan => {
+            let vx = [&[0x08, 0, 0, 0, 0, 0, 0x2a, 0][..], &inner].concat();
+            let len = (8 + vx.len()) as u16;
+            let udp = [
+                &[0x30, 0x39, 0x12, 0xb5][..],
+                &len.to_be_bytes(),
+                &[0, 0],
+                &vx,
+            ]
+            .concat();
+            (Encap::Vxlan, proto::UDP, udp)
+        }
+        tun => {
+            let (encap, ptype, hdr): (Encap, u16, Vec<u8>) = match tun {
+                Tun::GreTeb => (Encap::Gre, 0x6558, vec![]),
+                Tun::GreIp => {
+                    let p = if expected.ip_version == 4 {
+                        0x0800
+                    } else {
+                        0x86dd
+                    };
+                    (Encap::Gre, p, vec![])
+                }
+                Tun::ErspanII => {
+                    let w0 = 0x1000 | t.erspan_vlan;
+                    let h = [&w0.to_be_bytes()[..], &[0x10, 0x01, 0, 0, 0, 1]].concat();
+                    (Encap::ErspanII, 0x88be, h)
+                }
+                Tun::ErspanIII { ip, platform } => {
+                    let w0 = 0x2000 | t.erspan_vlan;
+                    let flags: u16 = 0x8000 | if ip { 2 << 10 } else { 0 } | u16::from(platform);
+                    let mut h = [
+                        &w0.to_be_bytes()[..],
+                        &[0, 1, 1, 2, 3, 4, 0, 0],
+                        &flags.to_be_bytes(),
+                    ]
+                    .concat();
+                    if platform {
+                        h.extend_from_slice(&[7; 8]);
+                    }
+                    (Encap::ErspanIII, 0x22eb, h)
+                }
+                Tun::Vxlan => unreachable!(),
+            };
+            let s = t.gre_s || tun == Tun::ErspanII;
+            let flags: u16 =
+                (u16::from(t.gre_c) << 15) | (u16::from(t.gre_k) << 13) | (u16::from(s) << 12);
+            let mut g = [flags.to_be_bytes(), ptype.to_be_bytes()].concat();
+            if t.gre_c {
+                g.extend_from_slice(&[0xde, 0xad, 0, 0]);
+            }
+            if t.gre_k {
+                g.extend_from_slice(&[0, 0, 0, 9]);
+            }
+            if s {
+                g.extend_from_slice(&[0, 0, 1, 0]);
+            }
+            (encap, proto::GRE, [g, hdr, inner.clone()].concat())
+        }
+    };
+    let ip = if t.outer_v6 {
+        let mut h = vec![0u8; 40];
+        h[0] = 0x60;
+        h[4..6].copy_from_slice(&(l4.len() as u16).to_be_bytes());
+        h[6] = l4_proto;
+        h[7] = 64;
+        h[8..24].copy_from_slice(&[0xfd; 16]);
+        h[24..40].copy_from_slice(&[0xfe; 16]);
+        h
+    } else {
+        let mut h = vec![0u8; 20];
+        h[0] = 0x45;
+        h[2..4].copy_from_slice(&((20 + l4.len()) as u16).to_be_bytes());
+        h[8] = 64;
+        h[9] = l4_proto;
+        h[12..20].copy_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2]);
+        h
+    };
+    let (et, tag) = match t.outer_vlan {
+        Some(v) => (0x8100u16, [&v.to_be_bytes()[..], &[0, 0]].concat()),
+        None => (0, vec![]),
+    };
+    let ip_type: u16 = if t.outer_v6 { 0x86dd } else { 0x0800 };
+    let mut head = vec![2, 0, 0, 0, 0, 9, 2, 0, 0, 0, 0, 8];
+    if t.outer_vlan.is_some() {
+        head.extend_from_slice(&et.to_be_bytes());
+        head.extend_from_slice(&tag[..2]);
+    }
+    head.extend_from_slice(&ip_type.to_be_bytes());
+    let frame = [head, ip, l4].concat();
+    let wire = (frame.len() + usize::from(t.wire_extra)) as u32;
+    expected.wire_len = wire - (frame.len() - inner.len()) as u32;
+    expected.encap = encap;
+    let has_erspan_vlan = matches!(t.tun, Tun::ErspanII | Tun::ErspanIII { .. });
+    if has_erspan_vlan && t.erspan_vlan != 0 && expected.vlan_depth == 0 {
+        expected.vlan_depth = 1;
+        expected.vlan_id = t.erspan_vlan;
+    }
+    (frame, wire, expected)
+}
+
+fn arb_tun_spec() -> impl Strategy<Value = TunSpec> {
+    let tun = prop_oneof![
+        Just(Tun::GreTeb),
+        Just(Tun::GreIp),
+        Just(Tun::ErspanII),
+        any::<(bool, bool)>().prop_map(|(ip, platform)| Tun::ErspanIII { ip, platform }),
+        Just(Tun::Vxlan),
+    ];
+    (
+        tun,
+        arb_spec(),
+        any::<bool>(),
+        proptest::option::of(0u16..4096),
+        any::<(bool, bool, bool)>(),
+        prop_oneof![Just(0u16), 1u16..4096],
+        0u16..2000,
+    )
+        .prop_map(
+            |(
+                tun,
+                mut inner,
+                outer_v6,
+                outer_vlan,
+                (gre_c, gre_k, gre_s),
+                erspan_vlan,
+                wire_extra,
+            )| {
+                inner.link = match tun {
+                    Tun::GreIp | Tun::ErspanIII { ip: true, .. } => LinkType::RawIp,
+                    _ => LinkType::Ethernet,
+                };
+                // Keep the inner frame from being a tunnel itself (that is the depth test's job).
+                match &mut inner.l4 {
+                    L4::Udp { dport, .. } if *dport == 4789 => *dport = 4790,
+                    L4::Other { proto } if *proto == 47 => *proto = 50,
+                    _ => {}
+                }
+                TunSpec {
+                    tun,
+                    inner,
+                    outer_v6,
+                    outer_vlan,
+                    gre_c,
+                    gre_k,
+                    gre_s,
+                    erspan_vlan,
+                    wire_extra,
+                }
+            },
+        )
+}
+
+/// Option sets worth running random input through.
+fn option_sets() -> [ParseOptions; 5] {
+    let mut depth1 = Decap::MIRROR;
+    depth1.max_depth = 1;
+    let mut gre_only = Decap::MIRROR;
+    gre_only.erspan = false;
+    gre_only.vxlan = false;
+    let mut ports = Decap::MIRROR;
+    ports.vxlan_ports = [4789, 8472, 0, 53];
+    [
+        ParseOptions::NONE,
+        ParseOptions::MIRROR,
+        ParseOptions::new(depth1),
+        ParseOptions::new(gre_only),
+        ParseOptions::new(ports),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    /// (t1) Random bytes with every option set: no panic, invariants hold.
+    #[test]
+    fn random_bytes_with_decap_never_panic(
+        bytes in proptest::collection::vec(any::<u8>(), 0..200),
+        wire in any::<u32>(),
+    ) {
+        for o in option_sets() {
+            for link in LINKS {
+                check_invariants_with(&parse_with(link, &bytes, wire, &o), wire);
+            }
+        }
+    }
+
+    /// (t2) Encapsulated frames built from random fields parse back to the inner frame's
+    /// summary, with the encapsulation named and the overhead taken off the wire length.
+    #[test]
+    fn tunnel_round_trip(t in arb_tun_spec()) {
+        let (frame, wire, expected) = build_tunnel(&t);
+        let s = parse_with(LinkType::Ethernet, &frame, wire, &ParseOptions::MIRROR);
+        prop_assert_eq!(s, expected, "{:?} {:02x?}", t, frame);
+        check_invariants_with(&s, wire);
+        // Without decapsulation: the outer packet, GRE or UDP.
+        let plain = parse(LinkType::Ethernet, &frame, wire);
+        check_invariants(&plain, wire);
+        prop_assert_eq!(plain.status, ParseStatus::Ok);
+        prop_assert!(matches!(plain.protocol, proto::GRE | proto::UDP));
+    }
+
+    /// (t3) Byte flips, cuts and extensions of encapsulated frames: no panic, invariants hold
+    /// under every option set.
+    #[test]
+    fn mutated_tunnel_frames_never_panic(
+        t in arb_tun_spec(),
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..8),
+        cut in any::<prop::sample::Index>(),
+        extra in proptest::collection::vec(any::<u8>(), 0..16),
+    ) {
+        let (mut frame, wire, _) = build_tunnel(&t);
+        for (at, byte) in flips {
+            let i = at.index(frame.len());
+            frame[i] ^= byte;
+        }
+        frame.truncate(cut.index(frame.len() + 1));
+        frame.extend_from_slice(&extra);
+        for o in option_sets() {
+            for link in LINKS {
+                check_invariants_with(&parse_with(link, &frame, wire, &o), wire);
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// (t4) Every prefix of an encapsulated frame is the full summary or a truncation, never a
+    /// "bad header" verdict.
+    #[test]
+    fn tunnel_truncation_at_every_length(t in arb_tun_spec()) {
+        let (frame, wire, full) = build_tunnel(&t);
+        for len in 0..=frame.len() {
+            let s = parse_with(LinkType::Ethernet, &frame[..len], wire, &ParseOptions::MIRROR);
+            check_invariants_with(&s, wire);
+            prop_assert!(
+                matches!(
+                    s.status,
+                    ParseStatus::Ok
+                        | ParseStatus::TruncatedLink
+                        | ParseStatus::TruncatedVlan
+                        | ParseStatus::TruncatedIpv4
+                        | ParseStatus::TruncatedIpv6
+                        | ParseStatus::TruncatedIpv6Ext
+                        | ParseStatus::TruncatedL4
+                        | ParseStatus::TruncatedTunnel
+                ),
+                "len {} gave {:?}", len, s.status
+            );
+            if s.status == ParseStatus::Ok {
+                prop_assert_eq!(s, full, "len {}", len);
+            }
+            if s.encap != Encap::None {
+                prop_assert_eq!((s.encap, s.wire_len), (full.encap, full.wire_len));
+            }
+        }
+    }
+}
+
+/// (t5) Nested tunnels up to and past the depth limit, built by hand: ERSPAN II around VXLAN
+/// around GRE around VXLAN around IPv4/TCP; every prefix and every single-byte corruption.
+#[test]
+fn nested_tunnels_sweep() {
+    fn ipv4(protocol: u8, body: &[u8]) -> Vec<u8> {
+        let mut h = vec![
+            0x45, 0, 0, 0, 0, 0, 0, 0, 64, protocol, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
+        h[2..4].copy_from_slice(&((20 + body.len()) as u16).to_be_bytes());
+        [h, body.to_vec()].concat()
+    }
+    fn eth(body: &[u8]) -> Vec<u8> {
+        [&[2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00][..], body].concat()
+    }
+    fn vxlan(body: &[u8]) -> Vec<u8> {
+        let len = (16 + body.len()) as u16;
+        let udp = [
+            &[0, 1, 0x12, 0xb5][..],
+            &len.to_be_bytes(),
+            &[0, 0],
+            &[8, 0, 0, 0, 0, 0, 1, 0],
+            body,
+        ]
+        .concat();
+        eth(&ipv4(proto::UDP, &udp))
+    }
+    fn gre_ip(body: &[u8]) -> Vec<u8> {
+        eth(&ipv4(proto::GRE, &[&[0, 0, 0x08, 0x00][..], body].concat()))
+    }
+    let tcp = ipv4(
+        proto::TCP,
+        &[
+            0, 1, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0x50, 0x02, 0, 0, 0, 0, 0, 0,
+        ],
+    );
+    let level4 = vxlan(&eth(&tcp));
+    let level3 = gre_ip(&level4[14..]);
+    let level2 = vxlan(&level3);
+    let erspan = [
+        &[0x10, 0, 0x88, 0xbe, 0, 0, 0, 1, 0x10, 0, 0, 1, 0, 0, 0, 0][..],
+        &level2,
+    ]
+    .concat();
+    let frame = eth(&ipv4(proto::GRE, &erspan));
+
+    let s = parse_with(LinkType::Ethernet, &frame, 5000, &ParseOptions::MIRROR);
+    check_invariants_with(&s, 5000);
+    // Two levels removed: the GRE packet inside the first VXLAN.
+    assert_eq!(
+        (s.status, s.protocol, s.encap),
+        (ParseStatus::Ok, proto::GRE, Encap::ErspanII)
+    );
+    assert_eq!(s.wire_len, 5000 - (frame.len() - level3.len()) as u32);
+
+    for len in 0..=frame.len() {
+        for o in option_sets() {
+            check_invariants_with(&parse_with(LinkType::Ethernet, &frame[..len], 1, &o), 1);
+        }
+    }
+    for i in 0..frame.len() {
+        for v in [0x00u8, 0x01, 0x08, 0x10, 0x20, 0x45, 0x65, 0x88, 0xbe, 0xff] {
+            let mut f = frame.clone();
+            f[i] = v;
+            for o in option_sets() {
+                check_invariants_with(&parse_with(LinkType::Ethernet, &f, 1, &o), 1);
             }
         }
     }

@@ -14,21 +14,29 @@
 
 use crate::ParseStatus;
 
+mod erspan;
 mod ethernet;
+mod gre;
 mod icmp;
 mod ipv4;
 mod ipv6;
 mod link;
 mod tcp;
 mod udp;
+mod vxlan;
 
+pub use erspan::{
+    erspan_frame_type, ErspanIIHeader, ErspanIIIHeader, ERSPAN_III_VERSION, ERSPAN_II_VERSION,
+};
 pub use ethernet::{ethertype, is_vlan_ethertype, EthernetFrame, VlanHeader};
+pub use gre::{gre_protocol, GreHeader};
 pub use icmp::IcmpHeader;
 pub use ipv4::Ipv4Packet;
 pub use ipv6::{ext_header, Ipv6ExtHeader, Ipv6FragmentHeader, Ipv6Packet};
 pub use link::{address_family, LoopbackHeader, LoopbackOrder, Sll2Header, SllHeader};
 pub use tcp::TcpHeader;
 pub use udp::UdpHeader;
+pub use vxlan::{VxlanHeader, VXLAN_PORT};
 
 /// Result of a checked constructor: the error is the reason code that gets counted.
 pub type Result<T> = core::result::Result<T, ParseStatus>;
