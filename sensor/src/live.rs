@@ -88,6 +88,8 @@ pub struct LiveConfig {
     pub monitor: Arc<Monitor>,
     /// Tick length (wall clock).
     pub tick: TickLength,
+    /// Frame parsing options (mirror decapsulation).
+    pub parse: surgewatch_pipeline::ParseOptions,
 }
 
 /// Nanoseconds since the epoch, now.
@@ -126,13 +128,14 @@ pub fn run_live<C: Capture + Send>(
             let shard = Shard::new(cfg.monitor.clone());
             let hand_tx = hand_tx.clone();
             let wstop = worker_stop.clone();
+            let parse = cfg.parse;
             let spawned = std::thread::Builder::new()
                 .name(format!("surgewatch-q{i}"))
                 .spawn_scoped(scope, move || {
                     if let Some(core) = spec.core {
                         core_affinity::set_for_current(core_affinity::CoreId { id: core });
                     }
-                    worker(i, spec.source, shard, rx, hand_tx, &wstop);
+                    worker(i, spec.source, shard, parse, rx, hand_tx, &wstop);
                 });
             if let Err(e) = spawned {
                 eprintln!("surgewatch: error: cannot start worker {i}: {e}");
@@ -220,6 +223,7 @@ fn worker<C: Capture>(
     id: usize,
     mut src: C,
     mut shard: Shard,
+    parse: surgewatch_pipeline::ParseOptions,
     ctl: Receiver<Ctl>,
     hand: Sender<Handover>,
     stop: &AtomicBool,
@@ -252,7 +256,7 @@ fn worker<C: Capture>(
         }
         batch.clear();
         let polled = src.poll(POLL_BUDGET, |f| {
-            let s = surgewatch_pipeline::parse(f.link, f.data, f.wire_len);
+            let s = surgewatch_pipeline::parse_with(f.link, f.data, f.wire_len, &parse);
             parse_errors += u64::from(s.status.is_error());
             batch.push(s);
         });

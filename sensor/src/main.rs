@@ -485,6 +485,7 @@ fn cmd_replay(args: ReplayArgs) -> Result<ExitCode> {
         monitor: setup.monitor.clone(),
         tick,
         workers,
+        parse: parse_options(cfg),
     };
     let outcome = replay::replay(&rcfg, sources, &mut observer);
     let errors: Vec<String> = outcome.errors.iter().map(|e| e.to_string()).collect();
@@ -733,6 +734,7 @@ fn run_workers(
     let lcfg = surgewatch_sensor::live::LiveConfig {
         monitor: setup.monitor.clone(),
         tick: p.tick,
+        parse: parse_options(&p.cfg),
     };
     let (acct, queues) = surgewatch_sensor::live::run_live(&lcfg, workers, stop, &mut obs);
     let info = RunInfo {
@@ -861,4 +863,19 @@ fn cmd_agent(args: AgentArgs) -> Result<ExitCode> {
         interfaces,
         descriptions.join("; "),
     )
+}
+
+/// Frame parsing options from `[capture.decap]`: the mirror's own wrapper only (one level).
+fn parse_options(cfg: &Config) -> surgewatch_pipeline::ParseOptions {
+    let d = &cfg.capture.decap;
+    let mut decap = surgewatch_pipeline::Decap::MIRROR;
+    decap.gre = d.gre;
+    decap.erspan = d.erspan;
+    decap.vxlan = d.vxlan;
+    decap.vxlan_ports = [0; 4];
+    for (slot, port) in decap.vxlan_ports.iter_mut().zip(&d.vxlan_ports) {
+        *slot = *port;
+    }
+    decap.max_depth = 1;
+    surgewatch_pipeline::ParseOptions::new(decap)
 }

@@ -18,7 +18,7 @@ use surgewatch_per_ip::{
     Accounting, AdmittedSet, ClosedTick, Monitor, Shard, TickAdvance, TickClock, TickDelta,
     TickLength, WatchSet,
 };
-use surgewatch_pipeline::{parse, LinkType, PacketSummary};
+use surgewatch_pipeline::{parse_with, LinkType, PacketSummary, ParseOptions};
 
 use crate::capture::pcap::PcapFileSource;
 use crate::capture::{Capture, CaptureError, Frame, Poll};
@@ -43,6 +43,8 @@ pub struct ReplayConfig {
     pub tick: TickLength,
     /// Worker threads (1 = everything on the calling thread).
     pub workers: usize,
+    /// Frame parsing options (mirror decapsulation).
+    pub parse: ParseOptions,
 }
 
 /// Something that wants to hear about the replay as it goes.
@@ -119,11 +121,12 @@ pub fn replay(
         let mut sink = InlineSink {
             shard,
             batch: Vec::with_capacity(ACCOUNT_BATCH),
+            parse: cfg.parse,
         };
         run(&cfg.files, sources, driver, &mut sink, observer)
     } else {
         std::thread::scope(|scope| {
-            let mut sink = ThreadedSink::start(scope, cfg.monitor.clone(), cfg.workers);
+            let mut sink = ThreadedSink::start(scope, cfg.monitor.clone(), cfg.workers, cfg.parse);
             let out = run(&cfg.files, sources, driver, &mut sink, observer);
             sink.stop();
             out
@@ -231,6 +234,7 @@ fn apply_watch(acct: &mut Accounting, watch: Option<Vec<std::net::IpAddr>>) {
 struct InlineSink {
     shard: Shard,
     batch: Vec<PacketSummary>,
+    parse: ParseOptions,
 }
 
 impl InlineSink {
@@ -243,8 +247,12 @@ impl InlineSink {
 impl FrameSink for InlineSink {
     #[inline]
     fn frame(&mut self, frame: &Frame<'_>, _ts: u64) {
-        self.batch
-            .push(parse(frame.link, frame.data, frame.wire_len));
+        self.batch.push(parse_with(
+            frame.link,
+            frame.data,
+            frame.wire_len,
+            &self.parse,
+        ));
         if self.batch.len() >= ACCOUNT_BATCH {
             self.drain();
         }
@@ -316,6 +324,7 @@ impl<'scope> ThreadedSink<'scope> {
         scope: &'scope std::thread::Scope<'scope, 'env>,
         monitor: Arc<Monitor>,
         n: usize,
+        parse: ParseOptions,
     ) -> Self {
         let (pool_tx, pool) = bounded::<Batch>(n * BATCHES_PER_WORKER + n);
         for _ in 0..n * BATCHES_PER_WORKER {
@@ -331,7 +340,9 @@ impl<'scope> ThreadedSink<'scope> {
             let delta_tx = delta_tx.clone();
             let join = std::thread::Builder::new()
                 .name(format!("surgewatch-w{id}"))
-                .spawn_scoped(scope, move || worker(id, shard, rx, pool_tx, delta_tx))
+                .spawn_scoped(scope, move || {
+                    worker(id, shard, parse, rx, pool_tx, delta_tx)
+                })
                 .expect("spawning a worker thread");
             joins.push(join);
             workers.push(WorkerHandle {
@@ -433,6 +444,7 @@ impl FrameSink for ThreadedSink<'_> {
 fn worker(
     id: usize,
     mut shard: Shard,
+    parse: ParseOptions,
     rx: Receiver<ToWorker>,
     pool: Sender<Batch>,
     deltas: Sender<(usize, TickDelta)>,
@@ -445,7 +457,7 @@ fn worker(
                 summaries.extend(b.frames.iter().filter_map(|f| {
                     b.bytes
                         .get(f.start..f.end)
-                        .map(|d| parse(f.link, d, f.wire_len))
+                        .map(|d| parse_with(f.link, d, f.wire_len, &parse))
                 }));
                 shard.account_batch(&summaries);
                 b.bytes.clear();

@@ -79,7 +79,7 @@ pub use schema::{
     BaselineConfig, CaptureConfig, CaptureMethod, Config, DecapConfig, DetectionConfig,
     DetectionOverrides, GroupConfig, ResolvedGroup, SensorConfig, XdpFallback, DEFAULT_GROUP_NAME,
 };
-pub use validate::{MAX_BASELINE_SAMPLES, MAX_TICK, MIN_SAVE_INTERVAL, MIN_TICK};
+pub use validate::{MAX_BASELINE_SAMPLES, MAX_TICK, MAX_VXLAN_PORTS, MIN_SAVE_INTERVAL, MIN_TICK};
 
 use decode::Issue;
 use validate::{GroupOrigin, Parts};

@@ -372,19 +372,24 @@ impl Default for CaptureConfig {
     }
 }
 
-/// `[capture.decap]`: which mirror encapsulations are unwrapped.
+/// `[capture.decap]`: which mirror encapsulations are unwrapped (one level: the mirror's own
+/// wrapper, so a customer's tunnel inside it is still seen as a tunnel).
+///
+/// ERSPAN is only ever a mirror transport, so it is unwrapped by default. Plain GRE and VXLAN
+/// are also ordinary customer traffic (and attack vectors: a GRE flood with forged inner
+/// headers), so they are unwrapped only where the mirror session uses them.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct DecapConfig {
-    /// Plain GRE (transparent Ethernet bridging or IP). Default true.
-    #[serde(default = "default_true")]
+    /// Plain GRE (transparent Ethernet bridging or IP). Default false.
+    #[serde(default)]
     pub gre: bool,
     /// ERSPAN type II and III. Default true.
     #[serde(default = "default_true")]
     pub erspan: bool,
-    /// VXLAN. Default true.
-    #[serde(default = "default_true")]
+    /// VXLAN. Default false.
+    #[serde(default)]
     pub vxlan: bool,
     /// UDP destination ports carrying VXLAN. Default `[4789]`.
     #[serde(default = "default_vxlan_ports")]

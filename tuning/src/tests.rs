@@ -832,7 +832,7 @@ fn capture_section_decodes_and_validates() {
     assert_eq!(c.capture.cores, vec![1]);
     assert!(!c.capture.promiscuous);
     assert_eq!(c.capture.xdp_fallback, crate::XdpFallback::Drop);
-    assert!(c.capture.decap.gre && c.capture.decap.erspan && c.capture.decap.vxlan);
+    assert!(!c.capture.decap.gre && c.capture.decap.erspan && !c.capture.decap.vxlan);
     assert_eq!(c.capture.decap.vxlan_ports, vec![4789, 8472]);
     assert_eq!(ok("").capture, crate::CaptureConfig::default());
 

@@ -10,6 +10,9 @@ use crate::error::ConfigErrorKind;
 use crate::schema::{BaselineConfig, CaptureConfig, DetectionConfig, GroupConfig, SensorConfig};
 use crate::units::format_duration;
 
+/// Most VXLAN ports `capture.decap.vxlan_ports` may list.
+pub const MAX_VXLAN_PORTS: usize = 4;
+
 /// Shortest accepted `sensor.tick`.
 pub const MIN_TICK: Duration = Duration::from_millis(100);
 /// Longest accepted `sensor.tick`.
@@ -218,6 +221,13 @@ impl Validator<'_> {
                 "capture.decap.vxlan_ports".into(),
                 "[]".into(),
                 "at least one port while `vxlan = true` (4789 is the IANA port)",
+            );
+        }
+        if c.decap.vxlan_ports.len() > MAX_VXLAN_PORTS {
+            self.out_of_range(
+                "capture.decap.vxlan_ports".into(),
+                format!("{} ports", c.decap.vxlan_ports.len()),
+                format!("at most {MAX_VXLAN_PORTS} ports"),
             );
         }
         for (i, p) in c.decap.vxlan_ports.iter().enumerate() {

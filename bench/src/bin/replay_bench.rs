@@ -206,6 +206,7 @@ fn run(a: Args) -> Result<(), String> {
         monitor,
         tick,
         workers: a.workers,
+        parse: Default::default(),
     };
     println!("rss before replay: {:.1} MiB", rss_kib().map_or(0.0, mib));
 

@@ -1,0 +1,357 @@
+//! `surgewatch run` end to end on a veth pair between two network namespaces: the real binary
+//! captures on end A (AF_XDP and AF_PACKET), frames of the labelled captures are injected from
+//! end B, and the summary's per-IP, per-class counts must equal the generator's expectations.
+//! Needs root; prints that it was skipped otherwise. AF_XDP runs are serialised (a queue
+//! rebind can briefly fail with EBUSY).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{inject, skip_unless_root, Spawned, VethPair};
+use surgewatch_pcaps::packet::{Net, V4};
+use surgewatch_pcaps::tunnels::{encapsulate, ErspanII, Tunnel};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Frames (full, as on the wire) of a labelled capture, and its expected results.
+fn capture(name: &str) -> (Vec<Vec<u8>>, surgewatch_pcaps::expected::Expected) {
+    let spec = surgewatch_pcaps::catalogue()
+        .into_iter()
+        .find(|s| s.name == name)
+        .expect("capture");
+    let g = surgewatch_pcaps::generate(&spec);
+    let frames = g.records.iter().map(|r| r.data.clone()).collect();
+    (frames, g.expected)
+}
+
+/// Starts `surgewatch run` on end A and waits until it captures.
+fn start(pair: &VethPair, method: &str, extra: &[&str]) -> Spawned {
+    let mut args = vec![
+        "run",
+        "-i",
+        &pair.if_a,
+        "--capture",
+        method,
+        "--format",
+        "json",
+        "--status-interval",
+        "0s",
+    ];
+    args.extend_from_slice(extra);
+    let s = Spawned::surgewatch(&pair.ns_a, &args);
+    // Capture is set up within a few milliseconds; give a loaded machine ample time.
+    std::thread::sleep(Duration::from_millis(1500));
+    s
+}
+
+fn stop(s: Spawned) -> (Vec<Value>, String) {
+    let f = s.stop(libc::SIGINT, Duration::from_secs(20));
+    assert_eq!(
+        f.status.code(),
+        Some(0),
+        "exit status; stderr: {}",
+        f.stderr
+    );
+    let lines: Vec<Value> = f
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let last = lines
+        .last()
+        .unwrap_or_else(|| panic!("no output; stderr: {}", f.stderr));
+    assert_eq!(last["event"], "summary");
+    (lines, f.stderr)
+}
+
+fn monitor_args(exp: &surgewatch_pcaps::expected::Expected) -> Vec<String> {
+    exp.monitor
+        .iter()
+        .flat_map(|m| ["--monitor".to_owned(), m.clone()])
+        .collect()
+}
+
+/// Compares the summary's per-IP per-class inbound/outbound packet counts with `exp`.
+fn check_counts(summary: &Value, exp: &surgewatch_pcaps::expected::Expected, what: &str) {
+    let top = summary["top_ips"].as_array().expect("top_ips");
+    let by_ip: BTreeMap<String, &Value> = top
+        .iter()
+        .map(|v| (v["ip"].as_str().unwrap_or("").to_owned(), v))
+        .collect();
+    assert_eq!(
+        summary["monitored_ips_seen"], exp.monitored_ips_seen,
+        "{what}: monitored IPs"
+    );
+    for ip in &exp.ips {
+        let key = ip.ip.to_string();
+        let got = by_ip
+            .get(&key)
+            .unwrap_or_else(|| panic!("{what}: {key} missing"));
+        assert_eq!(got["packets_in"], ip.packets_in, "{what} {key}: packets in");
+        assert_eq!(
+            got["packets_out"], ip.packets_out,
+            "{what} {key}: packets out"
+        );
+        assert_eq!(got["bytes_in"], ip.bytes_in, "{what} {key}: bytes in");
+        for (class, c) in got["classes"].as_object().expect("classes") {
+            let want = ip.classes_in.get(class).map_or(0, |c| c.packets);
+            assert_eq!(
+                c["packets_in"].as_u64(),
+                Some(want),
+                "{what} {key}: {class} in"
+            );
+        }
+    }
+}
+
+fn replay_equivalent(method: &str, name: &str) {
+    let (frames, exp) = capture(name);
+    let pair = VethPair::new();
+    let mut args = monitor_args(&exp);
+    args.extend([
+        "--top".to_owned(),
+        "1000".to_owned(),
+        "--threshold-pps".to_owned(),
+        "1000".to_owned(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let s = start(&pair, method, &args);
+    inject(&pair.ns_b, &pair.if_b, &frames);
+    std::thread::sleep(Duration::from_millis(1500));
+    let (lines, stderr) = stop(s);
+    let summary = lines.last().expect("summary");
+    assert_eq!(
+        summary["packets"], exp.packets,
+        "{method} {name}: every frame captured; stderr: {stderr}"
+    );
+    check_counts(summary, &exp, &format!("{method} {name}"));
+    let q = summary["queues"].as_array().expect("queues");
+    assert!(!q.is_empty(), "per-queue stats");
+    let dropped: u64 = q
+        .iter()
+        .map(|q| q["kernel_drops"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(dropped, 0, "no kernel drops at this rate");
+    // A live attack produces a start event of the expected family and target.
+    for a in &exp.attacks {
+        let start = lines
+            .iter()
+            .find(|e| e["event"] == "start" && e["target"] == a.target.to_string())
+            .unwrap_or_else(|| panic!("{method} {name}: no start event for {}", a.target));
+        assert_eq!(
+            start["family"],
+            a.family.as_str(),
+            "{method} {name}: family"
+        );
+    }
+}
+
+#[test]
+fn af_xdp_run_counts_every_class_vlan_and_ipv6_exactly_and_detects_attacks() {
+    if !skip_unless_root("af_xdp_run_counts_every_class_vlan_and_ipv6_exactly_and_detects_attacks")
+    {
+        return;
+    }
+    let _g = serial();
+    for name in [
+        "syn_flood_v4",
+        "vlan_qinq_udp_flood",
+        "fragment_flood",
+        "benign_v6_mix",
+    ] {
+        replay_equivalent("af_xdp", name);
+    }
+}
+
+#[test]
+fn af_packet_run_counts_every_class_vlan_and_ipv6_exactly_and_detects_attacks() {
+    if !skip_unless_root(
+        "af_packet_run_counts_every_class_vlan_and_ipv6_exactly_and_detects_attacks",
+    ) {
+        return;
+    }
+    let _g = serial();
+    for name in [
+        "syn_flood_v4",
+        "vlan_qinq_udp_flood",
+        "fragment_flood",
+        "benign_v6_mix",
+    ] {
+        replay_equivalent("af_packet", name);
+    }
+}
+
+/// Wraps every frame in an ERSPAN II or VXLAN mirror encapsulation.
+fn wrapped(frames: &[Vec<u8>], pair: &VethPair, tunnel: &Tunnel) -> Vec<Vec<u8>> {
+    let eth = support::eth(pair.mac_b, pair.mac_a);
+    let outer = Net::V4(V4::new(
+        "192.0.2.1".parse().expect("ip"),
+        "192.0.2.2".parse().expect("ip"),
+    ));
+    frames
+        .iter()
+        .map(|f| encapsulate(&eth, &outer, tunnel, f))
+        .collect()
+}
+
+#[test]
+fn erspan_and_vxlan_mirrors_are_counted_as_their_inner_traffic() {
+    if !skip_unless_root("erspan_and_vxlan_mirrors_are_counted_as_their_inner_traffic") {
+        return;
+    }
+    let _g = serial();
+    let (frames, exp) = capture("syn_flood_v4");
+    let dir = std::env::temp_dir().join(format!("surgewatch-live-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let cfg = dir.join("vxlan.toml");
+    std::fs::write(&cfg, "[capture.decap]\nvxlan = true\n").expect("config");
+    for (tunnel, extra) in [
+        (
+            Tunnel::ErspanII {
+                seq: 1,
+                header: ErspanII::session(7),
+            },
+            None,
+        ),
+        (Tunnel::vxlan(42), Some(cfg.to_str().expect("utf8"))),
+    ] {
+        // Room for the mirror's encapsulation around full-size customer frames.
+        let pair = VethPair::with_options(&support::VethOptions {
+            mtu: 1600,
+            ..Default::default()
+        });
+        let mut args = monitor_args(&exp);
+        args.extend(["--top".to_owned(), "1000".to_owned()]);
+        if let Some(c) = extra {
+            args.extend(["--config".to_owned(), c.to_owned()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let s = start(&pair, "af_packet", &args);
+        inject(&pair.ns_b, &pair.if_b, &wrapped(&frames, &pair, &tunnel));
+        std::thread::sleep(Duration::from_millis(1500));
+        let (lines, _) = stop(s);
+        let summary = lines.last().expect("summary");
+        assert_eq!(summary["packets"], exp.packets);
+        // Per-class packet counts of the inner traffic (bytes are the inner frame lengths).
+        check_counts(summary, &exp, &format!("{tunnel:?}"));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn xdp_attached(pair: &VethPair) -> bool {
+    let out = std::process::Command::new("ip")
+        .args(["-n", &pair.ns_a, "-d", "link", "show", "dev", &pair.if_a])
+        .output()
+        .expect("ip link show");
+    String::from_utf8_lossy(&out.stdout).contains("prog/xdp")
+}
+
+#[test]
+fn kill_9_leaves_no_xdp_program_behind() {
+    if !skip_unless_root("kill_9_leaves_no_xdp_program_behind") {
+        return;
+    }
+    let _g = serial();
+    let pair = VethPair::new();
+    let s = start(&pair, "af_xdp", &["--monitor", "203.0.113.0/24"]);
+    assert!(xdp_attached(&pair), "program attached while running");
+    let f = s.stop(libc::SIGKILL, Duration::from_secs(10));
+    assert_eq!(f.status.code(), None, "killed by the signal");
+    // The kernel releases the bpf_link with the process's last fd.
+    let mut gone = false;
+    for _ in 0..50 {
+        if !xdp_attached(&pair) {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        gone,
+        "no XDP program may stay on the interface after kill -9"
+    );
+    assert!(
+        !pair.a_is_promiscuous(),
+        "promiscuous mode is dropped with the process"
+    );
+}
+
+#[test]
+fn sigterm_drains_and_prints_the_summary_with_exit_0() {
+    if !skip_unless_root("sigterm_drains_and_prints_the_summary_with_exit_0") {
+        return;
+    }
+    let _g = serial();
+    let pair = VethPair::new();
+    let s = start(&pair, "af_packet", &["--monitor", "203.0.113.0/24"]);
+    assert!(pair.a_is_promiscuous(), "promiscuous while capturing");
+    let f = s.stop(libc::SIGTERM, Duration::from_secs(20));
+    assert_eq!(f.status.code(), Some(0), "{}", f.stderr);
+    assert!(f
+        .stdout
+        .lines()
+        .last()
+        .is_some_and(|l| l.contains("\"event\":\"summary\"")));
+    assert!(
+        !pair.a_is_promiscuous(),
+        "promiscuous mode restored on exit"
+    );
+}
+
+#[test]
+fn live_errors_are_one_line_with_a_non_zero_exit() {
+    if !skip_unless_root("live_errors_are_one_line_with_a_non_zero_exit") {
+        return;
+    }
+    let _g = serial();
+    let pair = VethPair::new();
+    let run = |args: &[&str]| {
+        let mut s = Spawned::surgewatch(&pair.ns_a, args);
+        s.wait_timeout(Duration::from_secs(20)).expect("exits")
+    };
+    for method in ["af_xdp", "af_packet", "auto"] {
+        let f = run(&["run", "-i", "nosuch0", "--capture", method]);
+        assert_eq!(f.status.code(), Some(2), "{method}: {}", f.stderr);
+        let errs: Vec<&str> = f.stderr.lines().filter(|l| l.contains("error")).collect();
+        assert_eq!(errs.len(), 1, "{method}: {}", f.stderr);
+        assert!(errs[0].contains("no such network interface"), "{}", errs[0]);
+    }
+    pair.set_a_up(false);
+    for method in ["af_xdp", "af_packet"] {
+        let f = run(&["run", "-i", &pair.if_a, "--capture", method]);
+        assert_eq!(f.status.code(), Some(2), "{method}: {}", f.stderr);
+        assert!(
+            f.stderr.contains("interface is down"),
+            "{method}: {}",
+            f.stderr
+        );
+    }
+    pair.set_a_up(true);
+    // Without privileges (uid/gid nobody, no capabilities).
+    let out = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &pair.ns_a,
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(support::surgewatch_bin())
+        .args(["run", "-i", &pair.if_a, "--capture", "af_packet"])
+        .output()
+        .expect("setpriv");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("run as root"), "{err}");
+}
