@@ -21,7 +21,8 @@
 //!   CLI's default limit of 100,000 tracked addresses (the set admitted by a first tick is
 //!   installed, as the replay engine does; destinations beyond it are overflow).
 //! - `tick_merge/*`: [`Accounting::end_tick`] of one tick's deltas where every address is
-//!   already tracked (the steady state); throughput is in active addresses.
+//!   already tracked and known to the shards (the steady state); throughput is in active
+//!   addresses.
 //!
 //! Each per-packet iteration ends with `take_tick` + `recycle` (a tick boundary without the
 //! merge), so shards keep their steady-state capacity and size.
@@ -187,13 +188,26 @@ fn per_packet(cr: &mut Criterion, c: &Corpus, hot: &Corpus) {
     g.finish();
 }
 
-/// `shards` deltas of one tick (frames dealt round-robin, as the replay engine deals batches).
-fn tick_deltas(c: &Corpus, monitor: &Arc<Monitor>, shards: usize) -> Vec<TickDelta> {
+/// `shards` deltas of one tick in the steady state (frames dealt round-robin, as the replay
+/// engine deals batches), with the merger that tracks their addresses: a first tick is merged
+/// and recycled, so the shards know every address's id.
+fn tick_deltas(c: &Corpus, monitor: &Arc<Monitor>, shards: usize) -> (Accounting, Vec<TickDelta>) {
     let mut ss: Vec<Shard> = (0..shards).map(|_| Shard::new(monitor.clone())).collect();
-    for (i, (data, wire)) in c.iter().enumerate() {
-        ss[i % shards].account(&parse(c.link, data, wire));
+    let mut acct = Accounting::new(monitor.clone(), tick());
+    let account = |ss: &mut [Shard]| {
+        for (i, (data, wire)) in c.iter().enumerate() {
+            ss[i % shards].account(&parse(c.link, data, wire));
+        }
+    };
+    account(&mut ss);
+    let mut first: Vec<TickDelta> = ss.iter_mut().map(Shard::take_tick).collect();
+    acct.end_tick(0, &mut first);
+    for (s, d) in ss.iter_mut().zip(first) {
+        s.recycle(d);
     }
-    ss.iter_mut().map(Shard::take_tick).collect()
+    account(&mut ss);
+    let deltas = ss.iter_mut().map(Shard::take_tick).collect();
+    (acct, deltas)
 }
 
 fn tick_merge(cr: &mut Criterion, c: &Corpus) {
@@ -201,13 +215,11 @@ fn tick_merge(cr: &mut Criterion, c: &Corpus) {
     configure(&mut g);
     let monitor = monitor_one_prefix();
     for shards in [1usize, 2] {
-        let deltas = tick_deltas(c, &monitor, shards);
-        // Steady state: every address already tracked by a first tick.
-        let mut acct = Accounting::new(monitor.clone(), tick());
-        let mut first = deltas.clone();
-        let active = acct.end_tick(0, &mut first).iter().count();
+        // Steady state: every address already tracked by a first tick, ids known to shards.
+        let (mut acct, deltas) = tick_deltas(c, &monitor, shards);
+        let active = acct.end_tick(TICK_NS, &mut deltas.clone()).len();
         g.throughput(Throughput::Elements(active as u64));
-        let mut start = 0;
+        let mut start = TICK_NS;
         g.bench_function(
             format!("end_tick_{}k_ips_{shards}_shard", active / 1000),
             |b| {
@@ -215,7 +227,7 @@ fn tick_merge(cr: &mut Criterion, c: &Corpus) {
                     || deltas.clone(),
                     |mut ds| {
                         start += TICK_NS;
-                        black_box(acct.end_tick(start, &mut ds).iter().count());
+                        black_box(acct.end_tick(start, &mut ds).len());
                         ds
                     },
                     BatchSize::LargeInput,

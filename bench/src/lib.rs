@@ -16,6 +16,8 @@
 
 #![warn(missing_docs)]
 
+pub mod ticks;
+
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 

@@ -4,14 +4,17 @@ use std::cmp::Reverse;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use hashbrown::HashMap;
 use surgewatch_pipeline::{ParseStatus, TrafficClass};
 
 use crate::analysis::SourceStats;
 use crate::clock::TickLength;
-use crate::counters::{AmpCounters, IpCounters, PacketsBytes, TrafficStats};
+use crate::counters::{
+    cell_unpack, AmpCounters, IpCounters, PacketsBytes, TickCells, TrafficStats,
+};
 use crate::key::{Direction, GroupId, IpKey};
-use crate::shard::{AdmittedSet, Monitor, TickDelta, WatchSet};
+use crate::shard::{
+    add_cells_packed, for_each_bit, AdmittedSet, Monitor, TickDelta, WatchSet, NEW, NONE,
+};
 
 /// Dense id of a tracked address, assigned at admission in a deterministic order (ticks in
 /// order, ascending [`IpKey`] within a tick). Stable for the life of the [`Accounting`]; the
@@ -27,7 +30,89 @@ impl IpId {
     }
 }
 
-/// Long-lived state of one tracked address (about 400 bytes).
+/// Number of (direction, class) counters of an address.
+const CELLS: usize = 2 * TrafficClass::COUNT;
+
+/// Totals of one address since admission, per direction and class: 32-bit packet counts and
+/// 64-bit byte counts (224 bytes instead of the 288 of an [`IpCounters`]); the high halves of
+/// the packet counts are allocated the first time one passes `u32::MAX`. Exact.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IpTotals {
+    packets: [u32; CELLS],
+    bytes: [u64; CELLS],
+    packets_hi: Option<Box<[u32; CELLS]>>,
+}
+
+impl IpTotals {
+    #[inline]
+    fn packets_at(&self, i: usize) -> u64 {
+        let hi = self
+            .packets_hi
+            .as_ref()
+            .and_then(|h| h.get(i))
+            .copied()
+            .unwrap_or(0);
+        (u64::from(hi) << 32) | u64::from(self.packets.get(i).copied().unwrap_or(0))
+    }
+
+    /// Adds to cell `dir * 9 + class`.
+    #[inline]
+    fn add_cell(&mut self, i: usize, c: PacketsBytes) {
+        let (Some(p), Some(b)) = (self.packets.get_mut(i), self.bytes.get_mut(i)) else {
+            return;
+        };
+        *b += c.bytes;
+        match u32::try_from(c.packets).ok().and_then(|n| p.checked_add(n)) {
+            Some(n) if self.packets_hi.is_none() => *p = n,
+            _ => {
+                let full = self.packets_at(i) + c.packets;
+                let hi = self.packets_hi.get_or_insert_with(Default::default);
+                if let (Some(p), Some(h)) = (self.packets.get_mut(i), hi.get_mut(i)) {
+                    *p = full as u32;
+                    *h = (full >> 32) as u32;
+                }
+            }
+        }
+    }
+
+    /// Counter of one direction and class.
+    pub fn get(&self, dir: Direction, class: TrafficClass) -> PacketsBytes {
+        let i = dir.index() * TrafficClass::COUNT + class.index();
+        PacketsBytes {
+            packets: self.packets_at(i),
+            bytes: self.bytes.get(i).copied().unwrap_or(0),
+        }
+    }
+
+    /// Sum over classes for one direction.
+    pub fn total(&self, dir: Direction) -> PacketsBytes {
+        let mut t = PacketsBytes::default();
+        for c in TrafficClass::ALL {
+            t.add(&self.get(dir, c));
+        }
+        t
+    }
+
+    /// Sum over both directions and all classes.
+    pub fn grand_total(&self) -> PacketsBytes {
+        let mut t = self.total(Direction::In);
+        t.add(&self.total(Direction::Out));
+        t
+    }
+
+    /// As full counters.
+    pub fn to_counters(&self) -> IpCounters {
+        let mut c = IpCounters::ZERO;
+        for d in Direction::ALL {
+            for k in TrafficClass::ALL {
+                c.by_dir[d.index()][k.index()] = self.get(d, k);
+            }
+        }
+        c
+    }
+}
+
+/// Long-lived state of one tracked address (328 bytes).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IpRecord {
     /// The address.
@@ -49,20 +134,18 @@ pub struct IpRecord {
     /// Highest per-tick bit rate per direction (`[Direction::index]`).
     pub peak_dir_bps: [u64; 2],
     /// Totals since admission per direction and class.
-    pub totals: IpCounters,
+    pub totals: IpTotals,
 }
 
-/// This tick's counters of one tracked address.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TickEntry {
-    /// The address's id.
-    pub id: IpId,
-    /// Its counters for the tick.
-    pub counters: IpCounters,
-}
+/// A tick's per-cell spills, sorted by id: counts that did not fit a packed cell.
+pub(crate) type Spills = [(u32, u8, PacketsBytes)];
 
-/// View of the tick just closed by [`Accounting::close_tick`]: the hook for baselines and
-/// detection. Entries are ordered by [`IpId`], so iteration is deterministic.
+/// View of the tick just closed by [`Accounting::end_tick`]: the hook for baselines and
+/// detection. Addresses come by ascending [`IpId`], so iteration is deterministic.
+///
+/// It reads the counters where the shards left them (the first delta holds the sums of every
+/// tracked address, addresses admitted in the tick stay in their delta's slot), so it borrows
+/// the deltas as well as the merger.
 #[derive(Clone, Copy, Debug)]
 pub struct ClosedTick<'a> {
     /// Start of the closed tick (ns since the epoch).
@@ -71,11 +154,33 @@ pub struct ClosedTick<'a> {
     pub stats: &'a TrafficStats,
     /// Addresses admitted during this tick.
     pub admitted: usize,
-    entries: &'a [TickEntry],
+    /// Sums of tracked addresses by id (valid where `bits` is set).
+    cells: &'a [TickCells],
+    bits: &'a [u64],
+    /// Addresses admitted in the tick (ids `first_new..`): (delta, slot) of their summed cells.
+    deltas: &'a [TickDelta],
+    new_at: &'a [(u32, u32)],
+    first_new: u32,
+    spill: &'a Spills,
     amp: &'a [(IpId, AmpCounters)],
     watch: &'a WatchSet,
     watched: &'a [SourceStats],
     records: &'a [IpRecord],
+    groups: &'a [GroupId],
+}
+
+/// One address's counters for a closed tick, unpacked from the shards' packed form; derefs
+/// to [`IpCounters`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct TickCounters(pub IpCounters);
+
+impl std::ops::Deref for TickCounters {
+    type Target = IpCounters;
+
+    #[inline]
+    fn deref(&self) -> &IpCounters {
+        &self.0
+    }
 }
 
 /// One tracked address in a [`ClosedTick`]: everything the tick measured about it.
@@ -86,18 +191,78 @@ pub struct TickIp<'a> {
     /// Its long-lived record (already updated with this tick).
     pub record: &'a IpRecord,
     /// Its counters for the tick.
-    pub counters: &'a IpCounters,
+    pub counters: TickCounters,
     /// Its inbound amplification counters for the tick ([`AmpCounters::ZERO`] when none).
     pub amp: &'a AmpCounters,
 }
 
+/// Unpacked counters of one address's packed cells plus its spills.
+#[inline]
+pub(crate) fn counters_of(cells: &TickCells, spill: &Spills) -> IpCounters {
+    let mut c = IpCounters::ZERO;
+    for (i, &v) in cells.iter().enumerate() {
+        let (d, k) = (i / TrafficClass::COUNT, i % TrafficClass::COUNT);
+        if let Some(x) = c.by_dir.get_mut(d).and_then(|a| a.get_mut(k)) {
+            *x = cell_unpack(v);
+        }
+    }
+    for (_, cell, pb) in spill {
+        c.add_cell(usize::from(*cell), *pb);
+    }
+    c
+}
+
+/// The part of `spill` (sorted by id) for `id`, advancing `from`.
+#[inline]
+fn spill_of<'s>(spill: &'s Spills, from: &mut usize, id: u32) -> &'s Spills {
+    let rest = spill.get(*from..).unwrap_or(&[]);
+    match rest.first() {
+        Some(s) if s.0 <= id => {}
+        _ => return &[],
+    }
+    let skip = rest.iter().take_while(|s| s.0 < id).count();
+    let n = rest[skip..].iter().take_while(|s| s.0 == id).count();
+    *from += skip + n;
+    &rest[skip..skip + n]
+}
+
+static ZERO_CELLS_STATIC: TickCells = [0; CELLS];
+
 impl<'a> ClosedTick<'a> {
+    /// Every address with traffic in the tick, by ascending id, with its packed cells and
+    /// spills.
+    fn raw(&self) -> impl Iterator<Item = (u32, &'a TickCells, &'a Spills)> + 'a {
+        let (cells, bits, deltas, new_at, first_new, spill) = (
+            self.cells,
+            self.bits,
+            self.deltas,
+            self.new_at,
+            self.first_new,
+            self.spill,
+        );
+        let known = BitIter::new(bits)
+            .map(move |id| (id as u32, cells.get(id).unwrap_or(&ZERO_CELLS_STATIC)));
+        let new = new_at.iter().enumerate().map(move |(i, &(d, s))| {
+            let c = deltas
+                .get(d as usize)
+                .and_then(|d| d.new_cells.get(s as usize))
+                .unwrap_or(&ZERO_CELLS_STATIC);
+            (first_new + i as u32, c)
+        });
+        let mut at = 0;
+        known
+            .chain(new)
+            .map(move |(id, c)| (id, c, spill_of(spill, &mut at, id)))
+    }
+
     /// Per-address counters of the tick, with each address's (already updated) record.
-    pub fn iter(&self) -> impl Iterator<Item = (IpId, &'a IpRecord, &'a IpCounters)> + 'a {
+    pub fn iter(&self) -> impl Iterator<Item = (IpId, &'a IpRecord, TickCounters)> + 'a {
         let records = self.records;
-        self.entries
-            .iter()
-            .filter_map(move |e| records.get(e.id.index()).map(|r| (e.id, r, &e.counters)))
+        self.raw().filter_map(move |(id, c, sp)| {
+            records
+                .get(id as usize)
+                .map(|r| (IpId(id), r, TickCounters(counters_of(c, sp))))
+        })
     }
 
     /// Every address with traffic in the tick, by ascending [`IpId`], with its counters and
@@ -105,19 +270,59 @@ impl<'a> ClosedTick<'a> {
     pub fn ips(&self) -> impl Iterator<Item = TickIp<'a>> + 'a {
         let records = self.records;
         let mut amp = self.amp.iter().peekable();
-        self.entries.iter().filter_map(move |e| {
-            let record = records.get(e.id.index())?;
-            while amp.next_if(|(id, _)| *id < e.id).is_some() {}
-            let a = amp
-                .next_if(|(id, _)| *id == e.id)
-                .map_or(&ZERO_AMP, |(_, a)| a);
+        self.raw().filter_map(move |(id, c, sp)| {
+            let id = IpId(id);
+            let record = records.get(id.index())?;
+            while amp.next_if(|(a, _)| *a < id).is_some() {}
+            let a = amp.next_if(|(a, _)| *a == id).map_or(&ZERO_AMP, |(_, a)| a);
             Some(TickIp {
-                id: e.id,
+                id,
                 record,
-                counters: &e.counters,
+                counters: TickCounters(counters_of(c, sp)),
                 amp: a,
             })
         })
+    }
+
+    /// Calls `f` for every address with traffic in the tick, by ascending id, with its record,
+    /// packed counters, spills and amplification counters: the detector's loop, without
+    /// unpacking or moving full counters.
+    #[inline]
+    pub(crate) fn for_each_raw(
+        &self,
+        mut f: impl FnMut(IpId, GroupId, &'a TickCells, &'a Spills, &'a AmpCounters),
+    ) {
+        let groups = self.groups;
+        let amp = self.amp;
+        let mut ai = 0;
+        for (id, c, sp) in self.raw() {
+            let Some(&group) = groups.get(id as usize) else {
+                continue;
+            };
+            let id = IpId(id);
+            while amp.get(ai).is_some_and(|a| a.0 < id) {
+                ai += 1;
+            }
+            let a = match amp.get(ai) {
+                Some((aid, a)) if *aid == id => a,
+                _ => &ZERO_AMP,
+            };
+            f(id, group, c, sp, a);
+        }
+    }
+
+    /// Number of addresses with traffic in the tick.
+    pub fn len(&self) -> usize {
+        self.bits
+            .iter()
+            .map(|w| w.count_ones() as usize)
+            .sum::<usize>()
+            + self.new_at.len()
+    }
+
+    /// Whether no address had traffic in the tick.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Amplification counters of the tick, only for addresses that received reflector-port
@@ -140,45 +345,170 @@ impl<'a> ClosedTick<'a> {
     pub fn record(&self, id: IpId) -> Option<&'a IpRecord> {
         self.records.get(id.index())
     }
+}
 
-    /// The raw entries.
-    pub fn entries(&self) -> &'a [TickEntry] {
-        self.entries
+/// Set bits of a bitmap, ascending.
+struct BitIter<'a> {
+    words: std::slice::Iter<'a, u64>,
+    base: usize,
+    cur: u64,
+}
+
+impl<'a> BitIter<'a> {
+    fn new(bits: &'a [u64]) -> Self {
+        BitIter {
+            words: bits.iter(),
+            base: 0,
+            cur: 0,
+        }
     }
 }
 
-static ZERO_AMP: AmpCounters = AmpCounters::ZERO;
+impl Iterator for BitIter<'_> {
+    type Item = usize;
 
-/// Packets per second and bits per second of a count over one tick.
-#[inline]
-fn rates(c: PacketsBytes, tick_ns: u64) -> (u64, u64) {
-    let per_sec =
-        |n: u128| u64::try_from(n * 1_000_000_000 / u128::from(tick_ns)).unwrap_or(u64::MAX);
-    (
-        per_sec(u128::from(c.packets)),
-        per_sec(u128::from(c.bytes) * 8),
-    )
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        while self.cur == 0 {
+            self.cur = *self.words.next()?;
+            self.base += 64;
+        }
+        let b = self.cur.trailing_zeros() as usize;
+        self.cur &= self.cur - 1;
+        Some(self.base - 64 + b)
+    }
+}
+
+pub(crate) static ZERO_AMP: AmpCounters = AmpCounters::ZERO;
+
+/// Counts per second over one tick: a multiplier when the tick divides a second (1 s: the
+/// identity), else an exact 128-bit division.
+#[derive(Copy, Clone, Debug)]
+struct PerSec {
+    tick_ns: u64,
+    mul: Option<u64>,
+}
+
+impl PerSec {
+    fn new(tick_ns: u64) -> Self {
+        let tick_ns = tick_ns.max(1);
+        PerSec {
+            tick_ns,
+            mul: (1_000_000_000 % tick_ns == 0).then_some(1_000_000_000 / tick_ns),
+        }
+    }
+
+    #[inline]
+    fn of(self, n: u64) -> u64 {
+        match self.mul {
+            Some(1) => n,
+            Some(m) => n.saturating_mul(m),
+            None => u64::try_from(u128::from(n) * 1_000_000_000 / u128::from(self.tick_ns))
+                .unwrap_or(u64::MAX),
+        }
+    }
+
+    /// Packets per second and bits per second of a count.
+    #[inline]
+    fn rates(self, c: PacketsBytes) -> (u64, u64) {
+        (self.of(c.packets), self.of(c.bytes.saturating_mul(8)))
+    }
+}
+
+/// Key → [`IpId`] of every tracked address: open addressing (linear probing, load ≤ 1/2) over
+/// 4-byte ids, keys compared through the records (8 bytes per address instead of the ~64 of
+/// a `HashMap<IpKey, IpId>`).
+#[derive(Clone, Debug)]
+struct IdTable {
+    slots: Vec<u32>,
+    len: usize,
+    seed: u64,
+}
+
+impl Default for IdTable {
+    fn default() -> Self {
+        use std::hash::BuildHasher;
+        let seed = hashbrown::DefaultHashBuilder::default().hash_one(0x5eed_u64) | 1;
+        IdTable {
+            slots: vec![NONE; 16],
+            len: 0,
+            seed,
+        }
+    }
+}
+
+impl IdTable {
+    #[inline]
+    fn hash(&self, k: &IpKey) -> usize {
+        let m = |a: u64, b: u64| {
+            let p = u128::from(a) * u128::from(b);
+            (p as u64) ^ ((p >> 64) as u64)
+        };
+        let h = m(k.lo ^ self.seed, 0x9e37_79b9_7f4a_7c15);
+        let h = if k.v6 { m(h ^ k.hi, self.seed) } else { h };
+        h as usize
+    }
+
+    fn get(&self, k: &IpKey, records: &[IpRecord]) -> Option<IpId> {
+        let mask = self.slots.len() - 1;
+        let mut i = self.hash(k) & mask;
+        loop {
+            let id = *self.slots.get(i)?;
+            if id == NONE {
+                return None;
+            }
+            if records.get(id as usize).is_some_and(|r| r.ip == *k) {
+                return Some(IpId(id));
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Inserts the id of an absent key (`records[id]` holds the key).
+    fn insert(&mut self, id: IpId, records: &[IpRecord]) {
+        if (self.len + 1) * 2 > self.slots.len() {
+            let n = self.slots.len() * 2;
+            let old = std::mem::replace(&mut self.slots, vec![NONE; n]);
+            self.len = 0;
+            for o in old.into_iter().filter(|&o| o != NONE) {
+                self.insert(IpId(o), records);
+            }
+        }
+        let Some(k) = records.get(id.index()).map(|r| r.ip) else {
+            return;
+        };
+        let mask = self.slots.len() - 1;
+        let mut i = self.hash(&k) & mask;
+        while self.slots[i] != NONE {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = id.0;
+        self.len += 1;
+    }
 }
 
 /// The merger: one instance, owned by the tick thread.
 ///
-/// Per tick: [`merge`](Self::merge) every shard's [`TickDelta`] (in any order: sums commute),
-/// then [`close_tick`](Self::close_tick). Or both at once with [`end_tick`](Self::end_tick).
+/// Per tick: [`end_tick`](Self::end_tick) with every shard's [`TickDelta`] (in any order: sums
+/// commute).
 #[derive(Debug)]
 pub struct Accounting {
     monitor: Arc<Monitor>,
     tick_ns: u64,
-    ids: HashMap<IpKey, IpId>,
+    ids: IdTable,
     records: Vec<IpRecord>,
-    pending: HashMap<IpKey, IpCounters>,
-    pending_amp: HashMap<IpKey, AmpCounters>,
+    /// `records[id].group`, densely: what the detector reads per address.
+    groups: Vec<GroupId>,
     pending_stats: TrafficStats,
     stats: TrafficStats,
     ticks_closed: u64,
-    closed: Vec<TickEntry>,
     closed_amp: Vec<(IpId, AmpCounters)>,
     closed_stats: TrafficStats,
-    newcomers: Vec<(IpKey, IpCounters)>,
+    /// New addresses of the tick: (address, delta, slot).
+    newcomers: Vec<(IpKey, u32, u32)>,
+    /// Addresses admitted in the tick, by id from `first_new`: (delta, slot) of their cells.
+    new_at: Vec<(u32, u32)>,
+    spill: Vec<(u32, u8, PacketsBytes)>,
     admitted: Arc<AdmittedSet>,
     /// Watch set of the tick being merged, and its targets' merged stats (`[slot]`).
     watch: Arc<WatchSet>,
@@ -194,17 +524,17 @@ impl Accounting {
         Accounting {
             monitor,
             tick_ns: tick.as_nanos(),
-            ids: HashMap::new(),
+            ids: IdTable::default(),
             records: Vec::new(),
-            pending: HashMap::new(),
-            pending_amp: HashMap::new(),
+            groups: Vec::new(),
             pending_stats: TrafficStats::default(),
             stats: TrafficStats::default(),
             ticks_closed: 0,
-            closed: Vec::new(),
             closed_amp: Vec::new(),
             closed_stats: TrafficStats::default(),
             newcomers: Vec::new(),
+            new_at: Vec::new(),
+            spill: Vec::new(),
             admitted: Arc::new(AdmittedSet::new(Default::default(), limit)),
             watch: Arc::default(),
             pending_watched: Vec::new(),
@@ -213,10 +543,8 @@ impl Accounting {
         }
     }
 
-    /// Adds one shard's delta to the tick being merged.
-    pub fn merge(&mut self, delta: &TickDelta) {
-        self.pending_stats.add(delta.stats());
-        delta.merge_into(&mut self.pending, &mut self.pending_amp);
+    /// Adds the watched targets' source analysis of one delta.
+    fn merge_watched(&mut self, delta: &TickDelta) {
         let same = Arc::ptr_eq(delta.watch(), &self.watch);
         for ((slot, key), stats) in delta
             .watch()
@@ -238,83 +566,105 @@ impl Accounting {
         }
     }
 
-    /// Merges every delta (clearing each, ready for [`Shard::recycle`](crate::Shard::recycle))
-    /// and closes the tick.
-    pub fn end_tick(&mut self, tick_start_ns: u64, deltas: &mut [TickDelta]) -> ClosedTick<'_> {
-        for d in deltas.iter_mut() {
-            self.merge(d);
+    /// Merges every shard's delta of the tick that started at `tick_start_ns` and closes the
+    /// tick: admits new addresses in ascending order while fewer than the limit are tracked
+    /// (the rest become overflow), updates every touched record (totals, peaks, last seen)
+    /// and the global totals.
+    ///
+    /// The sums are made in place in the deltas (the first one receives the tracked
+    /// addresses' sums), which the returned view reads: hand the deltas back to their shards
+    /// with [`Shard::recycle`](crate::Shard::recycle) once it is dropped (that clears them, and
+    /// teaches each shard the ids of its new addresses). A delta already merged counts as
+    /// empty.
+    ///
+    /// Cost: per tracked address with traffic, one add of its packed counters per extra
+    /// delta and one record update, all in id order over dense vectors; hashing and sorting
+    /// only for new addresses.
+    pub fn end_tick<'a>(
+        &'a mut self,
+        tick_start_ns: u64,
+        deltas: &'a mut [TickDelta],
+    ) -> ClosedTick<'a> {
+        for d in deltas.iter_mut().filter(|d| d.merged) {
             d.clear();
         }
-        self.close_tick(tick_start_ns)
-    }
-
-    /// Closes the merged tick that started at `tick_start_ns`: admits new addresses in ascending
-    /// order while fewer than the limit are tracked (the rest become overflow), updates every
-    /// touched record (totals, peaks, last seen) and the global totals.
-    pub fn close_tick(&mut self, tick_start_ns: u64) -> ClosedTick<'_> {
-        self.closed.clear();
+        self.pending_stats = TrafficStats::default();
+        for d in deltas.iter() {
+            self.pending_stats.add(d.stats());
+            self.merge_watched(d);
+        }
+        self.spill.clear();
         self.newcomers.clear();
-        for (key, c) in self.pending.drain() {
-            match self.ids.get(&key) {
-                Some(&id) => self.closed.push(TickEntry { id, counters: c }),
-                None => self.newcomers.push((key, c)),
-            }
-        }
-        self.newcomers.sort_unstable_by_key(|&(k, _)| k);
-        let limit = self.monitor.raw_ip_limit();
-        let mut admitted = 0;
-        for (key, c) in self.newcomers.drain(..) {
-            let id = u32::try_from(self.records.len()).ok().map(IpId);
-            match (self.monitor.group_of(key), id) {
-                (Some(group), Some(id)) if self.records.len() < limit => {
-                    self.records.push(IpRecord {
-                        ip: key,
-                        group,
-                        first_seen_ns: tick_start_ns,
-                        last_seen_ns: tick_start_ns,
-                        active_ticks: 0,
-                        peak_pps: 0,
-                        peak_bps: 0,
-                        peak_dir_pps: [0; 2],
-                        peak_dir_bps: [0; 2],
-                        totals: IpCounters::ZERO,
-                    });
-                    self.ids.insert(key, id);
-                    self.closed.push(TickEntry { id, counters: c });
-                    admitted += 1;
-                }
-                _ => self.pending_stats.overflow.add(&c.grand_total()),
-            }
-        }
-        self.closed.sort_unstable_by_key(|e| e.id);
+        self.new_at.clear();
         self.closed_amp.clear();
-        for (key, a) in self.pending_amp.drain() {
-            if let Some(&id) = self.ids.get(&key) {
-                self.closed_amp.push((id, a));
+        let old_len = self.records.len();
+
+        // Tracked addresses of the other deltas into the first one, in id order.
+        if let Some((first, rest)) = deltas.split_first_mut() {
+            for d in rest.iter() {
+                for_each_bit(&d.bits, |id| {
+                    if let Some(c) = d.cells.get(id) {
+                        first.add_known(id as u32, c, &mut self.spill);
+                    }
+                });
             }
         }
+        // New addresses: already tracked (learned by the shard next time), or newcomers.
+        for di in 0..deltas.len() {
+            for si in 0..deltas[di].new_keys.len() {
+                let key = deltas[di].new_keys[si];
+                match self.ids.get(&key, &self.records) {
+                    Some(id) => {
+                        let c = deltas[di].new_cells[si];
+                        deltas[0].add_known(id.0, &c, &mut self.spill);
+                        deltas[di].learned.push((key, id));
+                    }
+                    None => self.newcomers.push((key, di as u32, si as u32)),
+                }
+            }
+        }
+        self.admit(tick_start_ns, deltas);
+        let admitted = self.records.len() - old_len;
+
+        // Spills and amplification counters, resolved to ids.
+        for d in deltas.iter() {
+            for &(key, id, cell, pb) in &d.spill {
+                let id = if id == NONE {
+                    self.ids.get(&key, &self.records).map(|i| i.0)
+                } else {
+                    Some(id)
+                };
+                match id {
+                    Some(id) => self.spill.push((id, cell, pb)),
+                    None => self.pending_stats.overflow.add(&pb),
+                }
+            }
+            for (&(key, target), a) in d.amp_refs.iter().zip(&d.amp) {
+                let id = if target & NEW == 0 {
+                    Some(IpId(target))
+                } else {
+                    self.ids.get(&key, &self.records)
+                };
+                if let Some(id) = id {
+                    self.closed_amp.push((id, *a));
+                }
+            }
+        }
+        self.spill.sort_unstable_by_key(|s| (s.0, s.1));
         self.closed_amp.sort_unstable_by_key(|e| e.0);
-
-        for e in &self.closed {
-            let Some(r) = self.records.get_mut(e.id.index()) else {
-                continue;
-            };
-            r.totals.add(&e.counters);
-            r.last_seen_ns = tick_start_ns;
-            r.active_ticks += 1;
-            let (pps, bps) = rates(e.counters.grand_total(), self.tick_ns);
-            r.peak_pps = r.peak_pps.max(pps);
-            r.peak_bps = r.peak_bps.max(bps);
-            for d in Direction::ALL {
-                let (pps, bps) = rates(e.counters.total(d), self.tick_ns);
-                let i = d.index();
-                r.peak_dir_pps[i] = r.peak_dir_pps[i].max(pps);
-                r.peak_dir_bps[i] = r.peak_dir_bps[i].max(bps);
+        self.closed_amp.dedup_by(|b, a| {
+            let same = a.0 == b.0;
+            if same {
+                a.1.add(&b.1);
             }
-        }
+            same
+        });
 
+        self.update_records(tick_start_ns, deltas, old_len);
+
+        let limit = self.monitor.raw_ip_limit();
         if admitted > 0 && limit != usize::MAX {
-            let ips = self.ids.keys().copied().collect();
+            let ips = self.records.iter().map(|r| r.ip).collect();
             self.admitted = Arc::new(AdmittedSet::new(
                 ips,
                 limit.saturating_sub(self.records.len()),
@@ -327,15 +677,146 @@ impl Accounting {
         self.stats.add(&self.pending_stats);
         self.closed_stats = std::mem::take(&mut self.pending_stats);
         self.ticks_closed += 1;
+        for d in deltas.iter_mut() {
+            d.merged = true;
+        }
+        let deltas: &'a [TickDelta] = deltas;
+        let (cells, bits): (&[TickCells], &[u64]) = match deltas.first() {
+            Some(d) => (&d.cells, &d.bits),
+            None => (&[], &[]),
+        };
         ClosedTick {
             tick_start_ns,
             stats: &self.closed_stats,
             admitted,
-            entries: &self.closed,
+            cells,
+            bits,
+            deltas,
+            new_at: &self.new_at,
+            first_new: old_len as u32,
+            spill: &self.spill,
             amp: &self.closed_amp,
             watch: &self.closed_watch,
             watched: &self.closed_watched,
             records: &self.records,
+            groups: &self.groups,
+        }
+    }
+
+    /// Admits the tick's newcomers in ascending address order while the limit allows, summing
+    /// each one's cells across deltas into its first slot.
+    fn admit(&mut self, tick_start_ns: u64, deltas: &mut [TickDelta]) {
+        self.newcomers.sort_unstable();
+        let limit = self.monitor.raw_ip_limit();
+        let mut i = 0;
+        while i < self.newcomers.len() {
+            let (key, d0, s0) = self.newcomers[i];
+            let mut j = i + 1;
+            while j < self.newcomers.len() && self.newcomers[j].0 == key {
+                let (_, d, s) = self.newcomers[j];
+                let c = deltas[d as usize].new_cells[s as usize];
+                let mut spill = Vec::new();
+                if let Some(into) = deltas[d0 as usize].new_cells.get_mut(s0 as usize) {
+                    add_cells_packed(into, &c, NONE, &mut spill);
+                }
+                for (_, cell, pb) in spill {
+                    // Resolved with the key's other spills below.
+                    deltas[d0 as usize].spill.push((key, NONE, cell, pb));
+                }
+                j += 1;
+            }
+            let id = u32::try_from(self.records.len())
+                .ok()
+                .filter(|&id| id < NEW)
+                .map(IpId);
+            match (self.monitor.group_of(key), id) {
+                (Some(group), Some(id)) if self.records.len() < limit => {
+                    self.records.push(IpRecord {
+                        ip: key,
+                        group,
+                        first_seen_ns: tick_start_ns,
+                        last_seen_ns: tick_start_ns,
+                        active_ticks: 0,
+                        peak_pps: 0,
+                        peak_bps: 0,
+                        peak_dir_pps: [0; 2],
+                        peak_dir_bps: [0; 2],
+                        totals: IpTotals::default(),
+                    });
+                    self.groups.push(group);
+                    self.ids.insert(id, &self.records);
+                    self.new_at.push((d0, s0));
+                    for &(_, d, _) in &self.newcomers[i..j] {
+                        if let Some(d) = deltas.get_mut(d as usize) {
+                            d.learned.push((key, id));
+                        }
+                    }
+                }
+                _ => {
+                    let mut c = IpCounters::ZERO;
+                    if let Some(cells) = deltas[d0 as usize].new_cells.get(s0 as usize) {
+                        c.add_cells(cells);
+                    }
+                    self.pending_stats.overflow.add(&c.grand_total());
+                }
+            }
+            i = j;
+        }
+    }
+
+    /// Adds the tick to the record of every address with traffic, by ascending id.
+    fn update_records(&mut self, tick_start_ns: u64, deltas: &[TickDelta], old_len: usize) {
+        let per_sec = PerSec::new(self.tick_ns);
+        let records = &mut self.records;
+        let spill = &self.spill[..];
+        let mut at = 0;
+        let mut update = |id: u32, cells: &TickCells| {
+            let sp = spill_of(spill, &mut at, id);
+            let Some(r) = records.get_mut(id as usize) else {
+                return;
+            };
+            let mut dir = [PacketsBytes::default(); 2];
+            for (i, &v) in cells.iter().enumerate() {
+                if v != 0 {
+                    let c = cell_unpack(v);
+                    r.totals.add_cell(i, c);
+                    dir[i / TrafficClass::COUNT].add(&c);
+                }
+            }
+            for &(_, cell, pb) in sp {
+                r.totals.add_cell(usize::from(cell), pb);
+                if let Some(d) = dir.get_mut(usize::from(cell) / TrafficClass::COUNT) {
+                    d.add(&pb);
+                }
+            }
+            r.last_seen_ns = tick_start_ns;
+            r.active_ticks += 1;
+            let mut all = dir[0];
+            all.add(&dir[1]);
+            let (pps, bps) = per_sec.rates(all);
+            r.peak_pps = r.peak_pps.max(pps);
+            r.peak_bps = r.peak_bps.max(bps);
+            for (i, d) in dir.iter().enumerate() {
+                let (pps, bps) = per_sec.rates(*d);
+                r.peak_dir_pps[i] = r.peak_dir_pps[i].max(pps);
+                r.peak_dir_bps[i] = r.peak_dir_bps[i].max(bps);
+            }
+        };
+        if let Some(first) = deltas.first() {
+            let cells = &first.cells;
+            for_each_bit(&first.bits, |id| {
+                if let Some(c) = cells.get(id) {
+                    update(id as u32, c);
+                }
+            });
+        }
+        for (i, &(d, s)) in self.new_at.iter().enumerate() {
+            if let Some(c) = deltas
+                .get(d as usize)
+                .and_then(|d| d.new_cells.get(s as usize))
+            {
+                update((old_len + i) as u32, c);
+            }
         }
     }
 
@@ -357,7 +838,7 @@ impl Accounting {
             .into_iter()
             .filter_map(|ip| {
                 let k = IpKey::from(ip);
-                self.ids.get(&k).map(|&id| (id, k))
+                self.ids.get(&k, &self.records).map(|id| (id, k))
             })
             .collect();
         if targets.is_empty() && self.watch.is_empty() {
@@ -375,7 +856,7 @@ impl Accounting {
 
     /// Id of a tracked address.
     pub fn id_of(&self, ip: IpAddr) -> Option<IpId> {
-        self.ids.get(&IpKey::from(ip)).copied()
+        self.ids.get(&IpKey::from(ip), &self.records)
     }
 
     /// Record of a tracked address.
@@ -711,7 +1192,7 @@ mod tests {
         shard.account(&pkt("10.0.0.1", "10.0.0.2", TrafficClass::Udp, 50));
         shard.account(&pkt("10.0.0.3", "10.0.0.3", TrafficClass::Syn, 60));
         close(&mut acct, std::slice::from_mut(&mut shard), 0);
-        let r = |a| record(&acct, a).totals;
+        let r = |a| record(&acct, a).totals.clone();
         assert_eq!(r("10.0.0.1").total(Direction::Out).packets, 1);
         assert_eq!(r("10.0.0.1").total(Direction::In).packets, 0);
         assert_eq!(r("10.0.0.2").total(Direction::In).packets, 1);

@@ -25,7 +25,7 @@ use std::net::IpAddr;
 use hashbrown::HashMap;
 use surgewatch_pipeline::TrafficClass;
 
-use crate::accounting::{ClosedTick, IpId};
+use crate::accounting::{counters_of, ClosedTick, IpId, Spills, ZERO_AMP};
 use crate::analysis::{
     classify, reflector_index, AttackProfile, Classification, Family, SourceStats, LENGTH_BUCKETS,
 };
@@ -33,7 +33,7 @@ use crate::baseline::{
     exceeded, BaselineFileError, BaselineParams, BaselinePolicy, BaselineStore, Exceeded,
     IpBaseline, Rates, Thresholds, TickSample,
 };
-use crate::counters::{AmpCounters, IpCounters, AMP_BUCKETS};
+use crate::counters::{cell_unpack, AmpCounters, IpCounters, TickCells, AMP_BUCKETS};
 use crate::key::{Direction, GroupId, IpKey};
 
 /// Detection settings of one group.
@@ -267,6 +267,20 @@ fn near_threshold(th: &Thresholds, sample: &TickSample, f: f64) -> bool {
     exceeded(&half, sample).any()
 }
 
+/// Fills `s` with the inbound sample of one IP's tick, from its packed counters and spills
+/// (in place: the caller reuses one sample for every IP).
+#[inline]
+fn fill_sample(s: &mut TickSample, cells: &TickCells, spill: &Spills) {
+    for (c, &v) in s.classes.iter_mut().zip(cells.iter()) {
+        *c = cell_unpack(v);
+    }
+    for &(_, cell, pb) in spill {
+        if let Some(c) = s.classes.get_mut(usize::from(cell)) {
+            c.add(&pb);
+        }
+    }
+}
+
 /// The AttackProfile of one tick of one IP's inbound traffic.
 fn profile_of(counters: &IpCounters, amp: Option<&AmpCounters>) -> AttackProfile {
     let mut p = AttackProfile::default();
@@ -401,14 +415,6 @@ impl Detector {
             .unwrap_or_default()
     }
 
-    fn policy(&self, g: GroupId) -> BaselinePolicy {
-        self.policies
-            .get(g.index())
-            .or(self.policies.last())
-            .copied()
-            .unwrap_or_default()
-    }
-
     /// Incidents currently open.
     pub fn open_incidents(&self) -> usize {
         self.open.len()
@@ -456,66 +462,108 @@ impl Detector {
             GroupId,
             Pending,
             Exceeded,
-            Thresholds,
-            &IpCounters,
+            Rates,
+            IpCounters,
             Option<&AmpCounters>,
         )> = Vec::new();
+        // Incidents open and close only after the loop.
+        let any_open = !self.open.is_empty();
+        let per_sec = 1e9 / tick_ns as f64;
 
-        for tip in tick.ips() {
-            let (id, record, counters) = (tip.id, tip.record, tip.counters);
-            let amp = (!tip.amp.is_zero()).then_some(tip.amp);
-            let group = record.group;
-            let policy = self.policy(group);
-            let gcfg = self.group_cfg(group);
-            let ip = record.ip.ip();
-            if self.baselines.get(id.0).is_none() {
-                if let Some(b) = self.preload.remove(&record.ip) {
+        let floors: Vec<Rates> = self.policies.iter().map(|p| p.floor()).collect();
+        // Counts per tick at or above which an address may be near a threshold: thresholds
+        // are never below the floors and a class's rate never above the total's, so under
+        // half of the floors (with a margin for quantization) nothing is near.
+        let near_counts: Vec<(u64, u64)> = floors
+            .iter()
+            .map(|f| {
+                let per_tick = |r: f64| ((0.49 * r - 0.125) / per_sec).max(0.0).floor() as u64;
+                (per_tick(f.pps), per_tick(f.bps / 8.0))
+            })
+            .collect();
+        let mut sample = TickSample::new(tick_ns);
+        tick.for_each_raw(|id, group, cells, spill, amp_c| {
+            // The sketches are heap blocks: fetch one a few ids ahead (ids come in order).
+            self.baselines.prefetch(id.0 + 16);
+            let gi = group.index().min(self.policies.len().saturating_sub(1));
+            let policy = self.policies.get(gi).copied().unwrap_or_default();
+            let (near_packets, near_bytes) = near_counts.get(gi).copied().unwrap_or_default();
+            let record = || tick.record(id);
+            if !self.preload.is_empty() && self.baselines.get(id.0).is_none() {
+                if let Some(b) = record().and_then(|r| self.preload.remove(&r.ip)) {
                     self.baselines.restore(id.0, b);
                 }
             }
-            let sample = TickSample::from_counters(counters, tick_ns);
-            let th = self.baselines.thresholds(id.0, &policy);
-            let ex = exceeded(&th, &sample);
-            let in_incident = self.open.contains_key(&id);
-            self.baselines
-                .observe(id.0, &policy, &sample, !in_incident && !ex.any());
+            fill_sample(&mut sample, cells, spill);
             let total = sample.total();
-            if let Some(inc) = self.open.get_mut(&id) {
-                seen_open.push(id);
-                inc.absorb(start, tick_ns, counters, amp, watched.get(&ip).copied());
-                inc.last_pps = rate(total.packets, tick_ns);
-                inc.last_bps = rate(total.bytes.saturating_mul(8), tick_ns);
-                if ex.any() {
-                    inc.under_ticks = 0;
-                    inc.over_mask |= mask_of(ex);
-                } else {
-                    inc.under_ticks += 1;
+            let maybe_near = total.packets >= near_packets || total.bytes >= near_bytes;
+            let in_incident = any_open && self.open.contains_key(&id);
+            // The thresholds in force before this sample is learned, only when needed.
+            let mut th: Option<Thresholds> = None;
+            let ex = self
+                .baselines
+                .check_and_observe_with(id.0, &policy, &sample, |b, ex| {
+                    if ex.any() || (maybe_near && !in_incident) {
+                        th = Some(b.thresholds(&policy));
+                    }
+                    !in_incident && !ex.any()
+                });
+            // `for_each_raw` hands the shared zero for an address without amplification
+            // counters; compared by address, not by content, on this per-IP path.
+            let amp = || (!std::ptr::eq(amp_c, &ZERO_AMP) && !amp_c.is_zero()).then_some(amp_c);
+            if in_incident {
+                let ip = record().map_or(IpAddr::from([0, 0, 0, 0]), |r| r.ip.ip());
+                if let Some(inc) = self.open.get_mut(&id) {
+                    seen_open.push(id);
+                    let counters = counters_of(cells, spill);
+                    inc.absorb(start, tick_ns, &counters, amp(), watched.get(&ip).copied());
+                    inc.last_pps = rate(total.packets, tick_ns);
+                    inc.last_bps = rate(total.bytes.saturating_mul(8), tick_ns);
+                    if ex.any() {
+                        inc.under_ticks = 0;
+                        inc.over_mask |= mask_of(ex);
+                    } else {
+                        inc.under_ticks += 1;
+                    }
                 }
-                continue;
+                return;
             }
             if ex.any() {
+                let start_ticks = self
+                    .cfg
+                    .groups
+                    .get(group.index())
+                    .or(self.cfg.groups.last())
+                    .map_or(GroupDetection::default().start_ticks, |g| g.start_ticks);
+                let ip = record().map_or(IpAddr::from([0, 0, 0, 0]), |r| r.ip.ip());
                 let p = self.pending.entry(id).or_insert(Pending {
                     over_ticks: 0,
                     first_over_ns: start,
                 });
                 p.over_ticks += 1;
                 let p = *p;
-                if p.over_ticks >= gcfg.start_ticks.max(1) {
+                if p.over_ticks >= start_ticks.max(1) {
                     self.pending.remove(&id);
-                    to_open.push((id, ip, group, p, ex, th, counters, amp));
+                    let threshold = th.map_or_else(Rates::default, |t| t.total);
+                    let counters = counters_of(cells, spill);
+                    to_open.push((id, ip, group, p, ex, threshold, counters, amp()));
                 } else {
                     self.near.push(ip);
                 }
             } else {
-                self.pending.remove(&id);
-                if near_threshold(&th, &sample, 0.5) {
-                    self.near.push(ip);
+                if !self.pending.is_empty() {
+                    self.pending.remove(&id);
+                }
+                if th.is_some_and(|th| near_threshold(&th, &sample, 0.5)) {
+                    if let Some(r) = record() {
+                        self.near.push(r.ip.ip());
+                    }
                 }
             }
-        }
+        });
 
         // Open new incidents (ascending IpId: `iter_with_amp` yields in id order).
-        for (id, ip, group, p, ex, th, counters, amp) in to_open {
+        for (id, ip, group, p, ex, threshold, counters, amp) in to_open {
             let mut inc = Incident {
                 id: self.next_id,
                 target: ip,
@@ -524,7 +572,7 @@ impl Detector {
                 last_event_ns: end,
                 under_ticks: 0,
                 over_mask: mask_of(ex),
-                threshold: th.total,
+                threshold,
                 profile: AttackProfile::default(),
                 sources: SourceStats::new(),
                 watched_ns: 0,
@@ -537,7 +585,7 @@ impl Detector {
                 bytes: 0,
             };
             self.next_id += 1;
-            inc.absorb(start, tick_ns, counters, amp, watched.get(&ip).copied());
+            inc.absorb(start, tick_ns, &counters, amp, watched.get(&ip).copied());
             let t = counters.total(Direction::In);
             inc.last_pps = rate(t.packets, tick_ns);
             inc.last_bps = rate(t.bytes.saturating_mul(8), tick_ns);

@@ -18,9 +18,12 @@
 //!   results); the only sharing is read-only `Arc`s ([`Monitor`], [`AdmittedSet`],
 //!   [`WatchSet`]).
 //! - **Merge at tick boundaries**: each shard hands its [`TickDelta`] to the single
-//!   [`Accounting`], which sums them and closes the tick; deltas go back to shards through
-//!   [`Shard::recycle`] so maps keep their capacity, together with the [`AdmittedSet`] and the
-//!   [`WatchSet`] for the next tick.
+//!   [`Accounting`], which sums them in place and closes the tick ([`Accounting::end_tick`]);
+//!   deltas go back to shards through [`Shard::recycle`] so vectors keep their capacity and each
+//!   shard learns the [`IpId`] of its new addresses, together with the [`AdmittedSet`] and the
+//!   [`WatchSet`] for the next tick. Shards count tracked addresses straight into vectors
+//!   indexed by `IpId`, so the merge walks dense vectors in id order, without hashing or
+//!   sorting per address.
 //! - **Deterministic**: the same packets give the same [`Report`] and the same
 //!   [`ClosedTick`] sequence however they are spread over shards. Sums commute; new addresses
 //!   are admitted in ascending address order; every output is sorted, never in hash order.
@@ -90,8 +93,8 @@ mod prefix;
 mod shard;
 
 pub use accounting::{
-    Accounting, ClassReport, ClosedTick, IpId, IpRecord, IpReport, Report, ReportTotals, TickEntry,
-    TickIp,
+    Accounting, ClassReport, ClosedTick, IpId, IpRecord, IpReport, IpTotals, Report, ReportTotals,
+    TickCounters, TickIp,
 };
 pub use clock::{TickAdvance, TickClock, TickLength};
 pub use counters::{amp_bucket, AmpCounters, IpCounters, PacketsBytes, TrafficStats, AMP_BUCKETS};

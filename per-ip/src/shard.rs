@@ -10,8 +10,8 @@ use surgewatch_pipeline::{proto, Fragment, PacketSummary, TrafficClass};
 use crate::accounting::IpId;
 use crate::analysis::SourceStats;
 use crate::counters::{
-    cell_add, AmpCounters, IpCounters, PacketsBytes, TickCells, TrafficStats, AMP_TABLE, NO_AMP,
-    ZERO_CELLS,
+    cell_add, cell_unpack, AmpCounters, IpCounters, PacketsBytes, TickCells, TrafficStats,
+    AMP_TABLE, NO_AMP, ZERO_CELLS,
 };
 use crate::key::{GroupId, IpKey};
 use crate::prefix::PrefixTable;
@@ -125,8 +125,13 @@ impl AdmittedSet {
     }
 }
 
-/// Marker for "none" in `u32` slot fields.
-const NONE: u32 = u32::MAX;
+/// Marker for "none" in `u32` fields.
+pub(crate) const NONE: u32 = u32::MAX;
+
+/// Bit of an index entry's `target` (and of a delta's amplification references) marking a
+/// *new* address, held in this tick's `new_*` vectors at slot `target & !NEW`; without it
+/// `target` is the address's [`IpId`].
+pub(crate) const NEW: u32 = 1 << 31;
 
 /// Packets per chunk of [`Shard::account_batch`]: enough independent lookups to keep the
 /// memory system busy, few enough that the prefetched lines are still in L1 when used.
@@ -148,18 +153,19 @@ pub(crate) fn prefetch<T>(p: *const T) {
     let _ = p;
 }
 
-/// One entry of the per-tick index: the full key (so a hit is resolved on the index line)
-/// and where the address's data live. 32 bytes, two per cache line.
+/// One entry of the shard's index: the full key (so a hit is resolved on the index line),
+/// where the address's counters live and its per-tick state. 32 bytes, two per cache line.
 #[derive(Clone, Copy, Debug)]
 #[repr(C, align(32))]
 struct IndexEntry {
     lo: u64,
     hi: u64,
-    /// Slot in the dense vectors, [`NONE`] for an empty entry.
-    slot: u32,
-    /// Slot of the address in the installed [`WatchSet`], or [`NONE`].
-    watch: u32,
-    /// Index of its [`AmpCounters`] in this tick, or [`NONE`].
+    /// The address's [`IpId`] (tracked addresses, kept across ticks), or [`NEW`] | slot (new
+    /// addresses, this tick only); [`NONE`] for an empty entry.
+    target: u32,
+    /// Shard tick in which the address was last counted: `amp` is valid only in that tick.
+    stamp: u32,
+    /// Index of its [`AmpCounters`] in the tick `stamp`, or [`NONE`].
     amp: u32,
     v6: u32,
 }
@@ -167,8 +173,8 @@ struct IndexEntry {
 const EMPTY_ENTRY: IndexEntry = IndexEntry {
     lo: 0,
     hi: 0,
-    slot: NONE,
-    watch: NONE,
+    target: NONE,
+    stamp: 0,
     amp: NONE,
     v6: 0,
 };
@@ -194,10 +200,10 @@ fn folded_multiply(a: u64, b: u64) -> u64 {
     (p as u64) ^ ((p >> 64) as u64)
 }
 
-/// Open-addressing (linear probing, load ≤ 1/2) index from [`IpKey`] to slot, with a keyed
-/// hash so that an attacker who picks destination addresses cannot aim at one probe chain.
-/// Hand-written rather than a `HashMap` so that the batched path can compute a key's entry
-/// address and prefetch it before probing.
+/// Open-addressing (linear probing, load ≤ 1/2) index from [`IpKey`] to its entry, with a
+/// keyed hash so that an attacker who picks destination addresses cannot aim at one probe
+/// chain. Hand-written rather than a `HashMap` so that the batched path can compute a key's
+/// entry address and prefetch it before probing.
 #[derive(Clone, Debug)]
 struct SlotIndex {
     entries: Vec<IndexEntry>,
@@ -247,7 +253,7 @@ impl SlotIndex {
         // Terminates: the load factor is at most 1/2, so there is an empty entry.
         loop {
             let e = &self.entries[i];
-            if e.slot == NONE {
+            if e.target == NONE {
                 return Err(i);
             }
             if e.is(k) {
@@ -276,7 +282,7 @@ impl SlotIndex {
     fn grow(&mut self) {
         let n = self.entries.len() * 2;
         let old = std::mem::replace(&mut self.entries, vec![EMPTY_ENTRY; n]);
-        for e in old.into_iter().filter(|e| e.slot != NONE) {
+        for e in old.into_iter().filter(|e| e.target != NONE) {
             if let Err(i) = self.find(&e.key(), self.hash(&e.key())) {
                 self.entries[i] = e;
             }
@@ -290,7 +296,7 @@ impl SlotIndex {
         let mut j = (pos + 1) & mask;
         loop {
             let e = self.entries[j];
-            if e.slot == NONE {
+            if e.target == NONE {
                 break;
             }
             let home = self.hash(&e.key()) as usize & mask;
@@ -311,17 +317,24 @@ impl SlotIndex {
         self.entries.get_mut(i)
     }
 
+    fn remove(&mut self, k: &IpKey) {
+        let h = self.hash(k);
+        if let Ok(i) = self.find(k, h) {
+            self.remove_at(i);
+        }
+    }
+
     fn clear(&mut self) {
         if self.len > 0 {
             self.entries.fill(EMPTY_ENTRY);
             self.len = 0;
         }
     }
-
-    fn capacity(&self) -> usize {
-        self.entries.len() / 2
-    }
 }
+
+/// Bits of the shard-local filter in front of the watch set: with a few dozen targets, an
+/// unwatched address passes it about 1 % of the time.
+const WATCH_FILTER_BITS: usize = 4096;
 
 /// The targets whose inbound packets get a per-tick source analysis ([`SourceStats`]):
 /// chosen by the detection engine at each tick boundary through
@@ -397,25 +410,85 @@ impl WatchSet {
 /// One shard's counters for one tick, handed from [`Shard::take_tick`] to the merger and back
 /// through [`Shard::recycle`] so that its allocations are reused.
 ///
-/// Layout: an open-addressing index (`IpKey` → slot, 32-byte entries holding the whole key)
-/// into dense vectors of keys and packed counters (one `u64` per direction and class, 144
-/// bytes per address), so a packet touches one index line and one counter line, and merging
-/// walks the vectors sequentially. Amplification counters live in a side vector, only for
+/// Layout: the counters of *tracked* addresses (those the shard knows the [`IpId`] of) live in
+/// a dense vector indexed by `IpId` (packed, one `u64` per direction and class, 144 bytes per
+/// address) with a bitmap of the ids counted in the tick, so the merger adds and reads them in
+/// `IpId` order without hashing or sorting. Addresses without a known id yet (*new*: not
+/// admitted yet, or admitted through another shard) are kept by slot in vectors of keys and
+/// counters, which the merger resolves by address; the ids it finds or assigns come back to the
+/// shard with the recycled delta. Amplification counters live in a side vector, only for
 /// addresses that received reflector traffic.
+///
+/// After [`Accounting::end_tick`](crate::Accounting::end_tick) a delta is *merged*: its
+/// contents are the merger's working state until [`Shard::recycle`] clears it (a merged delta
+/// handed to `end_tick` again counts as empty).
 #[derive(Clone, Debug, Default)]
 pub struct TickDelta {
-    index: SlotIndex,
-    keys: Vec<IpKey>,
-    cells: Vec<TickCells>,
-    /// Cell contents moved out before either packed field could overflow: (key, cell, count).
-    spill: Vec<(IpKey, u8, PacketsBytes)>,
-    amp_keys: Vec<IpKey>,
-    amp: Vec<AmpCounters>,
+    /// Counters of tracked addresses by `IpId`; valid where `bits` is set.
+    pub(crate) cells: Vec<TickCells>,
+    pub(crate) bits: Vec<u64>,
+    /// Tracked addresses counted in the tick (address, id), in first-packet order.
+    pub(crate) touched: Vec<(IpKey, u32)>,
+    /// New addresses and their counters, by slot.
+    pub(crate) new_keys: Vec<IpKey>,
+    pub(crate) new_cells: Vec<TickCells>,
+    /// Cell contents moved out before either packed field could overflow:
+    /// (address, id or [`NONE`] for a new address, cell, count).
+    pub(crate) spill: Vec<(IpKey, u32, u8, PacketsBytes)>,
+    /// (address, id or [`NEW`] | slot) of each amplification entry.
+    pub(crate) amp_refs: Vec<(IpKey, u32)>,
+    pub(crate) amp: Vec<AmpCounters>,
     stats: TrafficStats,
     /// The watch set this delta was accounted under, and its targets' source analysis
     /// (`watched[slot]`).
     watch: Arc<WatchSet>,
     watched: Vec<SourceStats>,
+    /// Set by the merger: new addresses of this delta that have an id, learned by the shard in
+    /// [`Shard::recycle`].
+    pub(crate) learned: Vec<(IpKey, IpId)>,
+    /// Set by the merger, cleared by [`TickDelta::clear`].
+    pub(crate) merged: bool,
+}
+
+/// Adds packed cells into packed cells; a cell whose sum would reach the spill bounds moves
+/// to `spill` as `(id, cell, count)` instead.
+#[inline]
+pub(crate) fn add_cells_packed(
+    into: &mut TickCells,
+    from: &TickCells,
+    id: u32,
+    spill: &mut Vec<(u32, u8, PacketsBytes)>,
+) {
+    // Both operands are below the spill bounds (2^23 packets, 2^39 bytes per cell), so their
+    // packed sums cannot carry from the byte field into the packet field: add all cells at
+    // once, and take the slow path only if a sum reached a bound.
+    let mut sum = *into;
+    let mut over = 0u64;
+    for (a, &b) in sum.iter_mut().zip(from) {
+        *a += b;
+        over |= *a & SPILL_BITS;
+    }
+    if over == 0 {
+        *into = sum;
+        return;
+    }
+    for (i, (a, &b)) in into.iter_mut().zip(from).enumerate() {
+        if b == 0 {
+            continue;
+        }
+        let (x, y) = (cell_unpack(*a), cell_unpack(b));
+        let sum = PacketsBytes {
+            packets: x.packets + y.packets,
+            bytes: x.bytes + y.bytes,
+        };
+        match cell_pack(sum) {
+            Some(v) => *a = v,
+            None => {
+                *a = 0;
+                spill.push((id, i as u8, sum));
+            }
+        }
+    }
 }
 
 impl TickDelta {
@@ -426,20 +499,36 @@ impl TickDelta {
 
     /// Per-address counters of the tick, in no particular order.
     pub fn ips(&self) -> impl Iterator<Item = (IpKey, IpCounters)> + '_ {
-        self.keys.iter().zip(&self.cells).map(|(&k, cells)| {
-            let mut c = IpCounters::ZERO;
-            c.add_cells(cells);
-            for (_, cell, pb) in self.spill.iter().filter(|s| s.0 == k) {
+        let spills = move |k: IpKey, c: &mut IpCounters| {
+            for (_, _, cell, pb) in self.spill.iter().filter(|s| s.0 == k) {
                 c.add_cell(usize::from(*cell), *pb);
             }
+        };
+        let known = self.touched.iter().map(move |&(k, id)| {
+            let mut c = IpCounters::ZERO;
+            if let Some(cells) = self.cells.get(id as usize) {
+                c.add_cells(cells);
+            }
+            spills(k, &mut c);
             (k, c)
-        })
+        });
+        let new = self
+            .new_keys
+            .iter()
+            .zip(&self.new_cells)
+            .map(move |(&k, cells)| {
+                let mut c = IpCounters::ZERO;
+                c.add_cells(cells);
+                spills(k, &mut c);
+                (k, c)
+            });
+        known.chain(new)
     }
 
     /// Per-address amplification counters of the tick (only addresses that received
     /// reflector-port UDP), in no particular order.
     pub fn amp(&self) -> impl Iterator<Item = (IpKey, &AmpCounters)> + '_ {
-        self.amp_keys.iter().copied().zip(&self.amp)
+        self.amp_refs.iter().map(|r| r.0).zip(&self.amp)
     }
 
     /// The watch set the delta was accounted under.
@@ -464,101 +553,120 @@ impl TickDelta {
         }
         self.watched.resize_with(w.len(), SourceStats::new);
         self.watched.truncate(w.len());
-        if self.index.len > 0 {
-            for e in self.index.entries.iter_mut().filter(|e| e.slot != NONE) {
-                e.watch = w.slot(&e.key());
-            }
-        }
         self.watch = w;
-    }
-
-    /// Merges the per-address counters into `into` (the merger's fast path).
-    pub(crate) fn merge_into(
-        &self,
-        into: &mut HashMap<IpKey, IpCounters>,
-        amp_into: &mut HashMap<IpKey, AmpCounters>,
-    ) {
-        for (k, cells) in self.keys.iter().zip(&self.cells) {
-            into.entry(*k).or_insert(IpCounters::ZERO).add_cells(cells);
-        }
-        for (k, cell, pb) in &self.spill {
-            into.entry(*k)
-                .or_insert(IpCounters::ZERO)
-                .add_cell(usize::from(*cell), *pb);
-        }
-        for (k, a) in self.amp_keys.iter().zip(&self.amp) {
-            amp_into.entry(*k).or_default().add(a);
-        }
     }
 
     /// Number of addresses with counters.
     pub fn len(&self) -> usize {
-        self.keys.len()
+        self.touched.len() + self.new_keys.len()
     }
 
     /// Whether no address has counters.
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.touched.is_empty() && self.new_keys.is_empty()
     }
 
-    /// Addresses the delta can hold without reallocating.
+    /// Addresses the delta can hold without reallocating: every tracked id it has room for
+    /// plus the new addresses its vectors hold.
     pub fn capacity(&self) -> usize {
-        self.index.capacity().min(self.cells.capacity())
+        self.cells.len() + self.new_keys.capacity().min(self.new_cells.capacity())
     }
 
-    /// Zeroes everything, keeping the allocations.
+    /// Whether nothing was accounted into the delta since it was cleared.
+    fn is_pristine(&self) -> bool {
+        self.stats.total.packets == 0 && self.is_empty() && !self.merged
+    }
+
+    /// Zeroes everything, keeping the allocations (the vectors of new addresses are freed when
+    /// most of them got an id, i.e. will not be new again).
     pub fn clear(&mut self) {
-        self.index.clear();
-        self.keys.clear();
-        self.cells.clear();
+        let ids = self.cells.len();
+        let set: usize = self.bits.iter().map(|w| w.count_ones() as usize).sum();
+        if set * 4 >= ids {
+            self.cells.fill(ZERO_CELLS);
+        } else {
+            for_each_bit(&self.bits, |id| {
+                if let Some(c) = self.cells.get_mut(id) {
+                    *c = ZERO_CELLS;
+                }
+            });
+        }
+        self.bits.fill(0);
+        self.touched.clear();
+        if self.new_keys.len() >= 1024 && self.learned.len() * 2 >= self.new_keys.len() {
+            self.new_keys = Vec::new();
+            self.new_cells = Vec::new();
+        } else {
+            self.new_keys.clear();
+            self.new_cells.clear();
+        }
         self.spill.clear();
-        self.amp_keys.clear();
+        self.amp_refs.clear();
         self.amp.clear();
         self.stats = TrafficStats::default();
         for s in &mut self.watched {
             s.clear();
         }
+        self.learned.clear();
+        self.merged = false;
     }
 
-    /// Removes an address (its counts, spills included, become overflow).
-    fn evict(&mut self, key: IpKey) {
-        let h = self.index.hash(&key);
-        let Ok(pos) = self.index.find(&key, h) else {
+    /// Makes room for ids below `n` (all zero, unset).
+    pub(crate) fn reserve_ids(&mut self, n: usize) {
+        if n > self.cells.len() {
+            self.cells.resize(n, ZERO_CELLS);
+            self.bits.resize(n.div_ceil(64), 0);
+        }
+    }
+
+    /// Marks tracked address `id` as counted in the tick (first packet of the tick).
+    #[inline]
+    fn touch(&mut self, key: IpKey, id: u32, hint: usize) {
+        let i = id as usize;
+        if i >= self.cells.len() {
+            self.reserve_ids(hint.max(i + 1));
+        }
+        if let Some(w) = self.bits.get_mut(i / 64) {
+            let b = 1u64 << (i % 64);
+            if *w & b == 0 {
+                *w |= b;
+                self.touched.push((key, id));
+            }
+        }
+    }
+
+    /// Adds packed cells to tracked address `id` (the merger's path), setting its bit.
+    #[inline]
+    pub(crate) fn add_known(
+        &mut self,
+        id: u32,
+        from: &TickCells,
+        spill: &mut Vec<(u32, u8, PacketsBytes)>,
+    ) {
+        let i = id as usize;
+        self.reserve_ids(i + 1);
+        let (Some(w), Some(c)) = (self.bits.get_mut(i / 64), self.cells.get_mut(i)) else {
             return;
         };
-        let e = self.index.entries[pos];
-        self.index.remove_at(pos);
-        let slot = e.slot as usize;
-        if slot >= self.keys.len() {
-            return;
+        let b = 1u64 << (i % 64);
+        if *w & b == 0 {
+            *w |= b;
+            *c = *from;
+        } else {
+            add_cells_packed(c, from, id, spill);
         }
-        self.keys.swap_remove(slot);
-        let cells = self.cells.swap_remove(slot);
-        let mut total = IpCounters::ZERO;
-        total.add_cells(&cells);
-        let mut gone = total.grand_total();
-        self.spill.retain(|(k, _, pb)| {
-            let keep = *k != key;
-            if !keep {
-                gone.add(pb);
-            }
-            keep
-        });
-        self.stats.overflow.add(&gone);
-        if let Some(&moved) = self.keys.get(slot) {
-            if let Some(m) = self.index.entry_mut(&moved) {
-                m.slot = slot as u32;
-            }
-        }
-        let a = e.amp as usize;
-        if e.amp != NONE && a < self.amp.len() {
-            self.amp.swap_remove(a);
-            self.amp_keys.swap_remove(a);
-            if let Some(&moved) = self.amp_keys.get(a) {
-                if let Some(m) = self.index.entry_mut(&moved) {
-                    m.amp = a as u32;
-                }
-            }
+    }
+}
+
+/// Calls `f` with the index of every set bit of `bits`, ascending.
+#[inline]
+pub(crate) fn for_each_bit(bits: &[u64], mut f: impl FnMut(usize)) {
+    for (wi, &w) in bits.iter().enumerate() {
+        let mut w = w;
+        while w != 0 {
+            let b = w.trailing_zeros() as usize;
+            w &= w - 1;
+            f(wi * 64 + b);
         }
     }
 }
@@ -573,8 +681,8 @@ struct Op {
     key: IpKey,
     hash: u64,
     bytes: u32,
-    /// Resolved slot (pass 2), [`NONE`] when counted as overflow.
-    slot: u32,
+    /// Resolved target (pass 3: an id, or [`NEW`] | slot), [`NONE`] when counted as overflow.
+    target: u32,
     watch: u32,
     amp_idx: u32,
     /// Index of the packet in its chunk.
@@ -589,7 +697,7 @@ const EMPTY_OP: Op = Op {
     key: IpKey::v4(0),
     hash: 0,
     bytes: 0,
-    slot: NONE,
+    target: NONE,
     watch: NONE,
     amp_idx: NONE,
     pkt: 0,
@@ -606,8 +714,11 @@ const EMPTY_OP: Op = Op {
 /// [`PrefixTable::lookup_v4`]; an unmonitored IPv4 address is one array load); for inbound UDP
 /// one byte load for the source port's amplification bucket; and for each monitored side one
 /// probe of a 32-byte-entry open-addressing index (a keyed multiply hash of the [`IpKey`]) and
-/// one add into a packed 8-byte counter cell. No allocation, except when an address first
-/// appears in a tick and the vectors must grow; allocations are recycled across ticks.
+/// one add into a packed 8-byte counter cell. The index is kept across ticks and maps every
+/// tracked address the shard has seen to its [`IpId`] (learned from the merger through
+/// [`Shard::recycle`]), so a tracked address is counted straight into the delta's by-id
+/// vector; the first packet of an address in a tick also sets its bit in the delta's bitmap.
+/// No allocation, except when the vectors must grow; allocations are recycled across ticks.
 ///
 /// [`Shard::account_batch`] runs the same steps in passes over chunks of packets — lookups and
 /// hashes, prefetch of the index lines; probes, prefetch of the counter lines; adds — so that
@@ -617,23 +728,30 @@ const EMPTY_OP: Op = Op {
 /// random over 100k monitored addresses ~50–80 ns/packet batched (~200–320 ns per packet
 /// before batching); 90 % on 1k addresses and 10 % over 100k ~35–55 ns; 64 hot addresses
 /// ~25 ns batched, ~18 ns with [`Shard::account`] (prefer it when everything fits in cache).
-/// With an empty watch set, watching costs one predictable branch per packet.
+/// With an empty watch set, watching costs one predictable branch per packet; with targets,
+/// one bit test of a 512-byte filter per inbound packet (and a lookup of the few that pass).
 ///
 /// # Tracked-IP limit
-/// With a limit, an address missing from this tick's map is inserted only if it is in the
-/// installed [`AdmittedSet`] or if fewer than `remaining` *new* addresses are held; otherwise
-/// the largest held new address is evicted in favour of a smaller one (its counts become
-/// overflow), else the packet is counted as overflow. Each shard therefore holds the
+/// With a limit, an address the shard does not know as tracked is inserted only if it is in
+/// the installed [`AdmittedSet`] or if fewer than `remaining` *new* addresses are held;
+/// otherwise the largest held new address is evicted in favour of a smaller one (its counts
+/// become overflow), else the packet is counted as overflow. Each shard therefore holds the
 /// `remaining` smallest new addresses it saw, with complete counts, and the merger, which
 /// admits new addresses in ascending order, admits the same ones whatever the sharding.
 /// This is exact when every shard has the merger's latest [`AdmittedSet`] installed before it
 /// accounts the next tick (the replay engine's tick barrier); with a set one tick stale, only
 /// addresses admitted in the ticks in flight can lose counts, and only while the limit is hit.
-/// The map holds at most `limit` addresses.
+/// The index holds at most `limit` tracked addresses plus `remaining` new ones.
 #[derive(Debug)]
 pub struct Shard {
     monitor: Arc<Monitor>,
     limited: bool,
+    /// Tracked addresses seen by this shard (with their id) and this tick's new ones.
+    index: SlotIndex,
+    /// Stamp of the current tick (never 0, the stamp of learned entries).
+    tick: u32,
+    /// One more than the largest id in `index`: the size the by-id vectors grow to.
+    id_hint: usize,
     cur: TickDelta,
     spares: Vec<TickDelta>,
     admitted: Arc<AdmittedSet>,
@@ -642,6 +760,10 @@ pub struct Shard {
     /// Scratch of the batched path (capacity `2 * CHUNK`).
     ops: Vec<Op>,
     watch: Arc<WatchSet>,
+    /// Bits `hash >> 52` of the watched targets' index hashes: most unwatched packets stop at
+    /// one bit test.
+    watch_filter: Box<[u64; WATCH_FILTER_BITS / 64]>,
+    watching: bool,
 }
 
 impl Shard {
@@ -652,11 +774,16 @@ impl Shard {
             limited: limit != usize::MAX,
             admitted: Arc::new(AdmittedSet::new(HashSet::new(), limit)),
             monitor,
+            index: SlotIndex::default(),
+            tick: 1,
+            id_hint: 0,
             cur: TickDelta::default(),
             spares: Vec::new(),
             new_keys: BinaryHeap::new(),
             ops: Vec::with_capacity(2 * CHUNK),
             watch: Arc::default(),
+            watch_filter: Box::new([0; WATCH_FILTER_BITS / 64]),
+            watching: false,
         }
     }
 
@@ -711,7 +838,7 @@ impl Shard {
             let mut two = [EMPTY_OP; 2];
             let k = self.prepare(s, i as u16, &mut two);
             for op in two.into_iter().take(k) {
-                self.cur.index.prefetch(op.hash);
+                self.index.prefetch(op.hash);
                 ops.push(op);
             }
         }
@@ -719,7 +846,7 @@ impl Shard {
         let mut done = 0;
         for i in 0..ops.len() {
             let op = &mut ops[i];
-            match self.cur.index.find(&op.key, op.hash) {
+            match self.index.find(&op.key, op.hash) {
                 Ok(pos) => self.resolve_at(op, pos),
                 Err(_) => {
                     if self.limited {
@@ -731,12 +858,12 @@ impl Shard {
                         done = i;
                     }
                     if !self.resolve_vacant(&mut ops[i]) {
-                        ops[i].slot = NONE;
+                        ops[i].target = NONE;
                     }
                 }
             }
             let op = &ops[i];
-            if let Some(c) = self.cur.cells.get(op.slot as usize) {
+            if let Some(c) = self.cur.cells_of(op.target) {
                 prefetch(c.as_ptr().wrapping_add(usize::from(op.cell)));
             }
         }
@@ -748,7 +875,7 @@ impl Shard {
 
     #[inline(always)]
     fn apply_in(&mut self, op: &Op, chunk: &[PacketSummary]) {
-        if op.slot != NONE {
+        if op.target != NONE {
             if let Some(s) = chunk.get(usize::from(op.pkt)) {
                 self.apply(op, s);
             }
@@ -809,13 +936,21 @@ impl Shard {
             } else {
                 NO_AMP
             };
+            let hash = self.index.hash(&dst);
+            // Only inbound packets are analysed.
+            let watch = if self.watching && self.watch_filter_hit(hash) {
+                self.watch.slot(&dst)
+            } else {
+                NONE
+            };
             out[0] = Op {
                 key: dst,
-                hash: self.cur.index.hash(&dst),
+                hash,
                 bytes: s.wire_len,
                 pkt,
                 cell: class,
                 amp,
+                watch,
                 ..EMPTY_OP
             };
             n = 1;
@@ -823,7 +958,7 @@ impl Shard {
         if src_hit {
             out[n] = Op {
                 key: src,
-                hash: self.cur.index.hash(&src),
+                hash: self.index.hash(&src),
                 bytes: s.wire_len,
                 pkt,
                 cell: TrafficClass::COUNT as u8 + class,
@@ -834,10 +969,18 @@ impl Shard {
         n
     }
 
+    #[inline(always)]
+    fn watch_filter_hit(&self, hash: u64) -> bool {
+        let b = (hash >> 52) as usize;
+        self.watch_filter
+            .get(b / 64)
+            .is_some_and(|w| w & (1 << (b % 64)) != 0)
+    }
+
     /// Finds or admits the op's address; false when the packet went to overflow.
     #[inline(always)]
     fn resolve(&mut self, op: &mut Op) -> bool {
-        match self.cur.index.find(&op.key, op.hash) {
+        match self.index.find(&op.key, op.hash) {
             Ok(pos) => {
                 self.resolve_at(op, pos);
                 true
@@ -846,26 +989,29 @@ impl Shard {
         }
     }
 
-    /// Fills the op from the index entry at `pos`, giving the address amplification counters
-    /// if the op needs them.
+    /// Fills the op from the index entry at `pos` (marking a tracked address as counted in the
+    /// tick on its first packet), giving the address amplification counters if the op needs
+    /// them.
     #[inline(always)]
     fn resolve_at(&mut self, op: &mut Op, pos: usize) {
         let cur = &mut self.cur;
-        let Some(e) = cur.index.entries.get_mut(pos) else {
+        let Some(e) = self.index.entries.get_mut(pos) else {
             return;
         };
-        op.slot = e.slot;
-        // Only inbound packets are analysed.
-        op.watch = if usize::from(op.cell) < TrafficClass::COUNT {
-            e.watch
-        } else {
-            NONE
-        };
+        if e.stamp != self.tick {
+            // First packet of a tracked address in this tick (new entries carry the stamp).
+            e.stamp = self.tick;
+            e.amp = NONE;
+            if e.target & NEW == 0 {
+                cur.touch(op.key, e.target, self.id_hint);
+            }
+        }
+        op.target = e.target;
         if op.amp != NO_AMP {
             if e.amp == NONE {
                 e.amp = cur.amp.len() as u32;
                 cur.amp.push(AmpCounters::ZERO);
-                cur.amp_keys.push(op.key);
+                cur.amp_refs.push((op.key, e.target));
             }
             op.amp_idx = e.amp;
             if let Some(a) = cur.amp.get(e.amp as usize) {
@@ -874,19 +1020,21 @@ impl Shard {
         }
     }
 
-    /// An address not yet in this tick's map: admits it (see "Tracked-IP limit") or counts
-    /// the packet as overflow (returns false).
+    /// An address not in the index: admits it for this tick as a new address (see
+    /// "Tracked-IP limit") or counts the packet as overflow (returns false).
     #[inline(never)]
     fn resolve_vacant(&mut self, op: &mut Op) -> bool {
         if self.limited && !self.admitted.ips.contains(&op.key) {
             if self.new_keys.len() >= self.admitted.remaining {
-                match self.new_keys.peek_mut() {
+                let evicted = match self.new_keys.peek_mut() {
                     Some(mut largest) if op.key < *largest => {
-                        let evicted = std::mem::replace(&mut *largest, op.key);
-                        drop(largest);
-                        self.cur.evict(evicted);
+                        Some(std::mem::replace(&mut *largest, op.key))
                     }
-                    _ => {
+                    _ => None,
+                };
+                match evicted {
+                    Some(e) => self.evict(e),
+                    None => {
                         self.cur.stats.overflow.add_packet(u64::from(op.bytes));
                         return false;
                     }
@@ -896,21 +1044,70 @@ impl Shard {
             }
         }
         let cur = &mut self.cur;
-        // Slots stay below the limit, and a map cannot hold 2^32 addresses anyway.
-        let slot = cur.keys.len() as u32;
-        cur.keys.push(op.key);
-        cur.cells.push(ZERO_CELLS);
+        // Slots stay below the limit, and a tick cannot hold 2^31 new addresses anyway.
+        let slot = cur.new_keys.len() as u32 & !NEW;
+        cur.new_keys.push(op.key);
+        cur.new_cells.push(ZERO_CELLS);
         let e = IndexEntry {
             lo: op.key.lo,
             hi: op.key.hi,
-            slot,
-            watch: cur.watch.slot(&op.key),
+            target: NEW | slot,
+            stamp: self.tick,
             amp: NONE,
             v6: u32::from(op.key.v6),
         };
-        let pos = cur.index.insert(e, op.hash);
+        let pos = self.index.insert(e, op.hash);
         self.resolve_at(op, pos);
         true
+    }
+
+    /// Removes a new address (its counts, spills included, become overflow).
+    fn evict(&mut self, key: IpKey) {
+        let h = self.index.hash(&key);
+        let Ok(pos) = self.index.find(&key, h) else {
+            return;
+        };
+        let e = self.index.entries[pos];
+        if e.target & NEW == 0 {
+            return;
+        }
+        self.index.remove_at(pos);
+        let cur = &mut self.cur;
+        let slot = (e.target & !NEW) as usize;
+        if slot >= cur.new_keys.len() {
+            return;
+        }
+        cur.new_keys.swap_remove(slot);
+        let cells = cur.new_cells.swap_remove(slot);
+        let mut total = IpCounters::ZERO;
+        total.add_cells(&cells);
+        let mut gone = total.grand_total();
+        cur.spill.retain(|(k, _, _, pb)| {
+            let keep = *k != key;
+            if !keep {
+                gone.add(pb);
+            }
+            keep
+        });
+        cur.stats.overflow.add(&gone);
+        if let Some(&moved) = cur.new_keys.get(slot) {
+            if let Some(m) = self.index.entry_mut(&moved) {
+                m.target = NEW | slot as u32;
+            }
+            for r in cur.amp_refs.iter_mut().filter(|r| r.0 == moved) {
+                r.1 = NEW | slot as u32;
+            }
+        }
+        let a = e.amp as usize;
+        if e.amp != NONE && e.stamp == self.tick && a < cur.amp.len() {
+            cur.amp.swap_remove(a);
+            cur.amp_refs.swap_remove(a);
+            if let Some(&(moved, _)) = cur.amp_refs.get(a) {
+                if let Some(m) = self.index.entry_mut(&moved) {
+                    m.amp = a as u32;
+                }
+            }
+        }
     }
 
     /// Adds a resolved op.
@@ -918,12 +1115,16 @@ impl Shard {
     fn apply(&mut self, op: &Op, s: &PacketSummary) {
         let cur = &mut self.cur;
         if let Some(cell) = cur
-            .cells
-            .get_mut(op.slot as usize)
+            .cells_of_mut(op.target)
             .and_then(|c| c.get_mut(usize::from(op.cell)))
         {
             if let Some(spilled) = cell_add(cell, op.bytes) {
-                cur.spill.push((op.key, op.cell, spilled));
+                let id = if op.target & NEW == 0 {
+                    op.target
+                } else {
+                    NONE
+                };
+                cur.spill.push((op.key, id, op.cell, spilled));
             }
         }
         if op.amp != NO_AMP {
@@ -948,18 +1149,66 @@ impl Shard {
     }
 
     /// Ends the shard's tick: returns its counters and starts an empty tick (reusing a recycled
-    /// delta when one is available).
+    /// delta when one is available). This tick's new addresses leave the index; the merger
+    /// resolves them, and those that have an id come back through [`Shard::recycle`].
     pub fn take_tick(&mut self) -> TickDelta {
+        let n_new = self.cur.new_keys.len();
+        if n_new > 0 {
+            if n_new == self.index.len {
+                self.index.clear();
+            } else {
+                for k in &self.cur.new_keys {
+                    self.index.remove(k);
+                }
+            }
+        }
+        self.tick = self.tick.wrapping_add(1);
+        if self.tick == 0 {
+            // Stamps wrapped (after 2^32 ticks): make every stamp stale again.
+            for e in self.index.entries.iter_mut() {
+                e.stamp = 0;
+            }
+            self.tick = 1;
+        }
         let mut next = self.spares.pop().unwrap_or_default();
         next.set_watch(Arc::clone(&self.watch));
         self.new_keys.clear();
         std::mem::replace(&mut self.cur, next)
     }
 
-    /// Gives a merged delta back for reuse (at most two are kept).
+    /// Gives a merged delta back for reuse, learning the ids the merger found or assigned for
+    /// its new addresses. If nothing was accounted since [`Shard::take_tick`] (a tick barrier,
+    /// as in replay), the shard continues in the recycled delta, so one set of by-id vectors
+    /// serves every tick; otherwise it is kept as the next spare.
     pub fn recycle(&mut self, mut delta: TickDelta) {
-        if self.spares.len() < 2 {
-            delta.clear();
+        for &(key, id) in &delta.learned {
+            if id.0 & NEW != 0 {
+                continue;
+            }
+            let h = self.index.hash(&key);
+            // A key counted again as new since `take_tick` stays new for this tick; the merger
+            // teaches it again.
+            if self.index.find(&key, h).is_err() {
+                self.index.insert(
+                    IndexEntry {
+                        lo: key.lo,
+                        hi: key.hi,
+                        target: id.0,
+                        stamp: 0,
+                        amp: NONE,
+                        v6: u32::from(key.v6),
+                    },
+                    h,
+                );
+                self.id_hint = self.id_hint.max(id.index() + 1);
+            }
+        }
+        delta.clear();
+        if self.cur.is_pristine() && delta.cells.len() > self.cur.cells.len() {
+            delta.set_watch(Arc::clone(&self.watch));
+            std::mem::swap(&mut self.cur, &mut delta);
+        }
+        if self.spares.is_empty() {
             self.spares.push(delta);
         }
     }
@@ -978,7 +1227,101 @@ impl Shard {
     pub fn install_watch(&mut self, watch: Arc<WatchSet>) {
         if !Arc::ptr_eq(&watch, &self.watch) {
             self.cur.set_watch(Arc::clone(&watch));
+            self.watch_filter.fill(0);
+            for k in watch.keys() {
+                let b = (self.index.hash(k) >> 52) as usize;
+                if let Some(w) = self.watch_filter.get_mut(b / 64) {
+                    *w |= 1 << (b % 64);
+                }
+            }
+            self.watching = !watch.is_empty();
             self.watch = watch;
         }
+    }
+}
+
+/// The bits of a packed cell that are set once it holds 2^23 packets or 2^39 bytes (the spill
+/// bounds of [`cell_add`]).
+const SPILL_BITS: u64 = (1 << 63) | (1 << 39);
+
+/// Packs a count into a cell if it stays below the spill bounds of [`cell_add`].
+#[inline]
+pub(crate) fn cell_pack(c: PacketsBytes) -> Option<u64> {
+    (c.packets < 1 << 23 && c.bytes < 1 << 39).then_some((c.packets << 40) | c.bytes)
+}
+
+impl TickDelta {
+    #[inline(always)]
+    fn cells_of(&self, target: u32) -> Option<&TickCells> {
+        if target & NEW == 0 {
+            self.cells.get(target as usize)
+        } else {
+            self.new_cells.get((target & !NEW) as usize)
+        }
+    }
+
+    #[inline(always)]
+    fn cells_of_mut(&mut self, target: u32) -> Option<&mut TickCells> {
+        if target & NEW == 0 {
+            self.cells.get_mut(target as usize)
+        } else {
+            self.new_cells.get_mut((target & !NEW) as usize)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::counters::cell_unpack;
+
+    #[test]
+    fn pack_round_trips_below_the_spill_bounds() {
+        for (p, b) in [(0u64, 0u64), (1, 60), ((1 << 23) - 1, (1 << 39) - 1)] {
+            let c = PacketsBytes {
+                packets: p,
+                bytes: b,
+            };
+            assert_eq!(cell_pack(c).map(cell_unpack), Some(c));
+        }
+        for (p, b) in [(1u64 << 23, 0u64), (0, 1 << 39)] {
+            let c = PacketsBytes {
+                packets: p,
+                bytes: b,
+            };
+            assert_eq!(cell_pack(c), None);
+        }
+        let mut into = [0u64; 18];
+        let mut spill = Vec::new();
+        into[3] = cell_pack(PacketsBytes {
+            packets: (1 << 23) - 1,
+            bytes: 5,
+        })
+        .unwrap();
+        let mut from = [0u64; 18];
+        from[3] = cell_pack(PacketsBytes {
+            packets: 2,
+            bytes: 7,
+        })
+        .unwrap();
+        from[4] = cell_pack(PacketsBytes {
+            packets: 1,
+            bytes: 1,
+        })
+        .unwrap();
+        add_cells_packed(&mut into, &from, 9, &mut spill);
+        assert_eq!(into[3], 0);
+        assert_eq!(cell_unpack(into[4]).packets, 1);
+        assert_eq!(
+            spill,
+            [(
+                9,
+                3,
+                PacketsBytes {
+                    packets: (1 << 23) + 1,
+                    bytes: 12
+                }
+            )]
+        );
     }
 }

@@ -5,8 +5,13 @@
 //! ```text
 //! surgewatch-replay-bench [--generate N [--ips M] [--pps R] [--seed S] [--out PATH]]
 //!                         [--workers N] [--monitor CIDR]... [--auto [LIMIT]]
-//!                         [--tick SECS] [--runs K] [FILE...]
+//!                         [--tick SECS] [--runs K] [--detect [PPS]] [FILE...]
 //! ```
+//!
+//! `--detect` runs the detector at every tick as `surgewatch replay` does (baselines,
+//! thresholds, incidents, and its watch list installed into the shards for source analysis);
+//! with `PPS`, the static and floor packet thresholds are set to it (as `--threshold-pps`
+//! does), so that busy addresses are watched and the watch path of the shards is exercised.
 //!
 //! With `--generate N` a benchmark capture of N packets over M monitored IPs (default 100,000)
 //! is written first (to `--out PATH`, kept, or to a temporary file that is deleted at the end)
@@ -22,13 +27,14 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use surgewatch_bench::{monitor_auto, peak_rss_kib, rss_kib, write_big, BigOptions, BIG_MONITOR};
+use surgewatch_per_ip::detect::{Detector, DetectorConfig, GroupDetection, IncidentEvent};
 use surgewatch_per_ip::{ClosedTick, GroupId, Monitor, PrefixTable, TickLength};
 use surgewatch_sensor::replay::{open_all, replay, ReplayConfig, ReplayObserver};
 
 const USAGE: &str =
     "usage: surgewatch-replay-bench [--generate N [--ips M] [--pps R] [--seed S] [--out PATH]]
                               [--workers N] [--monitor CIDR]... [--auto [LIMIT]]
-                              [--tick SECS] [--runs K] [FILE...]";
+                              [--tick SECS] [--runs K] [--detect [PPS]] [FILE...]";
 
 struct Args {
     generate: Option<BigOptions>,
@@ -39,6 +45,7 @@ struct Args {
     tick_secs: f64,
     runs: usize,
     files: Vec<PathBuf>,
+    detect: Option<Option<u64>>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -51,6 +58,7 @@ fn parse_args() -> Result<Args, String> {
         tick_secs: 1.0,
         runs: 1,
         files: Vec::new(),
+        detect: None,
     };
     let mut big = BigOptions::default();
     let mut it = std::env::args().skip(1).peekable();
@@ -90,6 +98,13 @@ fn parse_args() -> Result<Args, String> {
             }
             "--tick" => a.tick_secs = num("--tick", it.next())?,
             "--runs" => a.runs = num("--runs", it.next())?,
+            "--detect" => {
+                let pps = match it.peek() {
+                    Some(v) if v.parse::<u64>().is_ok() => Some(num("--detect", it.next())?),
+                    _ => None,
+                };
+                a.detect = Some(pps);
+            }
             "-h" | "--help" => return Err(String::new()),
             f if f.starts_with('-') => return Err(format!("unknown option {f}")),
             f => a.files.push(PathBuf::from(f)),
@@ -118,15 +133,38 @@ fn parse_args() -> Result<Args, String> {
 struct TickTimer {
     last: Instant,
     gaps: Vec<Duration>,
+    detector: Option<Detector>,
+    events: Vec<IncidentEvent>,
+    n_events: usize,
+    max_watched: usize,
 }
 
 impl ReplayObserver for TickTimer {
-    fn on_tick(&mut self, _tick: &ClosedTick<'_>, _skipped: u64) -> Option<Vec<std::net::IpAddr>> {
+    fn on_tick(&mut self, tick: &ClosedTick<'_>, skipped: u64) -> Option<Vec<std::net::IpAddr>> {
+        let watch = self.detector.as_mut().map(|d| {
+            d.on_tick(tick, skipped, &mut self.events);
+            self.n_events += self.events.len();
+            self.events.clear();
+            d.watch_list()
+        });
+        if let Some(w) = &watch {
+            self.max_watched = self.max_watched.max(w.len());
+        }
         let now = Instant::now();
         self.gaps.push(now - self.last);
         self.last = now;
-        None
+        watch
     }
+}
+
+/// The detector `--detect` runs, with the static and floor pps set to `pps` if given.
+fn detector(tick: TickLength, pps: Option<u64>) -> Detector {
+    let mut g = GroupDetection::default();
+    if let Some(p) = pps {
+        g.baseline.static_pps = p;
+        g.baseline.floor_pps = p;
+    }
+    Detector::new(DetectorConfig::single(g, tick.as_nanos()))
 }
 
 fn mib(kib: u64) -> f64 {
@@ -216,6 +254,10 @@ fn run(a: Args) -> Result<(), String> {
         let mut timer = TickTimer {
             last: Instant::now(),
             gaps: Vec::new(),
+            detector: a.detect.map(|pps| detector(tick, pps)),
+            events: Vec::new(),
+            n_events: 0,
+            max_watched: 0,
         };
         let t = Instant::now();
         timer.last = t;
@@ -240,6 +282,12 @@ fn run(a: Args) -> Result<(), String> {
             pct(0.99),
             pct(1.0),
         );
+        if timer.detector.is_some() {
+            println!(
+                "  detection: {} events, up to {} watched targets per tick",
+                timer.n_events, timer.max_watched
+            );
+        }
         for e in &outcome.errors {
             println!("  error: {e}");
         }

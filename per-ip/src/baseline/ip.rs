@@ -464,6 +464,19 @@ impl IpBaseline {
         }
     }
 
+    /// Hints the CPU to fetch the threshold cache and the current sub-window's rows.
+    #[inline]
+    pub(crate) fn prefetch(&self) {
+        if let Some(b) = self.buf.as_deref() {
+            let ns = self.series_count();
+            let row = ns + usize::from(self.cur) * ns * usize::from(self.shape.k);
+            let k = usize::from(self.shape.k);
+            crate::shard::prefetch(b.as_ptr());
+            crate::shard::prefetch(b.as_ptr().wrapping_add(row));
+            crate::shard::prefetch(b.as_ptr().wrapping_add(row + ns * k - 1));
+        }
+    }
+
     /// Ticks this IP has been observed for (learned, paused or idle), saturating at `u32::MAX`.
     pub fn age_ticks(&self) -> u32 {
         self.age
@@ -558,6 +571,22 @@ impl IpBaseline {
         let sc = SampleCodes::new(sample, sample.active_mask());
         let ex = self.check_codes(policy, &sc);
         self.observe_codes(policy, &sc, learn(ex));
+        ex
+    }
+
+    /// [`check_and_observe`](Self::check_and_observe) where `learn` also sees the baseline
+    /// as checked (before this sample is learned).
+    #[inline]
+    pub fn check_and_observe_with(
+        &mut self,
+        policy: &BaselinePolicy,
+        sample: &TickSample,
+        learn: impl FnOnce(&Self, Exceeded) -> bool,
+    ) -> Exceeded {
+        let sc = SampleCodes::new(sample, sample.active_mask());
+        let ex = self.check_codes(policy, &sc);
+        let learning = learn(self, ex);
+        self.observe_codes(policy, &sc, learning);
         ex
     }
 

@@ -200,6 +200,41 @@ impl BaselineStore {
         ex
     }
 
+    /// [`check_and_observe`](Self::check_and_observe) where `learn` also sees the baseline as
+    /// it was checked (idle ticks applied, this sample not yet learned), e.g. to read the
+    /// thresholds in force only when something is over.
+    #[inline]
+    pub fn check_and_observe_with(
+        &mut self,
+        id: u32,
+        policy: &BaselinePolicy,
+        sample: &TickSample,
+        learn: impl FnOnce(&IpBaseline, Exceeded) -> bool,
+    ) -> Exceeded {
+        let now = self.now;
+        let mut new = false;
+        let e = self.slot(id);
+        if e.next_tick == UNSEEN {
+            e.base = IpBaseline::with_phase(policy, id);
+            new = true;
+        } else if now > e.next_tick {
+            e.base.observe_idle(policy, now - e.next_tick);
+        }
+        let ex = e.base.check_and_observe_with(policy, sample, learn);
+        e.next_tick = now + 1;
+        self.seen += usize::from(new);
+        ex
+    }
+
+    /// Hints the CPU to fetch the parts of `id`'s sketch the next observation touches (for a
+    /// caller walking ids in order, a few ids ahead).
+    #[inline]
+    pub fn prefetch(&self, id: u32) {
+        if let Some(e) = self.entries.get(id as usize) {
+            e.base.prefetch();
+        }
+    }
+
     /// The IP's baseline as last updated, without its pending idle ticks
     /// (see [`settle`](Self::settle)).
     pub fn get(&self, id: u32) -> Option<&IpBaseline> {
