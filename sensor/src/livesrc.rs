@@ -68,6 +68,9 @@ pub struct LiveOptions {
     pub promiscuous: bool,
     /// XDP action for queues without a socket.
     pub xdp_fallback: XdpFallback,
+    /// AF_PACKET ring size per socket as (block bytes, block count); `None`: the default
+    /// (16 × 4 MiB, for a busy mirror port). The host agent uses a small ring.
+    pub packet_ring: Option<(u32, u32)>,
 }
 
 /// Promiscuous mode held through a `PACKET_MR_PROMISC` membership on an otherwise idle packet
@@ -236,6 +239,10 @@ fn open_packet(opts: &LiveOptions, n: usize) -> Result<Opened, CaptureError> {
     for i in 0..n {
         let mut cfg = AfPacketConfig::new(opts.interface.clone());
         cfg.promiscuous = opts.promiscuous;
+        if let Some((block_size, block_count)) = opts.packet_ring {
+            cfg.block_size = block_size;
+            cfg.block_count = block_count;
+        }
         if n > 1 {
             cfg.fanout = Some(Fanout::hash(group));
         }

@@ -790,6 +790,7 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
             }
             _ => surgewatch_sensor::capture::xdp_prog::XdpFallback::Pass,
         },
+        packet_ring: None,
     };
     let opened = surgewatch_sensor::livesrc::open(&opts, &mut |w| {
         eprintln!("surgewatch: {}: {w}", args.interface)
@@ -843,6 +844,9 @@ fn cmd_agent(args: AgentArgs) -> Result<ExitCode> {
             cores: Vec::new(),
             promiscuous: false,
             xdp_fallback: surgewatch_sensor::capture::xdp_prog::XdpFallback::Pass,
+            // 4 MiB: about a second of 10 kpps of full-size frames, which keeps the agent's
+            // footprint small (the ring is resident memory).
+            packet_ring: Some((1 << 20, 4)),
         };
         let mut opened = surgewatch_sensor::livesrc::open(&opts, &mut |w| {
             eprintln!("surgewatch: {ifname}: {w}")

@@ -355,3 +355,78 @@ fn live_errors_are_one_line_with_a_non_zero_exit() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("run as root"), "{err}");
 }
+
+#[test]
+fn agent_watches_the_hosts_own_addresses() {
+    if !skip_unless_root("agent_watches_the_hosts_own_addresses") {
+        return;
+    }
+    let _g = serial();
+    let pair = VethPair::new();
+    // The "host" is namespace A with one address on its interface.
+    support::ip(&[
+        "-n",
+        &pair.ns_a,
+        "addr",
+        "add",
+        "192.0.2.10/24",
+        "dev",
+        &pair.if_a,
+    ]);
+    let s = Spawned::surgewatch(
+        &pair.ns_a,
+        &[
+            "agent",
+            "-i",
+            &pair.if_a,
+            "--format",
+            "json",
+            "--status-interval",
+            "0s",
+            "--threshold-pps",
+            "1000",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    // A SYN flood to the host's address, and traffic to an address the host does not have.
+    let eth = support::eth(pair.mac_b, pair.mac_a);
+    let mut frames = Vec::new();
+    for i in 0..3000u32 {
+        let src = std::net::Ipv4Addr::from(0xc633_6400 + (i % 200)); // 198.51.100.0/24
+        for dst in ["192.0.2.10", "192.0.2.99"] {
+            let p = surgewatch_pcaps::packet::Packet {
+                eth: eth.clone(),
+                net: Net::V4(V4::new(src, dst.parse().expect("ip"))),
+                l4: surgewatch_pcaps::packet::Transport::Tcp(surgewatch_pcaps::packet::Tcp::new(
+                    40000 + (i % 1000) as u16,
+                    80,
+                    surgewatch_pcaps::packet::tcp_flags::SYN,
+                )),
+                payload: Vec::new(),
+            };
+            frames.extend(p.build(1500).into_iter().map(|f| f.bytes));
+        }
+    }
+    inject(&pair.ns_b, &pair.if_b, &frames);
+    std::thread::sleep(Duration::from_millis(1500));
+    let (lines, stderr) = stop(s);
+    assert!(
+        stderr.contains("192.0.2.10"),
+        "agent names the addresses it watches: {stderr}"
+    );
+    let summary = lines.last().expect("summary");
+    let top = summary["top_ips"].as_array().expect("top_ips");
+    let ips: Vec<&str> = top.iter().filter_map(|v| v["ip"].as_str()).collect();
+    assert_eq!(
+        ips,
+        vec!["192.0.2.10"],
+        "only the host's own address is monitored"
+    );
+    assert_eq!(top[0]["classes"]["syn"]["packets_in"], 3000);
+    let start = lines
+        .iter()
+        .find(|e| e["event"] == "start")
+        .expect("a start event");
+    assert_eq!(start["target"], "192.0.2.10");
+    assert_eq!(start["family"], "syn_flood");
+}
