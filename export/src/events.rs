@@ -15,22 +15,26 @@ fn finite_threshold(v: f64) -> Option<u64> {
     (v.is_finite() && v < 1e15).then_some(v as u64)
 }
 
-/// `{"ip", "pps"}`.
+/// `{"ip", "pps", "packets"}`.
 #[derive(Serialize, Clone, Debug)]
 pub struct SourceJson {
     /// Source address.
     pub ip: String,
     /// Its average packet rate while the target was watched.
     pub pps: u64,
+    /// Its packets while the target was watched.
+    pub packets: u64,
 }
 
-/// `{"port", "pps"}`.
+/// `{"port", "pps", "packets"}`.
 #[derive(Serialize, Clone, Debug)]
 pub struct PortJson {
     /// Port.
     pub port: u16,
     /// Its average packet rate while the target was watched.
     pub pps: u64,
+    /// Its packets while the target was watched.
+    pub packets: u64,
 }
 
 /// `[ts, packets, bytes]` of one tick.
@@ -125,26 +129,21 @@ impl EventJson {
             top_sources: e
                 .top_sources
                 .iter()
-                .map(|(ip, pps)| SourceJson {
+                .map(|&(ip, pps, packets)| SourceJson {
                     ip: ip.to_string(),
-                    pps: *pps,
+                    pps,
+                    packets,
                 })
                 .collect(),
             top_dst_ports: e
                 .top_dst_ports
                 .iter()
-                .map(|(port, pps)| PortJson {
-                    port: *port,
-                    pps: *pps,
-                })
+                .map(|&(port, pps, packets)| PortJson { port, pps, packets })
                 .collect(),
             top_src_ports: e
                 .top_src_ports
                 .iter()
-                .map(|(port, pps)| PortJson {
-                    port: *port,
-                    pps: *pps,
-                })
+                .map(|&(port, pps, packets)| PortJson { port, pps, packets })
                 .collect(),
             packet_lengths: e.lengths.clone(),
             mean_packet_length: e.mean_length,

@@ -923,7 +923,9 @@ fn reset_watched(v: &mut Vec<SourceStats>, n: usize) {
     for s in v.iter_mut() {
         s.clear();
     }
-    v.resize_with(n, SourceStats::new);
+    v.resize_with(n, || {
+        SourceStats::with_cap(crate::analysis::WATCH_SOURCE_CAP)
+    });
 }
 
 /// What [`Accounting::report`] returns: plain data, mapped to JSON/metrics by `export`.

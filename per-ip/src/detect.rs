@@ -157,12 +157,12 @@ pub struct IncidentEvent {
     pub unique_sources: u64,
     /// The source-spoofing verdict.
     pub spoofed: bool,
-    /// Top sources with their average packet rate while watched.
-    pub top_sources: Vec<(IpAddr, u64)>,
-    /// Top destination ports with their average packet rate while watched.
-    pub top_dst_ports: Vec<(u16, u64)>,
-    /// Top source ports with their average packet rate while watched.
-    pub top_src_ports: Vec<(u16, u64)>,
+    /// Top sources: (address, average packet rate while watched, packets while watched).
+    pub top_sources: Vec<(IpAddr, u64, u64)>,
+    /// Top destination ports: (port, average packet rate, packets) while watched.
+    pub top_dst_ports: Vec<(u16, u64, u64)>,
+    /// Top source ports: (port, average packet rate, packets) while watched.
+    pub top_src_ports: Vec<(u16, u64, u64)>,
     /// Packet length distribution while watched: (bucket label, packets).
     pub lengths: Vec<(&'static str, u64)>,
     /// Mean packet length while watched.
@@ -231,6 +231,9 @@ struct Pending {
     first_over_ns: u64,
 }
 
+/// Most targets whose sources are analysed at once (see [`Detector::watch_list`]).
+pub const MAX_WATCHED: usize = 256;
+
 /// Most timeline points kept per incident (a day of 1 s ticks); older ones are dropped.
 const MAX_TIMELINE: usize = 86_400;
 
@@ -242,7 +245,8 @@ pub struct Detector {
     baselines: BaselineStore,
     pending: HashMap<IpId, Pending>,
     open: BTreeMap<IpId, Incident>,
-    near: Vec<IpAddr>,
+    /// IPs over or near a threshold this tick, with their inbound packets in it.
+    near: Vec<(u64, IpAddr)>,
     next_id: u64,
     closed: Vec<IncidentSummary>,
     preload: HashMap<IpKey, IpBaseline>,
@@ -432,12 +436,29 @@ impl Detector {
 
     /// The targets whose source analysis is wanted in the next tick: open incidents, IPs over
     /// a threshold (pending) and IPs over half of one, in ascending order.
+    ///
+    /// At most [`MAX_WATCHED`] targets, so that the per-packet source analysis stays bounded
+    /// in time and memory even when hundreds of addresses are attacked at once: open incidents
+    /// first, then the others, each by their last tick's packet rate (ties by address).
     pub fn watch_list(&self) -> Vec<IpAddr> {
-        let mut v: Vec<IpAddr> = self.open.values().map(|i| i.target).collect();
-        v.extend(self.near.iter().copied());
-        v.sort_unstable();
-        v.dedup();
-        v
+        let mut v: Vec<(bool, u64, IpAddr)> = self
+            .open
+            .values()
+            .map(|i| (false, i.last_pps, i.target))
+            .chain(self.near.iter().map(|&(packets, ip)| (true, packets, ip)))
+            .collect();
+        v.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
+        let mut ips: Vec<IpAddr> = Vec::with_capacity(v.len().min(MAX_WATCHED));
+        for (_, _, ip) in v {
+            if ips.len() >= MAX_WATCHED {
+                break;
+            }
+            if !ips.contains(&ip) {
+                ips.push(ip);
+            }
+        }
+        ips.sort_unstable();
+        ips
     }
 
     /// Processes one closed tick; `idle_after` empty ticks follow it. Events are appended to
@@ -548,7 +569,7 @@ impl Detector {
                     let counters = counters_of(cells, spill);
                     to_open.push((id, ip, group, p, ex, threshold, counters, amp()));
                 } else {
-                    self.near.push(ip);
+                    self.near.push((total.packets, ip));
                 }
             } else {
                 if !self.pending.is_empty() {
@@ -556,7 +577,7 @@ impl Detector {
                 }
                 if th.is_some_and(|th| near_threshold(&th, &sample, 0.5)) {
                     if let Some(r) = record() {
-                        self.near.push(r.ip.ip());
+                        self.near.push((total.packets, r.ip.ip()));
                     }
                 }
             }
@@ -574,7 +595,7 @@ impl Detector {
                 over_mask: mask_of(ex),
                 threshold,
                 profile: AttackProfile::default(),
-                sources: SourceStats::new(),
+                sources: SourceStats::with_cap(crate::analysis::WATCH_SOURCE_CAP),
                 watched_ns: 0,
                 timeline: Vec::new(),
                 last_pps: 0,
@@ -805,19 +826,19 @@ impl Incident {
                 .sources
                 .top_sources(top_n)
                 .into_iter()
-                .map(|(ip, n)| (ip, per_sec(n)))
+                .map(|(ip, n)| (ip, per_sec(n), n))
                 .collect(),
             top_dst_ports: self
                 .sources
                 .top_dst_ports(top_n)
                 .into_iter()
-                .map(|(p, n)| (p, per_sec(n)))
+                .map(|(p, n)| (p, per_sec(n), n))
                 .collect(),
             top_src_ports: self
                 .sources
                 .top_src_ports(top_n)
                 .into_iter()
-                .map(|(p, n)| (p, per_sec(n)))
+                .map(|(p, n)| (p, per_sec(n), n))
                 .collect(),
             lengths: LENGTH_BUCKETS
                 .iter()

@@ -551,7 +551,9 @@ impl TickDelta {
         for s in &mut self.watched {
             s.clear();
         }
-        self.watched.resize_with(w.len(), SourceStats::new);
+        self.watched.resize_with(w.len(), || {
+            SourceStats::with_cap(crate::analysis::WATCH_SOURCE_CAP)
+        });
         self.watched.truncate(w.len());
         self.watch = w;
     }

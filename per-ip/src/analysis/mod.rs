@@ -13,5 +13,5 @@ pub use classify::{
 };
 pub use sources::{
     LengthStats, SourceStats, SpoofPattern, SpoofVerdict, DEFAULT_SOURCE_CAP, LENGTH_BUCKETS,
-    SPOOF_MIN_SOURCES,
+    SPOOF_MIN_SOURCES, WATCH_SOURCE_CAP,
 };

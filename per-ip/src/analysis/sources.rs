@@ -44,6 +44,12 @@ use surgewatch_pipeline::{proto, PacketSummary};
 /// Default per-source table size: sources are counted exactly up to this many.
 pub const DEFAULT_SOURCE_CAP: usize = 65_536;
 
+/// Source-table cap of the per-target statistics of watched targets (shards, merger and
+/// incidents use the same cap, so merges stay exact until it is reached): about 200 KiB per
+/// target, exact counts up to 8,192 distinct sources, hash-sampled beyond (the distinct count
+/// then comes from the HyperLogLog).
+pub const WATCH_SOURCE_CAP: usize = 8_192;
+
 const HLL_P: u32 = 12;
 const HLL_M: usize = 1 << HLL_P;
 
