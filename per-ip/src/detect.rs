@@ -232,7 +232,7 @@ struct Pending {
 }
 
 /// Most targets whose sources are analysed at once (see [`Detector::watch_list`]).
-pub const MAX_WATCHED: usize = 256;
+pub const MAX_WATCHED: usize = 128;
 
 /// Most timeline points kept per incident (a day of 1 s ticks); older ones are dropped.
 const MAX_TIMELINE: usize = 86_400;

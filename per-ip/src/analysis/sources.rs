@@ -164,11 +164,12 @@ impl SrcEntry {
 
 const PORT_PAGE: usize = 256;
 
-/// Packets per port: 256 pages of 256 counters, each page allocated on first use. One
-/// pointer load and an add per packet, no hashing; at most 256 × 2 KiB + 2 KiB.
+/// Packets per port: 256 pages of 256 `u32` counters (saturating), each page allocated on
+/// first use. One pointer load and an add per packet, no hashing; at most 256 × 1 KiB + 2 KiB
+/// (a target hit on random ports fills every page).
 #[derive(Clone, Debug)]
 struct PortCounts {
-    pages: Vec<Option<Box<[u64; PORT_PAGE]>>>,
+    pages: Vec<Option<Box<[u32; PORT_PAGE]>>>,
 }
 
 impl Default for PortCounts {
@@ -185,7 +186,8 @@ impl PortCounts {
         let [hi, lo] = port.to_be_bytes();
         if let Some(slot) = self.pages.get_mut(usize::from(hi)) {
             let page = slot.get_or_insert_with(|| Box::new([0; PORT_PAGE]));
-            page[usize::from(lo)] += n;
+            let c = &mut page[usize::from(lo)];
+            *c = c.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
         }
     }
 
@@ -196,7 +198,7 @@ impl PortCounts {
                 (0..=u8::MAX)
                     .zip(p.iter())
                     .filter(|&(_, &c)| c > 0)
-                    .map(move |(lo, &c)| (u16::from_be_bytes([hi, lo]), c))
+                    .map(move |(lo, &c)| (u16::from_be_bytes([hi, lo]), u64::from(c)))
             })
         })
     }
