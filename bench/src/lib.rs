@@ -186,7 +186,9 @@ pub fn monitor_auto(limit: usize) -> Arc<Monitor> {
 /// Peak resident set size of this process in KiB (`VmHWM` of `/proc/self/status`), `None` where
 /// that file does not exist.
 pub fn peak_rss_kib() -> Option<u64> {
-    proc_status_kib("VmHWM:")
+    // The kernel updates VmHWM lazily, so it can lag behind the current VmRSS.
+    let hwm = proc_status_kib("VmHWM:")?;
+    Some(hwm.max(rss_kib().unwrap_or(0)))
 }
 
 /// Current resident set size of this process in KiB (`VmRSS`).
