@@ -265,11 +265,11 @@ mod tests {
     #[test]
     fn rss_is_readable_on_linux() {
         if cfg!(target_os = "linux") {
-            // Current first: the peak read afterwards can only be at least as large (other
-            // test threads may grow the process in between).
+            // Both readable and non-zero. (No order between them is asserted: other test
+            // threads allocate and free concurrently and the kernel updates VmHWM lazily.)
             let now = rss_kib().unwrap();
             let peak = peak_rss_kib().unwrap();
-            assert!(now > 0 && peak >= now, "rss {now} KiB, peak {peak} KiB");
+            assert!(now > 0 && peak > 0, "rss {now} KiB, peak {peak} KiB");
         }
     }
 }
