@@ -543,6 +543,13 @@ impl Accounting {
         }
     }
 
+    /// Replaces what is monitored (see [`crate::Shard::set_monitor`]); addresses already
+    /// tracked keep their ids and records. Call between ticks, with the same monitor given to
+    /// every shard.
+    pub fn set_monitor(&mut self, monitor: Arc<Monitor>) {
+        self.monitor = monitor;
+    }
+
     /// Adds the watched targets' source analysis of one delta.
     fn merge_watched(&mut self, delta: &TickDelta) {
         let same = Arc::ptr_eq(delta.watch(), &self.watch);

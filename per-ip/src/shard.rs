@@ -794,6 +794,14 @@ impl Shard {
         &self.monitor
     }
 
+    /// Replaces what is monitored (e.g. the host agent's addresses changed), between ticks,
+    /// with the same tracked-IP limit. Addresses no longer monitored stop being counted from
+    /// the next packet; new ones are counted and admitted by the merger as usual (the merger
+    /// must get the same monitor through [`crate::Accounting::set_monitor`]).
+    pub fn set_monitor(&mut self, monitor: Arc<Monitor>) {
+        self.monitor = monitor;
+    }
+
     /// Accounts one packet summary into the current tick. See the type-level "Hot path".
     #[inline]
     pub fn account(&mut self, s: &PacketSummary) {

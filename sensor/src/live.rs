@@ -31,8 +31,14 @@ const DELTA_TIMEOUT: Duration = Duration::from_secs(2);
 enum Ctl {
     /// Hand over the tick's delta and the source's statistics.
     Tick,
-    /// The coordinator's answer: a recycled delta, the admitted and watch sets.
-    Rearm(Box<TickDelta>, Arc<AdmittedSet>, Arc<WatchSet>),
+    /// The coordinator's answer: a recycled delta, the admitted and watch sets, and a new
+    /// monitor when what is monitored changed.
+    Rearm(
+        Box<TickDelta>,
+        Arc<AdmittedSet>,
+        Arc<WatchSet>,
+        Option<Arc<Monitor>>,
+    ),
 }
 
 /// A worker's answer to [`Ctl::Tick`].
@@ -68,6 +74,10 @@ pub trait LiveObserver {
     /// After each tick, with the merger (e.g. to persist baselines).
     fn after_tick(&mut self, acct: &Accounting) {
         let _ = acct;
+    }
+    /// A new monitor to apply from the next tick on (e.g. the host's addresses changed).
+    fn new_monitor(&mut self) -> Option<Arc<Monitor>> {
+        None
     }
 }
 
@@ -210,11 +220,20 @@ fn close_tick(
         acct.set_watch(w);
     }
     obs.after_tick(acct);
+    let monitor = obs.new_monitor();
+    if let Some(m) = &monitor {
+        acct.set_monitor(m.clone());
+    }
     let admitted = acct.admitted();
     let watch = acct.watch();
     for (w, d) in workers.into_iter().zip(deltas) {
         if let Some(c) = ctls.get(w) {
-            let _ = c.send(Ctl::Rearm(Box::new(d), admitted.clone(), watch.clone()));
+            let _ = c.send(Ctl::Rearm(
+                Box::new(d),
+                admitted.clone(),
+                watch.clone(),
+                monitor.clone(),
+            ));
         }
     }
 }
@@ -243,10 +262,13 @@ fn worker<C: Capture>(
                     return;
                 }
             }
-            Ok(Ctl::Rearm(d, admitted, watch)) => {
+            Ok(Ctl::Rearm(d, admitted, watch, monitor)) => {
                 shard.recycle(*d);
                 shard.install_admitted(admitted);
                 shard.install_watch(watch);
+                if let Some(m) = monitor {
+                    shard.set_monitor(m);
+                }
             }
             Err(TryRecvError::Disconnected) => return,
             Err(TryRecvError::Empty) => {}

@@ -636,6 +636,61 @@ struct LiveObs {
     status_every_ns: u64,
     last_status_ns: u64,
     last_received: u64,
+    /// Host agent: follows the host's addresses.
+    agent: Option<AgentAddrs>,
+}
+
+/// The host agent's view of the host's addresses, re-read every few seconds.
+struct AgentAddrs {
+    cfg: Config,
+    interfaces: Vec<String>,
+    extra: Vec<String>,
+    current: Vec<std::net::IpAddr>,
+    last_check: std::time::Instant,
+}
+
+/// How often the agent re-reads the host's addresses.
+const ADDRESS_REFRESH: Duration = Duration::from_secs(5);
+
+impl AgentAddrs {
+    /// A new monitor when the host's addresses changed since the last look.
+    fn refresh(&mut self) -> Option<Arc<Monitor>> {
+        if self.last_check.elapsed() < ADDRESS_REFRESH {
+            return None;
+        }
+        self.last_check = std::time::Instant::now();
+        let now = match surgewatch_sensor::hostaddr::host_addresses(&self.interfaces) {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("surgewatch: warning: cannot read the host's addresses: {e}");
+                return None;
+            }
+        };
+        if now == self.current || now.is_empty() {
+            return None;
+        }
+        let mut monitor: Vec<String> = now.iter().map(|a| a.to_string()).collect();
+        monitor.extend(self.extra.iter().cloned());
+        match monitor_setup(&self.cfg, &monitor) {
+            Ok(setup) => {
+                eprintln!(
+                    "surgewatch: host addresses changed: now watching {}",
+                    now.iter()
+                        .map(|a| a.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                self.current = now;
+                Some(setup.monitor)
+            }
+            Err(e) => {
+                eprintln!(
+                    "surgewatch: warning: host addresses changed but cannot be monitored: {e}"
+                );
+                None
+            }
+        }
+    }
 }
 
 impl surgewatch_sensor::live::LiveObserver for LiveObs {
@@ -683,6 +738,10 @@ impl surgewatch_sensor::live::LiveObserver for LiveObs {
     fn after_tick(&mut self, acct: &surgewatch_per_ip::Accounting) {
         self.inner.maybe_save(acct);
     }
+
+    fn new_monitor(&mut self) -> Option<Arc<Monitor>> {
+        self.agent.as_mut().and_then(AgentAddrs::refresh)
+    }
 }
 
 fn queue_json(q: &surgewatch_sensor::live::QueueStats) -> surgewatch_export::summary::QueueJson {
@@ -699,16 +758,29 @@ fn queue_json(q: &surgewatch_sensor::live::QueueStats) -> surgewatch_export::sum
     }
 }
 
+/// What a live run captures: the opened workers, their description and, for the host agent,
+/// the addresses to follow.
+struct LiveRun {
+    workers: Vec<surgewatch_sensor::live::WorkerSpec<surgewatch_sensor::livesrc::LiveSource>>,
+    inputs: Vec<String>,
+    capture: String,
+    agent: Option<AgentAddrs>,
+}
+
 /// Runs opened workers until a signal or `--duration`, then drains and reports.
 fn run_workers(
     p: &Prepared,
     setup: Setup,
     detect: &DetectArgs,
     live: &LiveArgs,
-    workers: Vec<surgewatch_sensor::live::WorkerSpec<surgewatch_sensor::livesrc::LiveSource>>,
-    inputs: Vec<String>,
-    capture: String,
+    run: LiveRun,
 ) -> Result<ExitCode> {
+    let LiveRun {
+        workers,
+        inputs,
+        capture,
+        agent,
+    } = run;
     let status_every = parse_duration_arg("--status-interval", &live.status_interval)?;
     let duration = live
         .duration
@@ -729,6 +801,7 @@ fn run_workers(
         status_every_ns: u64::try_from(status_every.as_nanos()).unwrap_or(u64::MAX),
         last_status_ns: 0,
         last_received: 0,
+        agent,
     };
     let started = surgewatch_sensor::live::now_ns();
     let lcfg = surgewatch_sensor::live::LiveConfig {
@@ -801,9 +874,12 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
         setup,
         &args.detect,
         &args.live,
-        opened.workers,
-        vec![args.interface.clone()],
-        opened.description,
+        LiveRun {
+            workers: opened.workers,
+            inputs: vec![args.interface.clone()],
+            capture: opened.description,
+            agent: None,
+        },
     )
 }
 
@@ -858,14 +934,24 @@ fn cmd_agent(args: AgentArgs) -> Result<ExitCode> {
         workers.extend(opened.workers);
         descriptions.push(opened.description);
     }
+    let agent = AgentAddrs {
+        cfg: p.cfg.clone(),
+        interfaces: interfaces.clone(),
+        extra: args.detect.monitor.clone(),
+        current: addrs,
+        last_check: std::time::Instant::now(),
+    };
     run_workers(
         &p,
         setup,
         &args.detect,
         &args.live,
-        workers,
-        interfaces,
-        descriptions.join("; "),
+        LiveRun {
+            workers,
+            inputs: interfaces,
+            capture: descriptions.join("; "),
+            agent: Some(agent),
+        },
     )
 }
 

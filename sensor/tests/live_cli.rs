@@ -389,24 +389,8 @@ fn agent_watches_the_hosts_own_addresses() {
     );
     std::thread::sleep(Duration::from_millis(1500));
     // A SYN flood to the host's address, and traffic to an address the host does not have.
-    let eth = support::eth(pair.mac_b, pair.mac_a);
-    let mut frames = Vec::new();
-    for i in 0..3000u32 {
-        let src = std::net::Ipv4Addr::from(0xc633_6400 + (i % 200)); // 198.51.100.0/24
-        for dst in ["192.0.2.10", "192.0.2.99"] {
-            let p = surgewatch_pcaps::packet::Packet {
-                eth: eth.clone(),
-                net: Net::V4(V4::new(src, dst.parse().expect("ip"))),
-                l4: surgewatch_pcaps::packet::Transport::Tcp(surgewatch_pcaps::packet::Tcp::new(
-                    40000 + (i % 1000) as u16,
-                    80,
-                    surgewatch_pcaps::packet::tcp_flags::SYN,
-                )),
-                payload: Vec::new(),
-            };
-            frames.extend(p.build(1500).into_iter().map(|f| f.bytes));
-        }
-    }
+    let mut frames = syn_flood(&pair, "192.0.2.10", 3000);
+    frames.extend(syn_flood(&pair, "192.0.2.99", 3000));
     inject(&pair.ns_b, &pair.if_b, &frames);
     std::thread::sleep(Duration::from_millis(1500));
     let (lines, stderr) = stop(s);
@@ -429,4 +413,89 @@ fn agent_watches_the_hosts_own_addresses() {
         .expect("a start event");
     assert_eq!(start["target"], "192.0.2.10");
     assert_eq!(start["family"], "syn_flood");
+}
+
+/// SYN frames from 200 sources to `dst`.
+fn syn_flood(pair: &VethPair, dst: &str, n: u32) -> Vec<Vec<u8>> {
+    let eth = support::eth(pair.mac_b, pair.mac_a);
+    let mut frames = Vec::new();
+    for i in 0..n {
+        let src = std::net::Ipv4Addr::from(0xc633_6400 + (i % 200)); // 198.51.100.0/24
+        let p = surgewatch_pcaps::packet::Packet {
+            eth: eth.clone(),
+            net: Net::V4(V4::new(src, dst.parse().expect("ip"))),
+            l4: surgewatch_pcaps::packet::Transport::Tcp(surgewatch_pcaps::packet::Tcp::new(
+                40000 + (i % 1000) as u16,
+                80,
+                surgewatch_pcaps::packet::tcp_flags::SYN,
+            )),
+            payload: Vec::new(),
+        };
+        frames.extend(p.build(1500).into_iter().map(|f| f.bytes));
+    }
+    frames
+}
+
+#[test]
+fn agent_follows_address_changes() {
+    if !skip_unless_root("agent_follows_address_changes") {
+        return;
+    }
+    let _g = serial();
+    let pair = VethPair::new();
+    support::ip(&[
+        "-n",
+        &pair.ns_a,
+        "addr",
+        "add",
+        "192.0.2.10/24",
+        "dev",
+        &pair.if_a,
+    ]);
+    let s = Spawned::surgewatch(
+        &pair.ns_a,
+        &[
+            "agent",
+            "-i",
+            &pair.if_a,
+            "--format",
+            "json",
+            "--status-interval",
+            "0s",
+            "--threshold-pps",
+            "1000",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    // A new address appears; the agent re-reads addresses every 5 s.
+    support::ip(&[
+        "-n",
+        &pair.ns_a,
+        "addr",
+        "add",
+        "192.0.2.11/24",
+        "dev",
+        &pair.if_a,
+    ]);
+    std::thread::sleep(Duration::from_millis(7000));
+    inject(
+        &pair.ns_b,
+        &pair.if_b,
+        &syn_flood(&pair, "192.0.2.11", 3000),
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let (lines, stderr) = stop(s);
+    assert!(stderr.contains("host addresses changed"), "{stderr}");
+    let start = lines
+        .iter()
+        .find(|e| e["event"] == "start")
+        .unwrap_or_else(|| panic!("no start event: {stderr}"));
+    assert_eq!(start["target"], "192.0.2.11");
+    let top = lines.last().expect("summary")["top_ips"]
+        .as_array()
+        .expect("top_ips")
+        .clone();
+    assert!(top
+        .iter()
+        .any(|v| v["ip"] == "192.0.2.11" && v["classes"]["syn"]["packets_in"] == 3000));
 }
