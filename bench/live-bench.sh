@@ -1,0 +1,263 @@
+#!/usr/bin/env bash
+# Live capture benchmark on a veth pair between two throw-away network namespaces:
+# surgewatch AF_XDP, surgewatch AF_PACKET and `tcpdump -w /dev/null` receive the same traffic
+# from one generator (surgewatch-xdp-tx, AF_XDP TX in copy mode), one receiver at a time, with
+# 1 and then 2 queues; first as fast as the generator goes, then at fixed lower rates where the
+# worker should keep up (zero kernel drops expected).
+#
+# Usage (root):  bench/live-bench.sh
+# Environment (all optional):
+#   DURATION=10        seconds of traffic per run
+#   LOW_RATES="300000 600000"  paced runs (total pps over all queues), checked for zero drops
+#   QUEUES="1 2"       queue counts to test
+#   REPEAT=1           runs per (receiver, queues, rate)
+#   PACKETS=1000000 IPS=100000  the generated capture the frames come from
+#   TEMPLATES=65536    frames of it loaded into the generator's UMEM and cycled
+#   OUT=DIR            where results go (default: a new /tmp/sw-live-bench.XXXXXX)
+#   NO_BUILD=1         use the binaries already in target/release
+#
+# Traffic never leaves the veth pair: both ends live in namespaces created here (nothing appears
+# in the root namespace) and are deleted on exit, also on error or Ctrl-C.
+set -euo pipefail
+
+DURATION=${DURATION:-10}
+LOW_RATES=${LOW_RATES-"300000 600000"}
+QUEUES=${QUEUES:-"1 2"}
+REPEAT=${REPEAT:-1}
+PACKETS=${PACKETS:-1000000}
+IPS=${IPS:-100000}
+TEMPLATES=${TEMPLATES:-65536}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+OUT=${OUT:-$(mktemp -d /tmp/sw-live-bench.XXXXXX)}
+mkdir -p "$OUT"
+NS_GEN="sw-bench-gen-$$"
+NS_RX="sw-bench-rx-$$"
+IF_GEN=swb0
+IF_RX=swb1
+NCPU=$(nproc)
+
+log() { printf '%s live-bench: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "needs root (network namespaces, AF_XDP, raw sockets)"
+for t in ip taskset; do command -v "$t" >/dev/null || die "$t is required (iproute2, util-linux)"; done
+
+# --- tools: tcpdump and jq, installed when missing -------------------------------------------
+need_pkgs=()
+command -v tcpdump >/dev/null || need_pkgs+=(tcpdump)
+command -v jq >/dev/null || need_pkgs+=(jq)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+    command -v apt-get >/dev/null || die "missing ${need_pkgs[*]} and no apt-get to install them"
+    log "installing ${need_pkgs[*]}"
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y "${need_pkgs[@]}" >"$OUT/apt.log" 2>&1; then
+        DEBIAN_FRONTEND=noninteractive apt-get update >>"$OUT/apt.log" 2>&1
+        DEBIAN_FRONTEND=noninteractive apt-get install -y "${need_pkgs[@]}" >>"$OUT/apt.log" 2>&1 \
+            || die "apt-get install ${need_pkgs[*]} failed (see $OUT/apt.log)"
+    fi
+fi
+TCPDUMP=$(command -v tcpdump)
+
+# --- binaries (copied, so that concurrent builds cannot swap them mid-run) -------------------
+BIN="$OUT/bin"
+mkdir -p "$BIN"
+if [ -z "${NO_BUILD:-}" ]; then
+    log "building release binaries"
+    (cd "$ROOT" && cargo build --release -q -p surgewatch-sensor -p surgewatch-pcaps \
+        -p surgewatch-bench --bin surgewatch --bin surgewatch-pcaps --bin surgewatch-xdp-tx)
+fi
+for b in surgewatch surgewatch-pcaps surgewatch-xdp-tx; do
+    cp "$ROOT/target/release/$b" "$BIN/$b"
+done
+PCAP="$OUT/big.pcap"
+if [ ! -s "$PCAP" ]; then
+    "$BIN/surgewatch-pcaps" big --packets "$PACKETS" --ips "$IPS" "$PCAP" >"$OUT/pcap.log"
+fi
+
+# --- namespaces -------------------------------------------------------------------------------
+RX_PID=
+cleanup() {
+    if [ -n "$RX_PID" ]; then kill "$RX_PID" 2>/dev/null || true; wait "$RX_PID" 2>/dev/null || true; fi
+    ip netns del "$NS_GEN" 2>/dev/null || true
+    ip netns del "$NS_RX" 2>/dev/null || true
+    rm -f "$PCAP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+setup_pair() { # QUEUES
+    local q=$1
+    ip netns del "$NS_GEN" 2>/dev/null || true
+    ip netns del "$NS_RX" 2>/dev/null || true
+    ip netns add "$NS_GEN"
+    ip netns add "$NS_RX"
+    for ns in "$NS_GEN" "$NS_RX"; do
+        ip -n "$ns" link set lo up
+        ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+    done
+    # Created inside the generator's namespace with its peer in the receiver's: never on the host.
+    ip -n "$NS_GEN" link add "$IF_GEN" mtu 1500 numtxqueues "$q" numrxqueues "$q" type veth \
+        peer name "$IF_RX" mtu 1500 numtxqueues "$q" numrxqueues "$q" netns "$NS_RX"
+    ip -n "$NS_GEN" link set "$IF_GEN" up
+    ip -n "$NS_RX" link set "$IF_RX" up
+}
+
+link_stats() { # NS IF -> "rx_packets rx_dropped tx_packets tx_dropped"
+    ip -n "$1" -j -s link show "$2" |
+        jq -r '.[0].stats64 | "\(.rx.packets) \(.rx.dropped) \(.tx.packets) \(.tx.dropped)"'
+}
+
+wait_for() { # FILE PATTERN SECONDS
+    local i
+    for ((i = 0; i < $3 * 10; i++)); do
+        grep -q "$2" "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# CPU seconds (user + system) used so far by the threads of PID whose name matches REGEX.
+cpu_secs() { # PID REGEX
+    cat /proc/"$1"/task/*/stat 2>/dev/null | awk -v re="$2" -v hz="$(getconf CLK_TCK)" '{
+        c = $0; sub(/^[^(]*\(/, "", c); comm = c; sub(/\).*$/, "", comm); sub(/^.*\) /, "", c)
+        split(c, f, " "); if (comm ~ re) t += f[12] + f[13]
+    } END {printf "%.2f", t / hz}'
+}
+
+# Seconds the threads of PID whose name matches REGEX spent runnable but waiting for a CPU
+# (schedstat): a pinned worker that waits long cannot drain a small ring in time.
+run_wait() { # PID REGEX
+    local t d c
+    for t in /proc/"$1"/task/*; do
+        read -r c <"$t/comm" 2>/dev/null || continue
+        [[ $c =~ $2 ]] && read -r _ d _ <"$t/schedstat" && echo "$d"
+    done | awk '{s += $1} END {printf "%.2f", s / 1e9}'
+}
+
+# Cores: the generator thread of queue i runs on core i; with one queue the receiver gets the
+# other core. With two queues everything shares both cores (this VM has only two).
+gen_cores() { if [ "$1" = 1 ]; then echo 0; else seq -s, 0 $(($1 - 1)); fi; }
+rx_cores() { if [ "$1" = 1 ]; then echo $((NCPU > 1 ? 1 : 0)); else seq -s, 0 $(($1 - 1)); fi; }
+
+RESULTS="$OUT/results.tsv"
+printf 'receiver\tqueues\trate_setting\trun\toffered_mpps\treceived\tsecs\trx_mpps\tper_worker_mpps\tsocket_drops\tlink_drops\tworkers\tper_queue\tworker_cpu_s\tprocess_cpu_s\tworker_runq_wait_s\tload1\n' >"$RESULTS"
+
+run_one() { # RECEIVER QUEUES RATE(max|pps) RUN
+    local rx=$1 q=$2 rate=$3 run=$4 tag="$1-q$2-$3-$4"
+    local qlist gcores rcores rate_arg=() before_rx before_gen after_rx after_gen
+    qlist=$(seq -s, 0 $((q - 1)))
+    gcores=$(gen_cores "$q")
+    rcores=$(rx_cores "$q")
+    [ "$rate" = max ] || rate_arg=(--rate "$rate")
+    before_rx=$(link_stats "$NS_RX" "$IF_RX")
+    before_gen=$(link_stats "$NS_GEN" "$IF_GEN")
+    case $rx in
+    af_xdp | af_packet)
+        ip netns exec "$NS_RX" "$BIN/surgewatch" run -i "$IF_RX" --capture "$rx" --format json \
+            --status-interval 0s --duration "$((DURATION + 4))s" --monitor 10.0.0.0/8 \
+            --cores "$rcores" >"$OUT/$tag.json" 2>"$OUT/$tag.err" &
+        RX_PID=$!
+        wait_for "$OUT/$tag.err" "capturing" 10 || die "$tag: surgewatch did not start: $(cat "$OUT/$tag.err")"
+        ;;
+    tcpdump)
+        ip netns exec "$NS_RX" taskset -c "$rcores" "$TCPDUMP" -i "$IF_RX" -w /dev/null \
+            >"$OUT/$tag.out" 2>"$OUT/$tag.err" &
+        RX_PID=$!
+        wait_for "$OUT/$tag.err" "listening on" 10 || die "$tag: tcpdump did not start: $(cat "$OUT/$tag.err")"
+        ;;
+    esac
+    # `ip netns exec` and `taskset` exec in place: RX_PID is the receiver itself.
+    local wre='^surgewatch-q' cpu0_w cpu0_p cpu1_w cpu1_p wait0 wait1
+    [ "$rx" = tcpdump ] && wre='^tcpdump'
+    sleep 1
+    cpu0_w=$(cpu_secs "$RX_PID" "$wre")
+    cpu0_p=$(cpu_secs "$RX_PID" '.')
+    wait0=$(run_wait "$RX_PID" "$wre")
+    ip netns exec "$NS_GEN" "$BIN/surgewatch-xdp-tx" -i "$IF_GEN" --pcap "$PCAP" \
+        --frames "$TEMPLATES" --queues "$qlist" --cores "$gcores" --duration "$DURATION" \
+        "${rate_arg[@]}" --json >"$OUT/$tag.gen.json" 2>"$OUT/$tag.gen.err" ||
+        die "$tag: generator failed: $(cat "$OUT/$tag.gen.err")"
+    cpu1_w=$(cpu_secs "$RX_PID" "$wre")
+    cpu1_p=$(cpu_secs "$RX_PID" '.')
+    wait1=$(run_wait "$RX_PID" "$wre")
+    sleep 1
+    [ "$rx" = tcpdump ] && kill -INT "$RX_PID"
+    wait "$RX_PID" || die "$tag: receiver exited with an error: $(tail -3 "$OUT/$tag.err")"
+    RX_PID=
+    after_rx=$(link_stats "$NS_RX" "$IF_RX")
+    after_gen=$(link_stats "$NS_GEN" "$IF_GEN")
+
+    local secs offered received drops workers per_queue link_drops
+    secs=$(jq -r .secs "$OUT/$tag.gen.json")
+    offered=$(jq -r .mpps "$OUT/$tag.gen.json")
+    # Frames lost on the veth itself (peer ring full), before any socket saw them.
+    link_drops=$(echo "$before_rx $before_gen $after_rx $after_gen" |
+        awk '{print ($10 - $2) + ($16 - $8)}')
+    case $rx in
+    af_xdp | af_packet)
+        local s="$OUT/$tag.summary.json"
+        tail -n 1 "$OUT/$tag.json" >"$s"
+        received=$(jq '[.queues[].received] | add' "$s")
+        drops=$(jq '[.queues[] | .kernel_drops + .rx_ring_full] | add' "$s")
+        workers=$(jq '.queues | length' "$s")
+        per_queue=$(jq -r --argjson t "$secs" \
+            '[.queues[] | "\(.name)@\(.core): \(.received / $t / 1e6 * 1000 | round / 1000) Mpps, drops \(.kernel_drops + .rx_ring_full)"] | join("; ")' "$s")
+        ;;
+    tcpdump)
+        received=$(awk '/packets captured/ {print $1}' "$OUT/$tag.err")
+        drops=$(awk '/packets dropped by kernel/ {print $1}' "$OUT/$tag.err")
+        workers=1
+        per_queue="tcpdump (1 thread)"
+        ;;
+    esac
+    local mpps per_worker
+    mpps=$(awk -v r="$received" -v s="$secs" 'BEGIN {printf "%.3f", r / s / 1e6}')
+    per_worker=$(awk -v m="$mpps" -v w="$workers" 'BEGIN {printf "%.3f", m / w}')
+    local wcpu pcpu rwait
+    rwait=$(awk -v a="$wait0" -v b="$wait1" 'BEGIN {printf "%.3f", b - a}')
+    wcpu=$(awk -v a="$cpu0_w" -v b="$cpu1_w" 'BEGIN {printf "%.2f", b - a}')
+    pcpu=$(awk -v a="$cpu0_p" -v b="$cpu1_p" 'BEGIN {printf "%.2f", b - a}')
+    printf '%s\t%s\t%s\t%s\t%.3f\t%s\t%.3f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rx" "$q" "$rate" "$run" \
+        "$offered" "$received" "$secs" "$mpps" "$per_worker" "$drops" "$link_drops" "$workers" \
+        "$per_queue" "$wcpu" "$pcpu" "$rwait" "$(cut -d' ' -f1 /proc/loadavg)" >>"$RESULTS"
+    log "$tag: offered $offered Mpps, received $mpps Mpps ($per_worker per worker), socket drops $drops, veth drops $link_drops, worker CPU ${wcpu} s (waited ${rwait} s for a CPU), process CPU ${pcpu} s"
+}
+
+log "results in $OUT; ${DURATION} s per run; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+for q in $QUEUES; do
+    setup_pair "$q"
+    for run in $(seq 1 "$REPEAT"); do
+        for rate in max $LOW_RATES; do
+            for rx in af_xdp af_packet tcpdump; do
+                run_one "$rx" "$q" "$rate" "$run"
+            done
+        done
+    done
+done
+log "load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# --- table ------------------------------------------------------------------------------------
+{
+    echo "| receiver | queues | rate: offered Mpps | received Mpps | Mpps per worker | kernel drops | veth drops | worker CPU | worker waited for CPU | Mpps per worker CPU-second | ratio to tcpdump (rate / per CPU-s) |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
+    awk -F'\t' 'NR > 1 {
+        key = $2 SUBSEP $3 SUBSEP $4
+        if ($1 == "tcpdump") { td[key] = $8; tdc[key] = ($14 > 0) ? $6 / $14 : 0 }
+        row[NR] = $0
+    }
+    END {
+        for (i = 2; i <= NR; i++) {
+            split(row[i], f, "\t")
+            key = f[2] SUBSEP f[3] SUBSEP f[4]
+            ratio = (td[key] > 0) ? sprintf("%.2f", f[8] / td[key]) : "-"
+            eff = (f[14] > 0) ? f[6] / f[14] / 1e6 : 0
+            ratio = ratio " / " ((tdc[key] > 0 && eff > 0) ? sprintf("%.2f", eff * 1e6 / tdc[key]) : "-")
+            busy = sprintf("%.0f %%", 100 * f[14] / f[7] / f[12])
+            rate = (f[3] == "max") ? "max" : sprintf("%.2f paced", f[3] / 1e6)
+            printf "| %s | %s | %s: %s | %s | %s | %s | %s | %s | %s s | %s | %s |\n", f[1], f[2], rate, f[5], f[8], f[9], f[10], f[11], busy, f[16], (eff > 0) ? sprintf("%.2f", eff) : "-", ratio
+        }
+    }' "$RESULTS"
+} | tee "$OUT/table.md"
+echo
+echo "per queue:"
+awk -F'\t' 'NR > 1 {printf "  %s q%s %s: %s\n", $1, $2, $3, $13}' "$RESULTS"
+log "raw results: $RESULTS"
