@@ -356,14 +356,9 @@ fn live_errors_are_one_line_with_a_non_zero_exit() {
     assert!(err.contains("run as root"), "{err}");
 }
 
-#[test]
-fn agent_watches_the_hosts_own_addresses() {
-    if !skip_unless_root("agent_watches_the_hosts_own_addresses") {
-        return;
-    }
-    let _g = serial();
+/// A "host" (namespace A, address 192.0.2.10 on its interface) running `surgewatch agent`.
+fn start_agent() -> (VethPair, Spawned) {
     let pair = VethPair::new();
-    // The "host" is namespace A with one address on its interface.
     support::ip(&[
         "-n",
         &pair.ns_a,
@@ -373,21 +368,29 @@ fn agent_watches_the_hosts_own_addresses() {
         "dev",
         &pair.if_a,
     ]);
-    let s = Spawned::surgewatch(
-        &pair.ns_a,
-        &[
-            "agent",
-            "-i",
-            &pair.if_a,
-            "--format",
-            "json",
-            "--status-interval",
-            "0s",
-            "--threshold-pps",
-            "1000",
-        ],
-    );
+    let args = [
+        "agent",
+        "-i",
+        &pair.if_a,
+        "--format",
+        "json",
+        "--status-interval",
+        "0s",
+        "--threshold-pps",
+        "1000",
+    ];
+    let s = Spawned::surgewatch(&pair.ns_a, &args);
     std::thread::sleep(Duration::from_millis(1500));
+    (pair, s)
+}
+
+#[test]
+fn agent_watches_the_hosts_own_addresses() {
+    if !skip_unless_root("agent_watches_the_hosts_own_addresses") {
+        return;
+    }
+    let _g = serial();
+    let (pair, s) = start_agent();
     // A SYN flood to the host's address, and traffic to an address the host does not have.
     let mut frames = syn_flood(&pair, "192.0.2.10", 3000);
     frames.extend(syn_flood(&pair, "192.0.2.99", 3000));
@@ -442,31 +445,7 @@ fn agent_follows_address_changes() {
         return;
     }
     let _g = serial();
-    let pair = VethPair::new();
-    support::ip(&[
-        "-n",
-        &pair.ns_a,
-        "addr",
-        "add",
-        "192.0.2.10/24",
-        "dev",
-        &pair.if_a,
-    ]);
-    let s = Spawned::surgewatch(
-        &pair.ns_a,
-        &[
-            "agent",
-            "-i",
-            &pair.if_a,
-            "--format",
-            "json",
-            "--status-interval",
-            "0s",
-            "--threshold-pps",
-            "1000",
-        ],
-    );
-    std::thread::sleep(Duration::from_millis(1500));
+    let (pair, s) = start_agent();
     // A new address appears; the agent re-reads addresses every 5 s.
     support::ip(&[
         "-n",
