@@ -12,13 +12,13 @@
 //! header that is cut short or malformed stops the parse with the summary of the packet that
 //! carries it, so that packet is still accounted to its addresses.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::wire::{
     erspan_frame_type, ethertype, ext_header, gre_protocol, is_vlan_ethertype, ErspanIIHeader,
     ErspanIIIHeader, EthernetFrame, GreHeader, IcmpHeader, Ipv4Packet, Ipv6ExtHeader,
-    Ipv6FragmentHeader, Ipv6Packet, LoopbackHeader, LoopbackOrder, Sll2Header, SllHeader,
-    TcpHeader, UdpHeader, VlanHeader, VxlanHeader,
+    Ipv6FragmentHeader, LoopbackHeader, LoopbackOrder, Sll2Header, SllHeader, TcpHeader, UdpHeader,
+    VlanHeader, VxlanHeader,
 };
 use crate::{proto, Decap, Encap, Fragment, LinkType, PacketSummary, ParseOptions, ParseStatus};
 
@@ -53,17 +53,18 @@ struct Tunnel<'a> {
 }
 
 /// Parsing context: the decapsulation settings and the tunnel found at this level.
-struct Cx<'a> {
+struct Cx<'a, const D: bool> {
     decap: Decap,
     /// Tunnel levels that may still be decapsulated.
     levels_left: u8,
     tunnel: Option<Tunnel<'a>>,
 }
 
-impl Cx<'_> {
+impl<const D: bool> Cx<'_, D> {
+    /// `D` is false on the no-tunnel fast path: every decapsulation check folds away there.
     #[inline(always)]
     fn may_decap(&self) -> bool {
-        self.levels_left > 0
+        D && self.levels_left > 0
     }
 }
 
@@ -105,9 +106,119 @@ pub fn parse_with(
     options: &ParseOptions,
 ) -> PacketSummary {
     let decap = options.decap;
-    let mut cx = Cx {
+    if !decap.any() {
+        return parse_plain(link, frame, wire_len);
+    }
+    parse_decap(link, frame, wire_len, decap)
+}
+
+/// No decapsulation: the common case (untagged Ethernet, IPv4, whole L4 header) in registers,
+/// anything else through the general path.
+#[inline(always)]
+fn parse_plain(link: LinkType, frame: &[u8], wire_len: u32) -> PacketSummary {
+    if link == LinkType::Ethernet {
+        if let Some(s) = ethernet_ipv4_fast(frame, wire_len) {
+            return s;
+        }
+    }
+    parse_plain_general(link, frame, wire_len)
+}
+
+/// Untagged Ethernet carrying an IPv4 packet that parses with status `Ok`, as [`parse_link`]
+/// would parse it (the same checks, the same fields), built in locals and written once; `None`
+/// for any other frame, which [`parse_plain_general`] then parses from the start.
+///
+/// Few instructions and few stores per frame keep many frames in flight: parsing a capture
+/// in memory is bound by the cache miss on each frame's first bytes.
+#[inline(always)]
+fn ethernet_ipv4_fast(frame: &[u8], wire_len: u32) -> Option<PacketSummary> {
+    let (eth, bytes) = frame.split_first_chunk::<{ EthernetFrame::<&[u8]>::HEADER_LEN }>()?;
+    if be16(eth[12], eth[13]) != ethertype::IPV4 {
+        return None;
+    }
+    let h = bytes.first_chunk::<{ Ipv4Packet::<&[u8]>::MIN_HEADER_LEN }>()?;
+    let ver_ihl = h[0];
+    let ihl = usize::from(ver_ihl & 0x0F) * 4;
+    let total_len = be16(h[2], h[3]);
+    if ver_ihl >> 4 != 4
+        || ihl < Ipv4Packet::<&[u8]>::MIN_HEADER_LEN
+        || bytes.len() < ihl
+        || usize::from(total_len) < ihl
+    {
+        return None;
+    }
+    let protocol = h[9];
+    let flags_offset = be16(h[6], h[7]);
+    let later = flags_offset & IPV4_OFFSET_MASK != 0;
+    let frag = if later {
+        Fragment::Later
+    } else if flags_offset & IPV4_MF != 0 {
+        Fragment::First
+    } else {
+        Fragment::None
+    };
+    let end = usize::from(total_len).min(bytes.len());
+    let payload = bytes.get(ihl..end).unwrap_or_default();
+    // A later fragment has no L4 header.
+    let l4 = if later { NO_L4 } else { protocol };
+    let need = l4_header_len(l4);
+    if payload.len() < need {
+        return None;
+    }
+    // Every L4 field the summary takes is in the first 14 bytes; a shorter payload (rare)
+    // takes the general path.
+    let w = payload.first_chunk::<14>()?;
+    let is_tcp = l4 == proto::TCP;
+    let is_udp = l4 == proto::UDP;
+    let is_icmp = l4 == proto::ICMP || l4 == proto::ICMPV6;
+    if is_tcp && w[12] >> 4 < 5 {
+        return None;
+    }
+    let has_ports = is_tcp || is_udp;
+    Some(PacketSummary {
+        status: ParseStatus::Ok,
+        ip_version: 4,
+        src: IpAddr::V4(Ipv4Addr::new(h[12], h[13], h[14], h[15])),
+        dst: IpAddr::V4(Ipv4Addr::new(h[16], h[17], h[18], h[19])),
+        protocol,
+        src_port: if has_ports { be16(w[0], w[1]) } else { 0 },
+        dst_port: if has_ports { be16(w[2], w[3]) } else { 0 },
+        tcp_flags: if is_tcp { w[13] } else { 0 },
+        icmp_type: if is_icmp { w[0] } else { 0 },
+        icmp_code: if is_icmp { w[1] } else { 0 },
+        ttl: h[8],
+        ip_len: u32::from(total_len),
+        udp_len: if is_udp { be16(w[4], w[5]) } else { 0 },
+        wire_len,
+        frag,
+        has_l4: need != 0,
+        vlan_depth: 0,
+        vlan_id: 0,
+        encap: Encap::None,
+    })
+}
+
+/// [`parse_plain`] of any frame.
+#[inline(never)]
+fn parse_plain_general(link: LinkType, frame: &[u8], wire_len: u32) -> PacketSummary {
+    let mut cx = Cx::<false> {
+        decap: Decap::NONE,
+        levels_left: 0,
+        tunnel: None,
+    };
+    let mut s = PacketSummary::empty(wire_len);
+    if let Err(status) = parse_link(link, frame, &mut s, &mut cx) {
+        s.status = status;
+    }
+    s
+}
+
+/// With decapsulation enabled (`decap.any()`).
+#[inline(never)]
+fn parse_decap(link: LinkType, frame: &[u8], wire_len: u32, decap: Decap) -> PacketSummary {
+    let mut cx = Cx::<true> {
         decap,
-        levels_left: if decap.any() { decap.depth_limit() } else { 0 },
+        levels_left: decap.depth_limit(),
         tunnel: None,
     };
     let mut s = PacketSummary::empty(wire_len);
@@ -153,7 +264,12 @@ fn offset_in(outer: &[u8], inner: &[u8]) -> usize {
 }
 
 #[inline(always)]
-fn parse_link<'a>(link: LinkType, frame: &'a [u8], s: &mut PacketSummary, cx: &mut Cx<'a>) -> Step {
+fn parse_link<'a, const D: bool>(
+    link: LinkType,
+    frame: &'a [u8],
+    s: &mut PacketSummary,
+    cx: &mut Cx<'a, D>,
+) -> Step {
     match link {
         LinkType::Ethernet => parse_ethernet(frame, s, cx),
         LinkType::RawIp => parse_raw_ip(frame, s, cx),
@@ -182,7 +298,11 @@ fn parse_link<'a>(link: LinkType, frame: &'a [u8], s: &mut PacketSummary, cx: &m
 
 /// Raw IP, the version nibble decides; empty is `TruncatedLink`.
 #[inline]
-fn parse_raw_ip<'a>(bytes: &'a [u8], s: &mut PacketSummary, cx: &mut Cx<'a>) -> Step {
+fn parse_raw_ip<'a, const D: bool>(
+    bytes: &'a [u8],
+    s: &mut PacketSummary,
+    cx: &mut Cx<'a, D>,
+) -> Step {
     match bytes.first().map(|b| b >> 4) {
         Some(4) => parse_ipv4(bytes, s, cx),
         Some(6) => parse_ipv6(bytes, s, cx),
@@ -192,11 +312,11 @@ fn parse_raw_ip<'a>(bytes: &'a [u8], s: &mut PacketSummary, cx: &mut Cx<'a>) -> 
 }
 
 #[inline(always)]
-fn parse_loopback<'a>(
+fn parse_loopback<'a, const D: bool>(
     frame: &'a [u8],
     order: LoopbackOrder,
     s: &mut PacketSummary,
-    cx: &mut Cx<'a>,
+    cx: &mut Cx<'a, D>,
 ) -> Step {
     let h = LoopbackHeader::new_checked(frame)?;
     match h.ip_version(order) {
@@ -207,33 +327,44 @@ fn parse_loopback<'a>(
 }
 
 /// Ethernet II. Also the entry point for an encapsulated inner Ethernet frame.
-#[inline]
-fn parse_ethernet<'a>(frame: &'a [u8], s: &mut PacketSummary, cx: &mut Cx<'a>) -> Step {
-    let eth = EthernetFrame::new_checked(frame)?;
-    parse_ethertype(eth.ethertype(), eth.payload(), s, cx)
+#[inline(always)]
+fn parse_ethernet<'a, const D: bool>(
+    frame: &'a [u8],
+    s: &mut PacketSummary,
+    cx: &mut Cx<'a, D>,
+) -> Step {
+    // The fixed header read once: one length check, then constant indices into an array.
+    let Some((h, payload)) = frame.split_first_chunk::<{ EthernetFrame::<&[u8]>::HEADER_LEN }>()
+    else {
+        return Err(ParseStatus::TruncatedLink);
+    };
+    parse_ethertype(be16(h[12], h[13]), payload, s, cx)
 }
 
 /// Follows up to [`MAX_VLAN_TAGS`] VLAN tags, then dispatches on the EtherType.
-#[inline]
-fn parse_ethertype<'a>(
+#[inline(always)]
+fn parse_ethertype<'a, const D: bool>(
     mut ethertype: u16,
     mut payload: &'a [u8],
     s: &mut PacketSummary,
-    cx: &mut Cx<'a>,
+    cx: &mut Cx<'a, D>,
 ) -> Step {
     let mut tags = 0u8;
     while is_vlan_ethertype(ethertype) {
         if tags == MAX_VLAN_TAGS {
             return Err(ParseStatus::TooManyVlans);
         }
-        let tag = VlanHeader::new_checked(payload)?;
+        let Some((tag, rest)) = payload.split_first_chunk::<{ VlanHeader::<&[u8]>::HEADER_LEN }>()
+        else {
+            return Err(ParseStatus::TruncatedVlan);
+        };
         if s.vlan_depth == 0 {
-            s.vlan_id = tag.vlan_id();
+            s.vlan_id = be16(tag[0], tag[1]) & 0x0FFF;
         }
         s.vlan_depth = s.vlan_depth.saturating_add(1);
         tags += 1;
-        ethertype = tag.ethertype();
-        payload = tag.payload();
+        ethertype = be16(tag[2], tag[3]);
+        payload = rest;
     }
     match ethertype {
         ethertype::IPV4 => parse_ipv4(payload, s, cx),
@@ -242,36 +373,95 @@ fn parse_ethertype<'a>(
     }
 }
 
-#[inline]
-fn parse_ipv4<'a>(bytes: &'a [u8], s: &mut PacketSummary, cx: &mut Cx<'a>) -> Step {
-    let ip = Ipv4Packet::new_checked(bytes)?;
+#[inline(always)]
+fn parse_ipv4<'a, const D: bool>(
+    bytes: &'a [u8],
+    s: &mut PacketSummary,
+    cx: &mut Cx<'a, D>,
+) -> Step {
+    // The checks of `Ipv4Packet::new_checked`, in its order, over the fixed header read once.
+    let Some(h) = bytes.first_chunk::<{ Ipv4Packet::<&[u8]>::MIN_HEADER_LEN }>() else {
+        return Err(ParseStatus::TruncatedIpv4);
+    };
+    let ver_ihl = h[0];
+    let ihl = usize::from(ver_ihl & 0x0F) * 4;
+    if ver_ihl >> 4 != 4 || ihl < Ipv4Packet::<&[u8]>::MIN_HEADER_LEN {
+        return Err(ParseStatus::BadIpv4Header);
+    }
+    if bytes.len() < ihl {
+        return Err(ParseStatus::TruncatedIpv4);
+    }
+    let total_len = be16(h[2], h[3]);
+    if usize::from(total_len) < ihl {
+        return Err(ParseStatus::BadIpv4Length);
+    }
+    let protocol = h[9];
     s.ip_version = 4;
-    s.src = IpAddr::V4(ip.src_addr());
-    s.dst = IpAddr::V4(ip.dst_addr());
-    s.protocol = ip.protocol();
-    s.ttl = ip.ttl();
-    s.ip_len = u32::from(ip.total_len());
-    if ip.frag_offset() != 0 {
+    s.src = IpAddr::V4(Ipv4Addr::new(h[12], h[13], h[14], h[15]));
+    s.dst = IpAddr::V4(Ipv4Addr::new(h[16], h[17], h[18], h[19]));
+    s.protocol = protocol;
+    s.ttl = h[8];
+    s.ip_len = u32::from(total_len);
+    let flags_offset = be16(h[6], h[7]);
+    let later = flags_offset & IPV4_OFFSET_MASK != 0;
+    // The payload ends at the total length or at the capture, whichever comes first.
+    let end = usize::from(total_len).min(bytes.len());
+    let payload = bytes.get(ihl..end).unwrap_or_default();
+    if !D {
+        // Fragment state without a branch: a traffic mix has fragments at random.
+        s.frag = if later {
+            Fragment::Later
+        } else if flags_offset & IPV4_MF != 0 {
+            Fragment::First
+        } else {
+            Fragment::None
+        };
+        // A later fragment has no L4 header: parsed as a protocol without one.
+        return parse_l4_plain(if later { NO_L4 } else { protocol }, payload, s);
+    }
+    if later {
         s.frag = Fragment::Later;
         return Ok(());
     }
-    if ip.more_frags() {
+    if flags_offset & IPV4_MF != 0 {
         s.frag = Fragment::First;
     }
-    parse_l4(ip.protocol(), ip.payload(), s, cx)
+    parse_l4(protocol, payload, s, cx)
 }
 
 #[inline]
-fn parse_ipv6<'a>(bytes: &'a [u8], s: &mut PacketSummary, cx: &mut Cx<'a>) -> Step {
-    let ip = Ipv6Packet::new_checked(bytes)?;
+fn parse_ipv6<'a, const D: bool>(
+    bytes: &'a [u8],
+    s: &mut PacketSummary,
+    cx: &mut Cx<'a, D>,
+) -> Step {
+    // The checks of `Ipv6Packet::new_checked` over the fixed header read once.
+    let Some((h, after)) = bytes.split_first_chunk::<8>() else {
+        return Err(ParseStatus::TruncatedIpv6);
+    };
+    let Some((src, after)) = after.split_first_chunk::<16>() else {
+        return Err(ParseStatus::TruncatedIpv6);
+    };
+    let Some((dst, after)) = after.split_first_chunk::<16>() else {
+        return Err(ParseStatus::TruncatedIpv6);
+    };
+    if h[0] >> 4 != 6 {
+        return Err(ParseStatus::BadIpVersion);
+    }
+    let payload_len = be16(h[4], h[5]);
+    let mut next = h[6];
     s.ip_version = 6;
-    s.src = IpAddr::V6(ip.src_addr());
-    s.dst = IpAddr::V6(ip.dst_addr());
-    s.ttl = ip.hop_limit();
-    s.ip_len = 40 + u32::from(ip.payload_len());
+    s.src = IpAddr::V6(Ipv6Addr::from(*src));
+    s.dst = IpAddr::V6(Ipv6Addr::from(*dst));
+    s.ttl = h[7];
+    s.ip_len = 40 + u32::from(payload_len);
 
-    let mut next = ip.next_header();
-    let mut rest = ip.payload();
+    // A zero payload length with a hop-by-hop header may be a jumbogram: up to the capture.
+    let mut rest = if payload_len == 0 && next == ext_header::HOP_BY_HOP {
+        after
+    } else {
+        after.get(..usize::from(payload_len)).unwrap_or(after)
+    };
     for _ in 0..MAX_IPV6_EXT_HEADERS {
         // Kept current so that a truncated chain reports the header it broke in.
         s.protocol = next;
@@ -301,36 +491,106 @@ fn parse_ipv6<'a>(bytes: &'a [u8], s: &mut PacketSummary, cx: &mut Cx<'a>) -> St
         }
     }
     s.protocol = next;
+    if !D {
+        return parse_l4_plain(next, rest, s);
+    }
     parse_l4(next, rest, s, cx)
+}
+
+/// An IP protocol number [`parse_l4_plain`] reads no header of.
+const NO_L4: u8 = 0;
+
+/// The L4 header length [`parse_l4_plain`] requires, by IP protocol (0: no header read).
+#[inline(always)]
+const fn l4_header_len(protocol: u8) -> usize {
+    match protocol {
+        proto::TCP => 20,
+        proto::UDP => 8,
+        proto::ICMP | proto::ICMPV6 => 4,
+        _ => 0,
+    }
+}
+
+/// [`parse_l4`] without tunnels, with selects instead of a branch on the protocol (which a
+/// traffic mix makes unpredictable): the first 20 bytes are read once, zero-padded, and each
+/// field takes its value or stays 0. Same results: a field is only written where `parse_l4`
+/// writes it (the others are still 0 in a fresh summary), after the same checks.
+#[inline(always)]
+fn parse_l4_plain(protocol: u8, bytes: &[u8], s: &mut PacketSummary) -> Step {
+    let need = l4_header_len(protocol);
+    if bytes.len() < need {
+        return Err(ParseStatus::TruncatedL4);
+    }
+    let mut h = [0u8; 20];
+    match bytes.first_chunk::<20>() {
+        Some(full) => h = *full,
+        None => {
+            for (d, b) in h.iter_mut().zip(bytes) {
+                *d = *b;
+            }
+        }
+    }
+    let is_tcp = protocol == proto::TCP;
+    let is_udp = protocol == proto::UDP;
+    let is_icmp = protocol == proto::ICMP || protocol == proto::ICMPV6;
+    if is_tcp && h[12] >> 4 < 5 {
+        return Err(ParseStatus::BadTcpHeader);
+    }
+    let has_ports = is_tcp || is_udp;
+    s.src_port = if has_ports { be16(h[0], h[1]) } else { 0 };
+    s.dst_port = if has_ports { be16(h[2], h[3]) } else { 0 };
+    s.tcp_flags = if is_tcp { h[13] } else { 0 };
+    s.udp_len = if is_udp { be16(h[4], h[5]) } else { 0 };
+    s.icmp_type = if is_icmp { h[0] } else { 0 };
+    s.icmp_code = if is_icmp { h[1] } else { 0 };
+    s.has_l4 = need != 0;
+    Ok(())
 }
 
 /// TCP, UDP and ICMP/ICMPv6 headers, and the enabled tunnels; any other protocol is left as
 /// is (status `Ok`).
-#[inline]
-fn parse_l4<'a>(protocol: u8, bytes: &'a [u8], s: &mut PacketSummary, cx: &mut Cx<'a>) -> Step {
+#[inline(always)]
+fn parse_l4<'a, const D: bool>(
+    protocol: u8,
+    bytes: &'a [u8],
+    s: &mut PacketSummary,
+    cx: &mut Cx<'a, D>,
+) -> Step {
     match protocol {
         proto::TCP => {
-            let tcp = TcpHeader::new_checked(bytes)?;
-            s.src_port = tcp.src_port();
-            s.dst_port = tcp.dst_port();
-            s.tcp_flags = tcp.flags();
+            let Some(h) = bytes.first_chunk::<{ TcpHeader::<&[u8]>::MIN_HEADER_LEN }>() else {
+                return Err(ParseStatus::TruncatedL4);
+            };
+            if h[12] >> 4 < 5 {
+                return Err(ParseStatus::BadTcpHeader);
+            }
+            s.src_port = be16(h[0], h[1]);
+            s.dst_port = be16(h[2], h[3]);
+            s.tcp_flags = h[13];
             s.has_l4 = true;
         }
         proto::UDP => {
-            let udp = UdpHeader::new_checked(bytes)?;
-            s.src_port = udp.src_port();
-            s.dst_port = udp.dst_port();
-            s.udp_len = udp.len();
+            let Some((h, payload)) =
+                bytes.split_first_chunk::<{ UdpHeader::<&[u8]>::HEADER_LEN }>()
+            else {
+                return Err(ParseStatus::TruncatedL4);
+            };
+            let dst_port = be16(h[2], h[3]);
+            s.src_port = be16(h[0], h[1]);
+            s.dst_port = dst_port;
+            s.udp_len = be16(h[4], h[5]);
             s.has_l4 = true;
-            if cx.may_decap() && cx.decap.is_vxlan_port(udp.dst_port()) {
-                let vxlan = VxlanHeader::new_checked(udp.payload())?;
+            if cx.may_decap() && cx.decap.is_vxlan_port(dst_port) {
+                let vxlan = VxlanHeader::new_checked(payload)?;
                 found(cx, Encap::Vxlan, Inner::Ethernet, vxlan.payload(), 0);
             }
         }
         proto::ICMP | proto::ICMPV6 => {
-            let icmp = IcmpHeader::new_checked(bytes)?;
-            s.icmp_type = icmp.msg_type();
-            s.icmp_code = icmp.msg_code();
+            let Some(h) = bytes.first_chunk::<{ IcmpHeader::<&[u8]>::HEADER_LEN }>() else {
+                return Err(ParseStatus::TruncatedL4);
+            };
+            s.icmp_type = h[0];
+            s.icmp_code = h[1];
             s.has_l4 = true;
         }
         proto::GRE if cx.may_decap() && (cx.decap.gre || cx.decap.erspan) => {
@@ -341,9 +601,25 @@ fn parse_l4<'a>(protocol: u8, bytes: &'a [u8], s: &mut PacketSummary, cx: &mut C
     Ok(())
 }
 
+/// A big-endian `u16` from two header bytes.
+#[inline(always)]
+fn be16(hi: u8, lo: u8) -> u16 {
+    u16::from_be_bytes([hi, lo])
+}
+
+/// IPv4 more-fragments flag and fragment-offset mask, in the flags/offset word.
+const IPV4_MF: u16 = 0x2000;
+const IPV4_OFFSET_MASK: u16 = 0x1FFF;
+
 /// Records a tunnel to decapsulate and uses up one level.
 #[inline(always)]
-fn found<'a>(cx: &mut Cx<'a>, encap: Encap, inner: Inner, bytes: &'a [u8], vlan: u16) {
+fn found<'a, const D: bool>(
+    cx: &mut Cx<'a, D>,
+    encap: Encap,
+    inner: Inner,
+    bytes: &'a [u8],
+    vlan: u16,
+) {
     cx.levels_left = cx.levels_left.saturating_sub(1);
     cx.tunnel = Some(Tunnel {
         encap,
@@ -355,8 +631,8 @@ fn found<'a>(cx: &mut Cx<'a>, encap: Encap, inner: Inner, bytes: &'a [u8], vlan:
 
 /// GRE and the ERSPAN headers inside it. Protocol types that are not enabled, and GRE of
 /// any protocol type but the ones decapsulated, are left alone.
-#[inline]
-fn parse_gre<'a>(bytes: &'a [u8], cx: &mut Cx<'a>) -> Step {
+#[inline(never)]
+fn parse_gre<'a, const D: bool>(bytes: &'a [u8], cx: &mut Cx<'a, D>) -> Step {
     let gre = GreHeader::new_checked(bytes)?;
     let (encap, inner) = match gre.protocol() {
         gre_protocol::TEB if cx.decap.gre => (Encap::Gre, Inner::Ethernet),
