@@ -185,7 +185,44 @@ fn per_packet(cr: &mut Criterion, c: &Corpus, hot: &Corpus) {
             })
         });
     }
+
+    // The worker's cost of detection: source analysis of watched targets. The watch set is the
+    // detector's cap (the most targets it ever watches at once), taken from the busiest
+    // addresses of the corpus, so this is the worst case.
+    let mut shard: Option<Shard> = None;
+    let mut buf = Vec::with_capacity(BATCH);
+    g.bench_function("parse_account_batch_one_prefix_watching_max", |b| {
+        let shard = shard.get_or_insert_with(|| {
+            warm_shard_watching(
+                c,
+                &monitor_one_prefix(),
+                surgewatch_per_ip::detect::MAX_WATCHED,
+            )
+        });
+        b.iter(|| {
+            parse_account_all_batched(c, shard, &mut buf);
+            tick_boundary(shard);
+        })
+    });
     g.finish();
+}
+
+/// [`warm_shard`] with the `n` busiest addresses of `c` watched.
+fn warm_shard_watching(c: &Corpus, monitor: &Arc<Monitor>, n: usize) -> Shard {
+    let mut shard = Shard::new(monitor.clone());
+    let mut acct = Accounting::new(monitor.clone(), tick());
+    parse_account_all(c, &mut shard);
+    let mut deltas = [shard.take_tick()];
+    acct.end_tick(0, &mut deltas);
+    let [d] = deltas;
+    shard.recycle(d);
+    shard.install_admitted(acct.admitted());
+    let busiest: Vec<std::net::IpAddr> = acct.report(n).top.iter().map(|r| r.ip).collect();
+    acct.set_watch(busiest);
+    shard.install_watch(acct.watch());
+    parse_account_all(c, &mut shard);
+    tick_boundary(&mut shard);
+    shard
 }
 
 /// `shards` deltas of one tick in the steady state (frames dealt round-robin, as the replay
