@@ -185,19 +185,7 @@ impl BaselineStore {
         sample: &TickSample,
         learn: impl FnOnce(Exceeded) -> bool,
     ) -> Exceeded {
-        let now = self.now;
-        let mut new = false;
-        let e = self.slot(id);
-        if e.next_tick == UNSEEN {
-            e.base = IpBaseline::with_phase(policy, id);
-            new = true;
-        } else if now > e.next_tick {
-            e.base.observe_idle(policy, now - e.next_tick);
-        }
-        let ex = e.base.check_and_observe(policy, sample, learn);
-        e.next_tick = now + 1;
-        self.seen += usize::from(new);
-        ex
+        self.check_and_observe_with(id, policy, sample, |_, ex| learn(ex))
     }
 
     /// [`check_and_observe`](Self::check_and_observe) where `learn` also sees the baseline as
