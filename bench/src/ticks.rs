@@ -239,3 +239,41 @@ pub fn median(ticks: &[TickTimes], skip: usize, f: impl Fn(&TickTimes) -> Durati
     v.sort_unstable();
     v[v.len() / 2]
 }
+
+/// Parses a numeric option value (`_` allowed as a digit separator).
+pub fn num_arg<T: std::str::FromStr>(flag: &str, v: Option<String>) -> Result<T, String> {
+    let v = v.ok_or_else(|| format!("{flag} needs a value"))?;
+    v.replace('_', "")
+        .parse()
+        .map_err(|_| format!("{flag}: bad value {v:?}"))
+}
+
+/// Parses the options of the tick-driving benches into `o` (its values are the defaults);
+/// `--no-detect` is accepted only with `allow_no_detect`. `Err("")` asks for the usage.
+pub fn parse_tick_args(
+    mut o: TickOptions,
+    args: impl IntoIterator<Item = String>,
+    allow_no_detect: bool,
+) -> Result<TickOptions, String> {
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--ips" => o.ips = num_arg("--ips", it.next())?,
+            "--ticks" => o.ticks = num_arg("--ticks", it.next())?,
+            "--shards" => o.shards = num_arg("--shards", it.next())?,
+            "--packets" => o.packets = num_arg("--packets", it.next())?,
+            "--classes" => o.classes = num_arg("--classes", it.next())?,
+            "--window" => o.window = num_arg("--window", it.next())?,
+            "--no-detect" if allow_no_detect => o.detect = false,
+            "-h" | "--help" => return Err(String::new()),
+            f => return Err(format!("unknown option {f}")),
+        }
+    }
+    if o.ips == 0 || o.ticks == 0 || o.shards == 0 || o.packets == 0 {
+        return Err("--ips, --ticks, --shards and --packets must be at least 1".into());
+    }
+    if o.ips > 1 << 24 {
+        return Err("--ips: at most 16,777,216 (10.0.0.0/8)".into());
+    }
+    Ok(o)
+}

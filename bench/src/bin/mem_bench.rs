@@ -12,44 +12,19 @@
 
 use std::process::ExitCode;
 
-use surgewatch_bench::ticks::{run_ticks, TickOptions};
+use surgewatch_bench::ticks::{parse_tick_args, run_ticks, TickOptions};
 use surgewatch_bench::{peak_rss_kib, rss_kib};
 
 const USAGE: &str = "usage: surgewatch-mem-bench --ips N [--ticks T] [--shards S] [--packets P] \
                      [--classes C] [--window W]";
 
 fn parse_args() -> Result<TickOptions, String> {
-    let mut o = TickOptions {
+    let defaults = TickOptions {
         ips: 100_000,
         ticks: 30,
         ..TickOptions::default()
     };
-    let mut it = std::env::args().skip(1);
-    fn num<T: std::str::FromStr>(flag: &str, v: Option<String>) -> Result<T, String> {
-        let v = v.ok_or_else(|| format!("{flag} needs a value"))?;
-        v.replace('_', "")
-            .parse()
-            .map_err(|_| format!("{flag}: bad value {v:?}"))
-    }
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--ips" => o.ips = num("--ips", it.next())?,
-            "--ticks" => o.ticks = num("--ticks", it.next())?,
-            "--shards" => o.shards = num("--shards", it.next())?,
-            "--packets" => o.packets = num("--packets", it.next())?,
-            "--classes" => o.classes = num("--classes", it.next())?,
-            "--window" => o.window = num("--window", it.next())?,
-            "-h" | "--help" => return Err(String::new()),
-            f => return Err(format!("unknown option {f}")),
-        }
-    }
-    if o.ips == 0 || o.ticks == 0 || o.shards == 0 || o.packets == 0 {
-        return Err("--ips, --ticks, --shards and --packets must be at least 1".into());
-    }
-    if o.ips > 1 << 24 {
-        return Err("--ips: at most 16,777,216 (10.0.0.0/8)".into());
-    }
-    Ok(o)
+    parse_tick_args(defaults, std::env::args().skip(1), false)
 }
 
 fn main() -> ExitCode {

@@ -62,12 +62,7 @@ fn parse_args() -> Result<Args, String> {
     };
     let mut big = BigOptions::default();
     let mut it = std::env::args().skip(1).peekable();
-    fn num<T: std::str::FromStr>(flag: &str, v: Option<String>) -> Result<T, String> {
-        let v = v.ok_or_else(|| format!("{flag} needs a value"))?;
-        v.replace('_', "")
-            .parse()
-            .map_err(|_| format!("{flag}: bad value {v:?}"))
-    }
+    use surgewatch_bench::ticks::num_arg as num;
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--generate" => {

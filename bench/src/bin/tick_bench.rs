@@ -12,41 +12,15 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use surgewatch_bench::peak_rss_kib;
-use surgewatch_bench::ticks::{median, run_ticks, TickOptions};
+use surgewatch_bench::ticks::{median, parse_tick_args, run_ticks, TickOptions};
 
 const USAGE: &str =
     "usage: surgewatch-tick-bench [--ips N] [--ticks T] [--shards S] [--packets P] \
                      [--classes C] [--window W] [--no-detect]";
 
 /// Parses the options shared with `surgewatch-mem-bench`.
-fn parse_args(mut o: TickOptions) -> Result<TickOptions, String> {
-    let mut it = std::env::args().skip(1);
-    fn num<T: std::str::FromStr>(flag: &str, v: Option<String>) -> Result<T, String> {
-        let v = v.ok_or_else(|| format!("{flag} needs a value"))?;
-        v.replace('_', "")
-            .parse()
-            .map_err(|_| format!("{flag}: bad value {v:?}"))
-    }
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--ips" => o.ips = num("--ips", it.next())?,
-            "--ticks" => o.ticks = num("--ticks", it.next())?,
-            "--shards" => o.shards = num("--shards", it.next())?,
-            "--packets" => o.packets = num("--packets", it.next())?,
-            "--classes" => o.classes = num("--classes", it.next())?,
-            "--window" => o.window = num("--window", it.next())?,
-            "--no-detect" => o.detect = false,
-            "-h" | "--help" => return Err(String::new()),
-            f => return Err(format!("unknown option {f}")),
-        }
-    }
-    if o.ips == 0 || o.ticks == 0 || o.shards == 0 || o.packets == 0 {
-        return Err("--ips, --ticks, --shards and --packets must be at least 1".into());
-    }
-    if o.ips > 1 << 24 {
-        return Err("--ips: at most 16,777,216 (10.0.0.0/8)".into());
-    }
-    Ok(o)
+fn parse_args(o: TickOptions) -> Result<TickOptions, String> {
+    parse_tick_args(o, std::env::args().skip(1), true)
 }
 
 fn ms(d: Duration) -> f64 {
