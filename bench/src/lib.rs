@@ -207,6 +207,82 @@ fn proc_status_kib(field: &str) -> Option<u64> {
         .ok()
 }
 
+/// The Ethernet frames of a capture, at most `max` (for the traffic generators). Frames of other
+/// link types, or shorter than an Ethernet header, are skipped and counted. A capture that is cut
+/// short yields the frames before the damage and the error.
+pub fn load_ethernet_frames(
+    path: &std::path::Path,
+    max: usize,
+) -> Result<LoadedFrames, surgewatch_sensor::capture::CaptureError> {
+    use surgewatch_sensor::capture::{pcap::PcapFileSource, Capture, Poll};
+    let mut src = PcapFileSource::open(path)?;
+    let mut out = LoadedFrames::default();
+    while out.frames.len() < max {
+        let polled = src.poll(4096, |f| {
+            if f.link != LinkType::Ethernet || f.data.len() < 14 {
+                out.skipped += 1;
+            } else if out.frames.len() < max {
+                out.frames.push(f.data.to_vec());
+            }
+        });
+        match polled {
+            Ok(Poll::Frames(_)) => {}
+            Ok(_) => break,
+            Err(e) => {
+                out.error = Some(e);
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What [`load_ethernet_frames`] read.
+#[derive(Debug, Default)]
+pub struct LoadedFrames {
+    /// The frames, in capture order.
+    pub frames: Vec<Vec<u8>>,
+    /// Frames skipped (not Ethernet, or too short).
+    pub skipped: u64,
+    /// The read error that ended the capture early, if any.
+    pub error: Option<surgewatch_sensor::capture::CaptureError>,
+}
+
+/// SYN, ACK, UDP from port 53 (with `udp_payload` bytes) and ICMP echo to each of `n`
+/// destinations counted up from `first_dst`, from varying sources in 100.64.0.0/10.
+pub fn synthetic_frames(n: u32, first_dst: Ipv4Addr, udp_payload: usize) -> Vec<Vec<u8>> {
+    use surgewatch_pcaps::packet::{tcp_flags, Eth, Net, Packet, Tcp, Transport, V4};
+    let eth = Eth::new([0x02, 0, 0x5e, 0, 0, 0xbb], [0x02, 0, 0x5e, 0, 0, 0xaa]);
+    let base = u32::from(first_dst);
+    let mut frames = Vec::with_capacity(n as usize * 4);
+    for i in 0..n {
+        let dst = Ipv4Addr::from(base.wrapping_add(i));
+        let src = Ipv4Addr::from(
+            u32::from(Ipv4Addr::new(100, 64, 0, 0)) | (i.wrapping_mul(7919) & 0x3f_ffff),
+        );
+        let sport = 1024 + (i % 60000) as u16;
+        let l4s = [
+            Transport::Tcp(Tcp::new(sport, 80, tcp_flags::SYN)),
+            Transport::Tcp(Tcp::new(sport, 443, tcp_flags::ACK)),
+            Transport::Udp {
+                sport: 53,
+                dport: sport,
+            },
+            Transport::echo(8, i as u16, 1),
+        ];
+        for (k, l4) in l4s.into_iter().enumerate() {
+            let p = Packet {
+                eth: eth.clone(),
+                net: Net::V4(V4::new(src, dst)),
+                payload: vec![0; if k == 2 { udp_payload } else { 0 }],
+                l4,
+            };
+            frames.extend(p.build(1500).into_iter().map(|f| f.bytes));
+        }
+    }
+    frames
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,6 +336,19 @@ mod tests {
         assert!(hosts.table().lookup_v4(ip + 999).is_some());
         assert!(hosts.table().lookup_v4(ip + 1_000).is_none());
         assert!(monitor_auto(10).auto_group().is_some());
+    }
+
+    #[test]
+    fn synthetic_frames_cover_four_classes_per_destination() {
+        let frames = synthetic_frames(3, Ipv4Addr::new(10, 0, 0, 1), 512);
+        assert_eq!(frames.len(), 12);
+        let s: Vec<_> = frames
+            .iter()
+            .map(|f| parse(LinkType::Ethernet, f, f.len() as u32))
+            .collect();
+        assert!(s.iter().all(|s| s.status == ParseStatus::Ok));
+        assert_eq!(s[8].dst, std::net::IpAddr::V4(Ipv4Addr::new(10, 0, 0, 3)));
+        assert_eq!((s[2].src_port, s[2].udp_len), (53, 8 + 512));
     }
 
     #[test]

@@ -26,10 +26,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use surgewatch_pcaps::packet::{tcp_flags, Eth, Net, Packet, Tcp, Transport, V4};
-use surgewatch_pipeline::LinkType;
-use surgewatch_sensor::capture::pcap::PcapFileSource;
-use surgewatch_sensor::capture::{Capture, Poll};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -86,8 +82,30 @@ fn main() -> Result<()> {
         bail!("--rate must be at least 1");
     }
     let frames = match &args.pcap {
-        Some(p) => load_pcap(p)?,
-        None => synthetic(args.synthetic.unwrap_or(256)),
+        Some(p) => {
+            let loaded = surgewatch_bench::load_ethernet_frames(p, usize::MAX)?;
+            if let Some(e) = &loaded.error {
+                eprintln!("surgewatch-inject: note: {e} (sending the frames before it)");
+            }
+            if loaded.skipped > 0 {
+                eprintln!(
+                    "surgewatch-inject: note: skipped {} non-Ethernet frames",
+                    loaded.skipped
+                );
+            }
+            loaded.frames
+        }
+        // 203.0.113.0/24 for up to 256 destinations, else from 198.18.0.0 (RFC 2544
+        // benchmarking range).
+        None => {
+            let n = args.synthetic.unwrap_or(256);
+            let first = if n <= 256 {
+                Ipv4Addr::new(203, 0, 113, 0)
+            } else {
+                Ipv4Addr::new(198, 18, 0, 0)
+            };
+            surgewatch_bench::synthetic_frames(n, first, 512)
+        }
     };
     if frames.is_empty() {
         bail!("no Ethernet frames to send");
@@ -163,70 +181,6 @@ fn main() -> Result<()> {
         Some(e) => Err(e),
         None => Ok(()),
     }
-}
-
-fn load_pcap(path: &PathBuf) -> Result<Vec<Vec<u8>>> {
-    let mut src = PcapFileSource::open(path)?;
-    let mut frames = Vec::new();
-    let mut skipped = 0u64;
-    loop {
-        match src.poll(4096, |f| {
-            if f.link == LinkType::Ethernet && f.data.len() >= 14 {
-                frames.push(f.data.to_vec());
-            } else {
-                skipped += 1;
-            }
-        }) {
-            Ok(Poll::Frames(_)) => {}
-            Ok(_) => break,
-            Err(e) => {
-                eprintln!("surgewatch-inject: note: {e} (sending the frames before it)");
-                break;
-            }
-        }
-    }
-    if skipped > 0 {
-        eprintln!("surgewatch-inject: note: skipped {skipped} non-Ethernet frames");
-    }
-    Ok(frames)
-}
-
-/// SYN, ACK, UDP (DNS-sized answer) and ICMP echo to each of `n` destinations: 203.0.113.0/24
-/// for up to 256, else from 198.18.0.0 (RFC 2544 benchmarking range).
-fn synthetic(n: u32) -> Vec<Vec<u8>> {
-    let eth = Eth::new([0x02, 0, 0x5e, 0, 0, 0xbb], [0x02, 0, 0x5e, 0, 0, 0xaa]);
-    let base = if n <= 256 {
-        u32::from(Ipv4Addr::new(203, 0, 113, 0))
-    } else {
-        u32::from(Ipv4Addr::new(198, 18, 0, 0))
-    };
-    let mut frames = Vec::with_capacity(n as usize * 4);
-    for i in 0..n {
-        let dst = Ipv4Addr::from(base.wrapping_add(i));
-        let src = Ipv4Addr::from(
-            u32::from(Ipv4Addr::new(100, 64, 0, 0)) | (i.wrapping_mul(7919) & 0x3f_ffff),
-        );
-        let sport = 1024 + (i % 60000) as u16;
-        let l4s = [
-            Transport::Tcp(Tcp::new(sport, 80, tcp_flags::SYN)),
-            Transport::Tcp(Tcp::new(sport, 443, tcp_flags::ACK)),
-            Transport::Udp {
-                sport: 53,
-                dport: sport,
-            },
-            Transport::echo(8, i as u16, 1),
-        ];
-        for (k, l4) in l4s.into_iter().enumerate() {
-            let p = Packet {
-                eth: eth.clone(),
-                net: Net::V4(V4::new(src, dst)),
-                payload: vec![0; if k == 2 { 512 } else { 0 }],
-                l4,
-            };
-            frames.extend(p.build(1500).into_iter().map(|f| f.bytes));
-        }
-    }
-    frames
 }
 
 fn ifindex(name: &str) -> Result<libc::c_int> {

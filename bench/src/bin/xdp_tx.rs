@@ -31,10 +31,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use surgewatch_pcaps::packet::{tcp_flags, Eth, Net, Packet, Tcp, Transport, V4};
-use surgewatch_pipeline::LinkType;
-use surgewatch_sensor::capture::pcap::PcapFileSource;
-use surgewatch_sensor::capture::{Capture, Poll};
 use xdpilone::xdp::XdpDesc;
 use xdpilone::{DeviceQueue, IfInfo, RingTx, Socket, SocketConfig, Umem, UmemConfig};
 
@@ -118,8 +114,19 @@ fn main() -> Result<()> {
         bail!("--rate must be at least 1");
     }
     let mut frames = match &args.pcap {
-        Some(p) => load_pcap(p, args.frames)?,
-        None => synthetic(args.synthetic.unwrap_or(4096)),
+        Some(p) => {
+            let loaded = surgewatch_bench::load_ethernet_frames(p, args.frames)?;
+            if let Some(e) = &loaded.error {
+                eprintln!("surgewatch-xdp-tx: note: {e} (using the frames before it)");
+            }
+            loaded.frames
+        }
+        // Inside the benchmark's monitored 10.0.0.0/8.
+        None => surgewatch_bench::synthetic_frames(
+            args.synthetic.unwrap_or(4096),
+            Ipv4Addr::new(10, 0, 0, 1),
+            0,
+        ),
     };
     frames.retain(|f| f.len() <= CHUNK as usize);
     frames.truncate(args.frames);
@@ -493,58 +500,4 @@ fn raise_memlock() {
     unsafe {
         libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim);
     }
-}
-
-fn load_pcap(path: &PathBuf, max: usize) -> Result<Vec<Vec<u8>>> {
-    let mut src = PcapFileSource::open(path)?;
-    let mut frames = Vec::new();
-    while frames.len() < max {
-        match src.poll(4096, |f| {
-            if f.link == LinkType::Ethernet && f.data.len() >= 14 && frames.len() < max {
-                frames.push(f.data.to_vec());
-            }
-        }) {
-            Ok(Poll::Frames(_)) => {}
-            Ok(_) => break,
-            Err(e) => {
-                eprintln!("surgewatch-xdp-tx: note: {e} (using the frames before it)");
-                break;
-            }
-        }
-    }
-    Ok(frames)
-}
-
-/// SYN, ACK, UDP and ICMP echo to each of `n` destinations from 10.0.0.1 on (inside the
-/// benchmark's monitored 10.0.0.0/8), from varying sources in 100.64.0.0/10.
-fn synthetic(n: u32) -> Vec<Vec<u8>> {
-    let eth = Eth::new([0x02, 0, 0x5e, 0, 0, 0xbb], [0x02, 0, 0x5e, 0, 0, 0xaa]);
-    let base = u32::from(Ipv4Addr::new(10, 0, 0, 1));
-    let mut frames = Vec::with_capacity(n as usize * 4);
-    for i in 0..n {
-        let dst = Ipv4Addr::from(base.wrapping_add(i));
-        let src = Ipv4Addr::from(
-            u32::from(Ipv4Addr::new(100, 64, 0, 0)) | (i.wrapping_mul(7919) & 0x3f_ffff),
-        );
-        let sport = 1024 + (i % 60000) as u16;
-        let l4s = [
-            Transport::Tcp(Tcp::new(sport, 80, tcp_flags::SYN)),
-            Transport::Tcp(Tcp::new(sport, 443, tcp_flags::ACK)),
-            Transport::Udp {
-                sport: 53,
-                dport: sport,
-            },
-            Transport::echo(8, i as u16, 1),
-        ];
-        for l4 in l4s {
-            let p = Packet {
-                eth: eth.clone(),
-                net: Net::V4(V4::new(src, dst)),
-                payload: Vec::new(),
-                l4,
-            };
-            frames.extend(p.build(1500).into_iter().map(|f| f.bytes));
-        }
-    }
-    frames
 }
