@@ -1,8 +1,10 @@
 //! Detection end to end: incidents from the labelled captures of `pcaps/captures/` and from the
 //! public captures of `../shared/pcaps/`, through the real binary.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Output;
+
+mod manifest;
 
 use serde_json::Value;
 use surgewatch_pcaps::{captures_dir, catalogue, load_expected};
@@ -191,11 +193,6 @@ fn bad_thresholds_are_refused() {
     }
 }
 
-fn shared_pcaps() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/pcaps");
-    dir.join("MANIFEST.tsv").is_file().then_some(dir)
-}
-
 /// The family a public attack capture must be classified as, from its MANIFEST label.
 fn family_of_label(label: &str) -> Option<&'static str> {
     let l = label.to_ascii_lowercase();
@@ -216,59 +213,54 @@ fn family_of_label(label: &str) -> Option<&'static str> {
 
 #[test]
 fn public_attack_captures_yield_their_family_and_benign_ones_nothing() {
-    let Some(dir) = shared_pcaps() else {
-        eprintln!("skipped: ../shared/pcaps/MANIFEST.tsv not found beside the checkout");
+    let Some(entries) = manifest::entries("public_attack_captures_yield_their_family") else {
         return;
     };
-    let manifest = std::fs::read_to_string(dir.join("MANIFEST.tsv")).expect("manifest");
-    let mut lines = manifest.lines();
-    let header: Vec<&str> = lines.next().expect("header").split('\t').collect();
-    let col = |n: &str| header.iter().position(|h| *h == n).expect("column");
-    let (fc, cc, vc, lc, pc, dc) = (
-        col("file"),
-        col("category"),
-        col("victim_ips"),
-        col("repo_label"),
-        col("packets"),
-        col("duration_s"),
-    );
     let mut checked = 0;
-    for line in lines.filter(|l| !l.trim().is_empty()) {
-        let f: Vec<&str> = line.split('\t').collect();
-        let file = dir.join(f[fc]);
-        match f[cc] {
+    for e in &entries {
+        let file = &e.path;
+        match e.get("category") {
             "attack" => {
-                let victim = f[vc].split_whitespace().next().expect("victim");
-                let family = family_of_label(f[lc])
-                    .unwrap_or_else(|| panic!("no family for label {}", f[lc]));
+                let victim = e
+                    .get("victim_ips")
+                    .split_whitespace()
+                    .next()
+                    .expect("victim");
+                let label = e.get("repo_label");
+                let family =
+                    family_of_label(label).unwrap_or_else(|| panic!("no family for label {label}"));
                 // Thresholds low enough for the capture's own rate: a tenth of its mean
                 // packet rate. The DNS capture is mostly unrelated TCP, so its bit rate is
                 // what stands out: a bps threshold at half its mean bit rate.
-                let packets: f64 = f[pc].parse().expect("packets");
-                let secs: f64 = f[dc].parse::<f64>().expect("duration").max(1.0);
+                let packets = e.packets() as f64;
+                let secs: f64 = e
+                    .get("duration_s")
+                    .parse::<f64>()
+                    .expect("duration")
+                    .max(1.0);
                 let pps = (packets / secs / 10.0).max(10.0).floor().to_string();
-                let size = std::fs::metadata(&file).expect("size").len() as f64;
+                let size = std::fs::metadata(file).expect("size").len() as f64;
                 let mbps = format!("{:.3}", size * 8.0 / secs / 1e6 / 2.0);
                 let args: Vec<&str> = if family == "dns_amplification" {
                     vec!["--monitor", victim, "--threshold-mbps", &mbps]
                 } else {
                     vec!["--monitor", victim, "--threshold-pps", &pps]
                 };
-                let ev = events(&replay(std::slice::from_ref(&file), &args));
+                let ev = events(&replay(std::slice::from_ref(file), &args));
                 let st = starts(&ev);
-                assert!(!st.is_empty(), "{}: no incident", f[fc]);
+                assert!(!st.is_empty(), "{}: no incident", e.name());
                 for s in &st {
-                    assert_eq!(s["target"], victim, "{}", f[fc]);
-                    assert_eq!(s["family"], family, "{}: {s}", f[fc]);
+                    assert_eq!(s["target"], victim, "{}", e.name());
+                    assert_eq!(s["family"], family, "{}: {s}", e.name());
                 }
                 checked += 1;
             }
             "benign" => {
-                let ev = events(&replay(std::slice::from_ref(&file), &[]));
+                let ev = events(&replay(std::slice::from_ref(file), &[]));
                 assert!(
                     starts(&ev).is_empty(),
                     "{}: benign capture alerted: {:?}",
-                    f[fc],
+                    e.name(),
                     starts(&ev)
                 );
                 checked += 1;

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod manifest;
+
 use serde_json::Value;
 use surgewatch_pcaps::{catalogue, load_expected, CaptureSpec};
 
@@ -169,53 +171,30 @@ fn json_output_is_identical_whatever_the_worker_count() {
     assert_eq!(outputs[0], outputs[2], "1 vs 3 workers");
 }
 
-/// `../shared/pcaps/` beside the checkout, when present.
-fn shared_pcaps() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/pcaps");
-    dir.join("MANIFEST.tsv").is_file().then_some(dir)
-}
-
 #[test]
 fn public_captures_replay_to_their_end_with_the_manifest_packet_count() {
-    let Some(dir) = shared_pcaps() else {
-        eprintln!("skipped: ../shared/pcaps/MANIFEST.tsv not found beside the checkout");
+    let Some(entries) = manifest::entries("public_captures_replay_to_their_end") else {
         return;
     };
-    let manifest = std::fs::read_to_string(dir.join("MANIFEST.tsv")).expect("manifest");
-    let mut lines = manifest.lines();
-    let header: Vec<&str> = lines.next().expect("header").split('\t').collect();
-    let col = |name: &str| {
-        header
-            .iter()
-            .position(|h| *h == name)
-            .expect("manifest column")
-    };
-    let (file_col, packets_col) = (col("file"), col("packets"));
-    let mut n = 0;
-    for line in lines.filter(|l| !l.trim().is_empty()) {
-        let fields: Vec<&str> = line.split('\t').collect();
-        let file = dir.join(fields[file_col]);
-        let packets: u64 = fields[packets_col].parse().expect("packet count");
+    for e in &entries {
         for workers in ["1", "2"] {
-            let out = replay_json(&file, &[], &["--workers", workers]);
+            let out = replay_json(&e.path, &[], &["--workers", workers]);
             assert!(
                 out.status.success(),
                 "{}: {}",
-                file.display(),
+                e.name(),
                 String::from_utf8_lossy(&out.stderr)
             );
             let s = summary_of(&out);
-            assert_eq!(s["packets"], packets, "{}", file.display());
+            assert_eq!(s["packets"], e.packets(), "{}", e.name());
             assert_eq!(
                 s["errors"].as_array().map(Vec::len),
                 Some(0),
                 "{}",
-                file.display()
+                e.name()
             );
         }
-        n += 1;
     }
-    assert!(n >= 10, "manifest lists the public captures");
 }
 
 fn temp_dir(tag: &str) -> PathBuf {
