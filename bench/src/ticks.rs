@@ -44,6 +44,9 @@ pub struct TickOptions {
     pub detect: bool,
     /// Baseline window in samples (default 300).
     pub window: u32,
+    /// Floors (pps, bps); `None`: the defaults (1,000 pps, 10 Mbit/s). Floors of 0 make every
+    /// sample loud and near a threshold: the detector's worst case.
+    pub floors: Option<(u64, u64)>,
 }
 
 impl Default for TickOptions {
@@ -56,6 +59,7 @@ impl Default for TickOptions {
             classes: 3,
             detect: true,
             window: 300,
+            floors: None,
         }
     }
 }
@@ -137,9 +141,15 @@ pub fn run_ticks(o: &TickOptions, mut on_tick: impl FnMut(u32, &TickTimes)) -> T
     let mut shards: Vec<Shard> = (0..shards_n).map(|_| Shard::new(monitor.clone())).collect();
     let mut acct = Accounting::new(monitor, tick);
     let group = GroupDetection {
-        baseline: BaselineParams {
-            window_samples: o.window.max(1),
-            ..BaselineParams::default()
+        baseline: {
+            let mut b = BaselineParams {
+                window_samples: o.window.max(1),
+                ..BaselineParams::default()
+            };
+            if let Some((pps, bps)) = o.floors {
+                (b.floor_pps, b.floor_bps) = (pps, bps);
+            }
+            b
         },
         ..GroupDetection::default()
     };
@@ -264,6 +274,18 @@ pub fn parse_tick_args(
             "--packets" => o.packets = num_arg("--packets", it.next())?,
             "--classes" => o.classes = num_arg("--classes", it.next())?,
             "--window" => o.window = num_arg("--window", it.next())?,
+            "--floor-pps" => {
+                let bps = o
+                    .floors
+                    .map_or(BaselineParams::default().floor_bps, |f| f.1);
+                o.floors = Some((num_arg("--floor-pps", it.next())?, bps));
+            }
+            "--floor-bps" => {
+                let pps = o
+                    .floors
+                    .map_or(BaselineParams::default().floor_pps, |f| f.0);
+                o.floors = Some((pps, num_arg("--floor-bps", it.next())?));
+            }
             "--no-detect" if allow_no_detect => o.detect = false,
             "-h" | "--help" => return Err(String::new()),
             f => return Err(format!("unknown option {f}")),

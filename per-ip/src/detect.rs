@@ -502,6 +502,12 @@ impl Detector {
                 (per_tick(f.pps), per_tick(f.bps / 8.0))
             })
             .collect();
+        // Per-tick counts under which a sample is quiet (cannot raise a threshold).
+        let quiet: Vec<(u64, u64)> = self
+            .policies
+            .iter()
+            .map(|p| p.quiet_counts(tick_ns))
+            .collect();
         let mut sample = TickSample::new(tick_ns);
         tick.for_each_raw(|id, group, cells, spill, amp_c| {
             // The sketches are heap blocks: fetch one a few ids ahead (ids come in order).
@@ -519,6 +525,21 @@ impl Detector {
             let total = sample.total();
             let maybe_near = total.packets >= near_packets || total.bytes >= near_bytes;
             let in_incident = any_open && self.open.contains_key(&id);
+            // A quiet sample of a known IP outside an incident is under every threshold,
+            // near none, and learned exactly like an idle tick: the store applies it lazily
+            // with the IP's next loud sample (or when settling). Most IPs, most ticks.
+            let (quiet_packets, quiet_bytes) = quiet.get(gi).copied().unwrap_or_default();
+            if !maybe_near
+                && !in_incident
+                && total.packets < quiet_packets
+                && total.bytes < quiet_bytes
+                && self.baselines.contains(id.0)
+            {
+                if !self.pending.is_empty() {
+                    self.pending.remove(&id);
+                }
+                return;
+            }
             // The thresholds in force before this sample is learned, only when needed.
             let mut th: Option<Thresholds> = None;
             let ex = self

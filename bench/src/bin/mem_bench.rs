@@ -3,7 +3,7 @@
 //! that every address has its classes' baselines (see `bench/README.md`).
 //!
 //! ```text
-//! surgewatch-mem-bench --ips N [--ticks T] [--shards S] [--packets P] [--classes C] [--window W]
+//! surgewatch-mem-bench --ips N [--ticks T] [--shards S] [--packets P] [--classes C] [--window W] [--floor-pps N] [--floor-bps N]
 //! ```
 //!
 //! Prints the resident set before the run, the peak (`VmHWM`) after it, and the growth per
@@ -16,7 +16,7 @@ use surgewatch_bench::ticks::{parse_tick_args, run_ticks, TickOptions};
 use surgewatch_bench::{peak_rss_kib, rss_kib};
 
 const USAGE: &str = "usage: surgewatch-mem-bench --ips N [--ticks T] [--shards S] [--packets P] \
-                     [--classes C] [--window W]";
+                     [--classes C] [--window W] [--floor-pps N] [--floor-bps N]";
 
 fn parse_args() -> Result<TickOptions, String> {
     let defaults = TickOptions {

@@ -16,7 +16,7 @@ use surgewatch_bench::ticks::{median, parse_tick_args, run_ticks, TickOptions};
 
 const USAGE: &str =
     "usage: surgewatch-tick-bench [--ips N] [--ticks T] [--shards S] [--packets P] \
-                     [--classes C] [--window W] [--no-detect]";
+                     [--classes C] [--window W] [--floor-pps N] [--floor-bps N] [--no-detect]";
 
 /// Parses the options shared with `surgewatch-mem-bench`.
 fn parse_args(o: TickOptions) -> Result<TickOptions, String> {

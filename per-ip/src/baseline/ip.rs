@@ -3,7 +3,7 @@
 
 use surgewatch_pipeline::TrafficClass;
 
-use super::quant::{decode_rate, decode_units, encode_f64_units, encode_units, SCALE};
+use super::quant::{decode_rate, decode_units, encode_f64_units, encode_units, MAX_CODE, SCALE};
 use super::{BaselinePolicy, Shape, K_MAX};
 use crate::counters::{IpCounters, PacketsBytes};
 use crate::key::Direction;
@@ -405,6 +405,47 @@ fn threshold_code(policy: &BaselinePolicy, kth: u16, floor: u16) -> u16 {
     encode_units(u64::try_from(units).unwrap_or(u64::MAX)).max(floor)
 }
 
+/// The smallest code whose threshold `max(floor, code × multiplier)` is above `floor`
+/// (`MAX_CODE + 1` if none is): codes under it leave every threshold at the floor.
+pub(crate) fn cut_code(policy: &BaselinePolicy, floor: u16) -> u32 {
+    // `threshold_code` is monotone in the code: binary search for the first one above.
+    let (mut lo, mut hi) = (0u32, u32::from(MAX_CODE) + 1);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if threshold_code(policy, mid as u16, floor) > floor {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    lo
+}
+
+/// See [`BaselinePolicy::quiet_counts`].
+pub(crate) fn quiet_counts(policy: &BaselinePolicy, tick_ns: u64) -> (u64, u64) {
+    let scale = UnitScale::of(tick_ns);
+    // The first count whose code reaches `cut` (codes are monotone in the count).
+    let first = |cut: u32, code: &dyn Fn(u64) -> u16| {
+        let (mut lo, mut hi) = (0u64, u64::MAX);
+        if u32::from(code(hi)) < cut {
+            return u64::MAX;
+        }
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if u32::from(code(mid)) >= cut {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        lo
+    };
+    (
+        first(policy.cut_code.0, &|p| scale.codes(p, 0).0),
+        first(policy.cut_code.1, &|b| scale.codes(0, b).1),
+    )
+}
+
 /// Runs `$f::<K>(args)` for the runtime `k` (1..=8; the shape guarantees the range).
 macro_rules! with_k {
     ($k:expr, $f:ident($($arg:expr),*)) => {
@@ -494,7 +535,7 @@ impl IpBaseline {
         self.learned >= policy.warmup_ticks && self.shape == policy.shape
     }
 
-    /// Classes that ever had traffic (and so have a series), in index order.
+    /// Classes with a series (every class active in a loud sample so far), in index order.
     pub fn active_classes(&self) -> impl Iterator<Item = TrafficClass> {
         let m = self.mask;
         TrafficClass::ALL
@@ -597,10 +638,14 @@ impl IpBaseline {
         if !learning {
             return;
         }
-        if sc.active & !self.mask != 0 {
+        // A quiet sample (no series at its cut) is learned as an idle tick: it cannot raise a
+        // threshold, and an IP that is only ever quiet never allocates a sketch.
+        let loud = u32::from(sc.pps[TOTAL]) >= policy.cut_code.0
+            || u32::from(sc.bps[TOTAL]) >= policy.cut_code.1;
+        if loud && sc.active & !self.mask != 0 {
             self.grow(policy, self.mask | sc.active);
         }
-        if sc.active != 0 {
+        if loud && sc.active != 0 {
             let k = usize::from(self.shape.k);
             let ns = self.series_count();
             let start = ns + usize::from(self.cur) * ns * k;

@@ -48,6 +48,24 @@
 //!   ([`IpBaseline::with_phase`]; [`BaselineStore`] uses the IP id), so no single tick
 //!   recomputes every IP. A changed multiplier or floor applies from the next recomputation.
 //!
+//! ## Quiet samples
+//! A threshold is `max(floor, k-th largest × multiplier)`, so a sample whose code is under the
+//! series' **cut**, the smallest code `c` with `c × multiplier > floor` (about `floor / 3` with
+//! the defaults), can never raise it: if the k-th largest is under the cut the threshold is the
+//! floor whatever the smaller samples are, and if it is at or above the cut it does not depend on
+//! them. A sample whose total pps and bps are both under their cuts is therefore **quiet** and
+//! learned exactly as an idle tick (nothing enters the sketch; see
+//! [`BaselinePolicy::quiet_counts`]). The thresholds are identical to those of a sketch fed every
+//! sample (tested); what changes is cost: an IP that has only ever been quiet has no sketch at
+//! all, and the detector leaves a known IP's quiet ticks to the store's lazy idle handling, so
+//! the per-tick work for the great majority of IPs (under a third of the floors) is a few compares.
+//! [`IpBaseline::p99`] of a series whose percentile is under its cut reads as lower than the
+//! exact one (quiet samples count as zero); at or above the cut it is exact.
+//! Consequence for operators: lowering a group's floors takes effect at once, but samples learned
+//! as quiet under the old floors count as zero until they leave the window, so for one window the
+//! thresholds can sit between the new floor and the old one lower than an exact percentile would
+//! put them.
+//!
 //! ## Cost of the percentile: `k` is capped at [`K_MAX`] = 8
 //! Memory per series is `2·(S + 1)·k + 2` bytes, so it grows linearly with `k`, i.e. with
 //! `W·(1 − p/100)`. A percentile whose `k` would exceed 8 is raised to the one with `k = 8`
@@ -58,7 +76,7 @@
 //!
 //! ## Memory
 //! Per IP: a 48-byte [`BaselineStore`] slot (40-byte [`IpBaseline`] + last-update tick) and,
-//! once the IP has had traffic, one heap block holding only the series of classes that ever
+//! once the IP has had a loud sample, one heap block holding only the series of classes that
 //! had traffic (a presence bitmask tells which), plus the total. With one active class the
 //! total *is* that class's series and is not stored. With the defaults (`S = 5`, `k = 3`):
 //!
@@ -200,6 +218,9 @@ pub struct BaselinePolicy {
     pub(crate) floor_code: (u16, u16),
     /// Warm-up thresholds `max(floor, static)` as (pps, bps) codes.
     pub(crate) warmup_code: (u16, u16),
+    /// The smallest (pps, bps) code whose threshold `code × multiplier` exceeds the floor:
+    /// a sample under it cannot raise any threshold (see "Quiet samples" in the module docs).
+    pub(crate) cut_code: (u32, u32),
 }
 
 impl Default for BaselinePolicy {
@@ -236,7 +257,7 @@ impl BaselinePolicy {
         };
         let code = |r: u64| quant::encode_f64_units(r as f64 * quant::SCALE);
         let floor_code = (code(p.floor_pps), code(p.floor_bps));
-        BaselinePolicy {
+        let mut policy = BaselinePolicy {
             shape: Shape {
                 slots: (subwindows + 1) as u8,
                 k: k as u8,
@@ -251,7 +272,21 @@ impl BaselinePolicy {
                 floor_code.0.max(code(p.static_pps)),
                 floor_code.1.max(code(p.static_bps)),
             ),
-        }
+            cut_code: (0, 0),
+        };
+        policy.cut_code = (
+            ip::cut_code(&policy, floor_code.0),
+            ip::cut_code(&policy, floor_code.1),
+        );
+        policy
+    }
+
+    /// Per-tick counts under which a sample of `tick_ns` is **quiet** for this policy:
+    /// with `packets < .0` and `bytes < .1` (all classes together) no series of the sample
+    /// reaches its cut, so the sample cannot raise a threshold and may be learned as an idle
+    /// tick (see "Quiet samples" in the module docs). `(0, 0)` when nothing is quiet.
+    pub fn quiet_counts(&self, tick_ns: u64) -> (u64, u64) {
+        ip::quiet_counts(self, tick_ns)
     }
 
     /// Samples per sub-window (`L`).

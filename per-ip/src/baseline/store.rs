@@ -214,6 +214,15 @@ impl BaselineStore {
         ex
     }
 
+    /// Whether `id` has a baseline (was observed, restored or inserted since its last
+    /// removal).
+    #[inline]
+    pub fn contains(&self, id: u32) -> bool {
+        self.entries
+            .get(id as usize)
+            .is_some_and(|e| e.next_tick != UNSEEN)
+    }
+
     /// Hints the CPU to fetch the parts of `id`'s sketch the next observation touches (for a
     /// caller walking ids in order, a few ids ahead).
     #[inline]

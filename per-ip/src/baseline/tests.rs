@@ -173,19 +173,26 @@ fn sketch_matches_exact_percentile_on_synthetic_series() {
     let kinds = [
         "constant", "poisson", "bursty", "diurnal", "longtail", "sparse",
     ];
+    // Floors of zero: every non-zero sample is loud and enters the sketch (quiet samples,
+    // learned as idle ticks, have their own test).
+    let no_floors = BaselineParams {
+        floor_pps: 0,
+        floor_bps: 0,
+        ..Default::default()
+    };
     let shapes = [
-        BaselineParams::default(),
+        no_floors,
         BaselineParams {
             window_samples: 60,
             subwindows: 4,
             percentile: 95.0,
-            ..Default::default()
+            ..no_floors
         },
         BaselineParams {
             window_samples: 1000,
             subwindows: 8,
             percentile: 99.5,
-            ..Default::default()
+            ..no_floors
         },
     ];
     let mut worst_quant = 0f64;
@@ -579,7 +586,7 @@ fn class_activation_keeps_history_and_materializes_the_total() {
     .policy();
     assert!(!b.is_warm(&other));
     let age = b.age_ticks();
-    b.observe(&other, &udp(1), true);
+    b.observe(&other, &udp(700), true);
     assert_eq!(
         (b.age_ticks(), b.learned_ticks(), b.heap_bytes()),
         (age + 1, 1, other.heap_bytes_for(1))
@@ -728,4 +735,86 @@ fn bench_one_million_ips() {
         worst,
         store.memory_bytes() as f64 / f64::from(n)
     );
+}
+
+#[test]
+fn quiet_samples_are_idle_ticks_and_never_change_a_threshold() {
+    // Rates around the cut (floor / multiplier): with the policy's floors, samples under the
+    // cut are learned as idle ticks; the thresholds must equal max(floor, threshold of the
+    // same sketch fed every sample), at every tick.
+    let base = BaselineParams {
+        warmup_ticks: 30,
+        window_samples: 120,
+        subwindows: 4,
+        recompute_ticks: 7,
+        ..Default::default()
+    };
+    let p = base.policy();
+    let all = BaselineParams {
+        floor_pps: 0,
+        floor_bps: 0,
+        ..base
+    }
+    .policy();
+    let (quiet_packets, quiet_bytes) = p.quiet_counts(SEC);
+    // Default floors 1,000 pps and 10 Mbit/s, multiplier 3: quiet under ~333 pps, ~416 kB/s.
+    assert!((330..=335).contains(&quiet_packets), "{quiet_packets}");
+    assert!((416_000..=417_000).contains(&quiet_bytes), "{quiet_bytes}");
+    assert_eq!(
+        BaselineParams {
+            multiplier: 0.0,
+            ..Default::default()
+        }
+        .policy()
+        .quiet_counts(SEC),
+        (u64::MAX, u64::MAX)
+    );
+    let mut rng = Rng(7);
+    let (mut b, mut r) = (IpBaseline::new(), IpBaseline::new());
+    let mut loud_ticks = 0;
+    for t in 0..2000u32 {
+        let mut s = TickSample::new(SEC);
+        // Mostly quiet, with loud stretches of UDP, one class (SYN) that is always quiet,
+        // and a byte-heavy class that is loud by bps alone.
+        let level = if (t / 150) % 3 == 1 { 900.0 } else { 150.0 };
+        let udp = (rng.unit() * level) as u64;
+        s.add(TrafficClass::Udp, udp, udp * 200);
+        s.add(TrafficClass::Syn, (rng.unit() * 40.0) as u64, 2400);
+        if t % 97 < 5 {
+            s.add(TrafficClass::Other, 30, 30 * 1400 * 12);
+        }
+        let total = s.total();
+        let quiet = total.packets < quiet_packets && total.bytes < quiet_bytes;
+        loud_ticks += usize::from(!quiet);
+        let before = b.heap_bytes();
+        b.observe(&p, &s, true);
+        r.observe(&all, &s, true);
+        if quiet {
+            assert_eq!(b.heap_bytes(), before, "t={t}: a quiet sample allocated");
+        }
+        let (got, reference) = (b.thresholds(&p), r.thresholds(&all));
+        let floor = p.floor();
+        let want = |x: Rates| Rates {
+            pps: x.pps.max(floor.pps),
+            bps: x.bps.max(floor.bps),
+        };
+        if b.is_warm(&p) {
+            assert_eq!(got.total, want(reference.total), "t={t} total");
+            for c in TrafficClass::ALL {
+                assert_eq!(
+                    got.classes[c.index()],
+                    want(reference.classes[c.index()]),
+                    "t={t} {c:?}"
+                );
+            }
+        }
+    }
+    assert!(loud_ticks > 300 && loud_ticks < 1700, "{loud_ticks}");
+    // Only ever quiet: no sketch at all.
+    let mut q = IpBaseline::new();
+    for _ in 0..500 {
+        q.observe(&p, &udp(100), true);
+    }
+    assert_eq!((q.heap_bytes(), q.learned_ticks()), (0, 500));
+    assert_eq!(q.thresholds(&p).total, p.floor());
 }
