@@ -71,6 +71,9 @@ pub struct LiveOptions {
     /// AF_PACKET ring size per socket as (block bytes, block count); `None`: the default
     /// (16 × 4 MiB, for a busy mirror port). The host agent uses a small ring.
     pub packet_ring: Option<(u32, u32)>,
+    /// AF_XDP busy polling: how long one poll may spin in the queue's NAPI context
+    /// (`None`: off; the workers sleep when idle).
+    pub busy_poll: Option<Duration>,
 }
 
 /// Promiscuous mode held through a `PACKET_MR_PROMISC` membership on an otherwise idle packet
@@ -192,6 +195,9 @@ pub fn open(opts: &LiveOptions, warn: &mut dyn FnMut(String)) -> Result<Opened, 
 fn open_xdp(opts: &LiveOptions, queues: &[u32]) -> Result<Opened, CaptureError> {
     let cfg = AfXdpConfig {
         fallback: opts.xdp_fallback,
+        busy_poll_us: opts.busy_poll.map_or(0, |d| {
+            u32::try_from(d.as_micros()).unwrap_or(u32::MAX).max(1)
+        }),
         ..AfXdpConfig::default()
     };
     let src = AfXdpSource::open_queues(&opts.interface, queues, &cfg)?;
@@ -202,11 +208,15 @@ fn open_xdp(opts: &LiveOptions, queues: &[u32]) -> Result<Opened, CaptureError> 
     let attach = src.attach_mode().as_str();
     let qs = src.queues();
     let description = format!(
-        "{}: af_xdp, {} mode, XDP program in {} mode, queues {:?}",
+        "{}: af_xdp, {} mode, XDP program in {} mode, queues {:?}{}",
         opts.interface,
         mode.replace('_', "-"),
         attach,
-        qs
+        qs,
+        match opts.busy_poll {
+            Some(d) => format!(", busy polling ({} us)", d.as_micros()),
+            None => String::new(),
+        }
     );
     let workers = src
         .split()

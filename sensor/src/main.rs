@@ -93,6 +93,10 @@ struct RunArgs {
     /// Do not put the interface in promiscuous mode.
     #[arg(long)]
     no_promisc: bool,
+    /// AF_XDP: busy-poll each queue for up to this long per poll, e.g. "50us" (each worker
+    /// then spins at 100 % of its core; default: the config's `capture.busy_poll`, else off).
+    #[arg(long, value_name = "DURATION")]
+    busy_poll: Option<String>,
     #[command(flatten)]
     live: LiveArgs,
     #[command(flatten)]
@@ -864,6 +868,16 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
             _ => surgewatch_sensor::capture::xdp_prog::XdpFallback::Pass,
         },
         packet_ring: None,
+        busy_poll: match &args.busy_poll {
+            Some(s) => {
+                let d = parse_duration_arg("--busy-poll", s)?;
+                if d < Duration::from_micros(1) || d > Duration::from_millis(10) {
+                    anyhow::bail!("--busy-poll {s:?}: must be from 1us to 10ms");
+                }
+                Some(d)
+            }
+            None => c.busy_poll,
+        },
     };
     let opened = surgewatch_sensor::livesrc::open(&opts, &mut |w| {
         eprintln!("surgewatch: {}: {w}", args.interface)
@@ -923,6 +937,7 @@ fn cmd_agent(args: AgentArgs) -> Result<ExitCode> {
             // 4 MiB: about a second of 10 kpps of full-size frames, which keeps the agent's
             // footprint small (the ring is resident memory).
             packet_ring: Some((1 << 20, 4)),
+            busy_poll: None,
         };
         let mut opened = surgewatch_sensor::livesrc::open(&opts, &mut |w| {
             eprintln!("surgewatch: {ifname}: {w}")

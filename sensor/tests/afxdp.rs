@@ -563,6 +563,55 @@ fn two_queues_together_receive_everything() {
 }
 
 #[test]
+fn busy_polling_receives_everything() {
+    let Some(_g) = root_or_skip("busy_polling_receives_everything") else {
+        return;
+    };
+    let pair = VethPair::new();
+    let ifname = pair.if_a.clone();
+    let mut src = support::run_in_netns(&pair.ns_a, move || {
+        let cfg = AfXdpConfig {
+            busy_poll_us: 50,
+            ..AfXdpConfig::default()
+        };
+        AfXdpSource::open(&ifname, &cfg)
+    })
+    .expect("open AF_XDP with busy polling");
+    assert!(src.busy_poll());
+    const N: usize = 3000;
+    let dst = v4("10.1.2.3");
+    let ifb = pair.if_b.clone();
+    support::run_in_netns(&pair.ns_b, move || {
+        let frames: Vec<Vec<u8>> = (0..N)
+            .map(|i| frames::v4_udp(v4("198.51.100.9"), dst, 1000 + i as u16, 18, None))
+            .collect();
+        support::inject_here(&ifb, &frames);
+    });
+    let got = drain(
+        std::slice::from_mut(&mut src),
+        N,
+        Duration::from_millis(300),
+    );
+    assert_eq!(got.frames.len(), N);
+    assert_eq!(got.kernel_drops, 0);
+    let acct = account(got.frames.iter().map(|(d, w)| (&d[..], *w)));
+    assert_eq!(
+        acct.get(&(IpAddr::from(dst), TrafficClass::Udp)),
+        Some(&(N as u64))
+    );
+    // The trait's idle wait spins instead of sleeping: it returns at once.
+    let t = Instant::now();
+    Capture::wait(&mut src, Duration::from_millis(200));
+    assert!(
+        t.elapsed() < Duration::from_millis(100),
+        "{:?}",
+        t.elapsed()
+    );
+    drop(src);
+    assert!(!net::link_details(&pair.ns_a, &pair.if_a).contains("xdp"));
+}
+
+#[test]
 fn oversized_frames_are_counted_as_kernel_drops() {
     let Some(_g) = root_or_skip("oversized_frames_are_counted_as_kernel_drops") else {
         return;

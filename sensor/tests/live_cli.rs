@@ -113,6 +113,10 @@ fn check_counts(summary: &Value, exp: &surgewatch_pcaps::expected::Expected, wha
 }
 
 fn replay_equivalent(method: &str, name: &str) {
+    replay_equivalent_with(method, name, &[]);
+}
+
+fn replay_equivalent_with(method: &str, name: &str, extra: &[&str]) {
     let (frames, exp) = capture(name);
     let pair = VethPair::new();
     let mut args = monitor_args(&exp);
@@ -122,6 +126,7 @@ fn replay_equivalent(method: &str, name: &str) {
         "--threshold-pps".to_owned(),
         "1000".to_owned(),
     ]);
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let s = start(&pair, method, &args);
     inject(&pair.ns_b, &pair.if_b, &frames);
@@ -168,6 +173,17 @@ fn af_xdp_run_counts_every_class_vlan_and_ipv6_exactly_and_detects_attacks() {
         "benign_v6_mix",
     ] {
         replay_equivalent("af_xdp", name);
+    }
+}
+
+#[test]
+fn af_xdp_busy_polling_run_counts_exactly_and_detects_attacks() {
+    if !skip_unless_root("af_xdp_busy_polling_run_counts_exactly_and_detects_attacks") {
+        return;
+    }
+    let _g = serial();
+    for name in ["syn_flood_v4", "fragment_flood"] {
+        replay_equivalent_with("af_xdp", name, &["--busy-poll", "50us"]);
     }
 }
 
@@ -335,6 +351,21 @@ fn live_errors_are_one_line_with_a_non_zero_exit() {
         );
     }
     pair.set_a_up(true);
+    for bad in ["0us", "20ms", "50"] {
+        let f = run(&[
+            "run",
+            "-i",
+            &pair.if_a,
+            "--capture",
+            "af_xdp",
+            "--busy-poll",
+            bad,
+        ]);
+        assert_ne!(f.status.code(), Some(0), "{bad}: {}", f.stderr);
+        let errs: Vec<&str> = f.stderr.lines().filter(|l| l.contains("error")).collect();
+        assert_eq!(errs.len(), 1, "{bad}: {}", f.stderr);
+        assert!(errs[0].contains("--busy-poll"), "{}", errs[0]);
+    }
     // Without privileges (uid/gid nobody, no capabilities).
     let out = std::process::Command::new("ip")
         .args([

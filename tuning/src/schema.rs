@@ -357,6 +357,14 @@ pub struct CaptureConfig {
     /// Mirror encapsulations decapsulated to the inner frame.
     #[serde(default)]
     pub decap: DecapConfig,
+    /// AF_XDP only: the workers busy-poll their queue's NAPI context for up to this long per
+    /// poll (`"20us"`..`"10ms"`), instead of sleeping in `poll(2)` and waiting for softirqs.
+    /// Each worker then spins at 100 % of its core, but receive processing runs in the
+    /// worker's own context with no interrupt or kernel-thread hand-offs: the fastest AF_XDP
+    /// mode (also set the interface's `napi_defer_hard_irqs` and `gro_flush_timeout`, see the
+    /// README). Default: off.
+    #[serde(default, deserialize_with = "serde_with::opt_duration")]
+    pub busy_poll: Option<Duration>,
 }
 
 impl Default for CaptureConfig {
@@ -368,6 +376,7 @@ impl Default for CaptureConfig {
             promiscuous: true,
             xdp_fallback: XdpFallback::Pass,
             decap: DecapConfig::default(),
+            busy_poll: None,
         }
     }
 }

@@ -853,4 +853,15 @@ fn capture_section_decodes_and_validates() {
     ] {
         assert!(text.contains(needle), "{needle} missing from: {text}");
     }
+    assert_eq!(ok("").capture.busy_poll, None);
+    let c = ok("[capture]\nbusy_poll = \"50us\"\n");
+    assert_eq!(
+        c.capture.busy_poll,
+        Some(std::time::Duration::from_micros(50))
+    );
+    for bad in ["\"0us\"", "\"20ms\"", "\"50\"", "50"] {
+        let e =
+            crate::from_str(&format!("[capture]\nbusy_poll = {bad}\n"), "t.toml").expect_err(bad);
+        assert!(e.to_string().contains("capture.busy_poll"), "{bad}: {e}");
+    }
 }

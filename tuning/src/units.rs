@@ -11,10 +11,10 @@ use ipnet::IpNet;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
-const UNITS: &str = "ms, s, m, h";
+const UNITS: &str = "us, ms, s, m, h";
 
 /// Parses a duration string: a non-negative decimal number immediately followed by one of
-/// the units `ms`, `s`, `m`, `h` (`"100ms"`, `"1s"`, `"2.5s"`, `"1m"`, `"1h"`).
+/// the units `us`, `ms`, `s`, `m`, `h` (`"50us"`, `"100ms"`, `"1s"`, `"2.5s"`, `"1m"`, `"1h"`).
 ///
 /// A number without a unit is rejected (is `"5"` five seconds or five milliseconds?), as
 /// are whitespace, signs and exponents. Fractions are exact to the nanosecond.
@@ -30,6 +30,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .unwrap_or(s.len());
     let (number, unit) = s.split_at(split);
     let unit_nanos: u128 = match unit {
+        "us" => 1_000,
         "ms" => 1_000_000,
         "s" => 1_000_000_000,
         "m" => 60_000_000_000,
@@ -77,6 +78,7 @@ pub fn format_duration(d: Duration) -> String {
         n if n % (60 * S) == 0 => format!("{}m", n / (60 * S)),
         n if n % S == 0 => format!("{}s", n / S),
         n if n % MS == 0 => format!("{}ms", n / MS),
+        n if n % 1_000 == 0 => format!("{}us", n / 1_000),
         _ => format!("{d:?}"),
     }
 }
@@ -276,6 +278,7 @@ mod tests {
         assert_eq!(parse_duration("0.1s"), Ok(ms(100)));
         assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
         assert_eq!(parse_duration("0.000000001s"), Ok(Duration::from_nanos(1)));
+        assert_eq!(parse_duration("50us"), Ok(Duration::from_micros(50)));
     }
 
     #[test]
@@ -295,7 +298,7 @@ mod tests {
 
     #[test]
     fn durations_format_round_trip() {
-        for s in ["100ms", "1s", "1500ms", "5m", "1h", "0s", "90s"] {
+        for s in ["100ms", "1s", "1500ms", "5m", "1h", "0s", "90s", "50us"] {
             assert_eq!(format_duration(parse_duration(s).unwrap()), s);
         }
     }

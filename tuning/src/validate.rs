@@ -216,6 +216,15 @@ impl Validator<'_> {
                 );
             }
         }
+        if let Some(d) = c.busy_poll {
+            if d < Duration::from_micros(1) || d > Duration::from_millis(10) {
+                self.out_of_range(
+                    "capture.busy_poll".into(),
+                    format_duration(d),
+                    "a duration from 1us to 10ms",
+                );
+            }
+        }
         if c.decap.vxlan && c.decap.vxlan_ports.is_empty() {
             self.out_of_range(
                 "capture.decap.vxlan_ports".into(),

@@ -72,6 +72,11 @@ pub struct AfXdpConfig {
     pub fallback: XdpFallback,
     /// Skip the zero-copy attempt.
     pub force_copy: bool,
+    /// Busy-poll each queue's NAPI context for up to this many microseconds per poll
+    /// (`SO_PREFER_BUSY_POLL`, `SO_BUSY_POLL`, `SO_BUSY_POLL_BUDGET` on the socket); 0: off.
+    /// With busy polling the source never sleeps: [`AfXdpSource::wait`] drives the kernel's
+    /// receive processing from the calling thread and returns at once.
+    pub busy_poll_us: u32,
 }
 
 impl Default for AfXdpConfig {
@@ -85,6 +90,7 @@ impl Default for AfXdpConfig {
             ring_size: 8192,
             fallback: XdpFallback::Pass,
             force_copy: false,
+            busy_poll_us: 0,
         }
     }
 }
@@ -319,6 +325,8 @@ struct XskQueue {
     bytes: u64,
     /// Descriptors pointing outside the UMEM (never seen from a sane kernel).
     bad_descs: u64,
+    /// Busy polling is on: an empty ring is refilled by `recvfrom`, not by waiting.
+    busy: bool,
     area: UmemArea,
 }
 
@@ -395,6 +403,14 @@ impl XskQueue {
 
         umem.bind(&user).map_err(errno("bind"))?;
         let fd = user.as_raw_fd();
+        if cfg.busy_poll_us > 0 {
+            set_busy_poll(fd, cfg.busy_poll_us, BUSY_POLL_BUDGET).map_err(|(stage, e)| {
+                OpenError {
+                    errno: e.raw_os_error().unwrap_or(libc::EINVAL),
+                    stage,
+                }
+            })?;
+        }
         Ok(XskQueue {
             queue,
             fd,
@@ -410,6 +426,7 @@ impl XskQueue {
             received: 0,
             bytes: 0,
             bad_descs: 0,
+            busy: cfg.busy_poll_us > 0,
             area,
         })
     }
@@ -451,10 +468,33 @@ impl XskQueue {
         drop(rx);
         self.received += n as u64;
         refill(&mut self.fq, &mut self.free);
-        if n == 0 && self.fq.needs_wakeup() {
-            self.fq.wake();
+        if n == 0 && (self.busy || self.fq.needs_wakeup()) {
+            self.kick();
         }
         n
+    }
+
+    /// Has the kernel process this queue: with busy polling, one run of its NAPI context in
+    /// this thread; otherwise a wake-up for a fill ring that ran dry.
+    #[inline]
+    fn kick(&mut self) {
+        if self.busy {
+            // SAFETY: a zero-length non-blocking receive on our own socket: no buffer is
+            // written (the pointer is null with length 0). Its only effect is the busy poll;
+            // errors (EAGAIN) carry no information here.
+            unsafe {
+                libc::recvfrom(
+                    self.fd,
+                    std::ptr::null_mut(),
+                    0,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                );
+            }
+        } else {
+            self.fq.wake();
+        }
     }
 
     fn kernel_stats(&self) -> Option<xdpilone::xdp::XdpStatisticsV2> {
@@ -467,6 +507,40 @@ impl AsFd for XskQueue {
         // SAFETY: `fd` is the socket held open by `rx` and `fq` for as long as `self` lives.
         unsafe { BorrowedFd::borrow_raw(self.fd) }
     }
+}
+
+/// `SO_BUSY_POLL_BUDGET`: frames one busy poll may process (the kernel's NAPI weight).
+const BUSY_POLL_BUDGET: u32 = 64;
+const SO_PREFER_BUSY_POLL: libc::c_int = 69;
+const SO_BUSY_POLL_BUDGET: libc::c_int = 70;
+
+/// Turns on preferred busy polling on an AF_XDP socket.
+fn set_busy_poll(fd: RawFd, usecs: u32, budget: u32) -> Result<(), (&'static str, io::Error)> {
+    let set = |opt: libc::c_int, v: u32, stage: &'static str| {
+        let v = libc::c_int::try_from(v).unwrap_or(libc::c_int::MAX);
+        // SAFETY: `v` is a valid c_int for the duration of the call and its size is passed.
+        let r = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                (&v as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err((stage, io::Error::last_os_error()))
+        }
+    };
+    set(SO_PREFER_BUSY_POLL, 1, "setsockopt(SO_PREFER_BUSY_POLL)")?;
+    set(libc::SO_BUSY_POLL, usecs, "setsockopt(SO_BUSY_POLL)")?;
+    set(
+        SO_BUSY_POLL_BUDGET,
+        budget,
+        "setsockopt(SO_BUSY_POLL_BUDGET)",
+    )
 }
 
 /// Moves chunks from `free` to the fill ring: exactly as many as the ring reserved.
@@ -644,6 +718,11 @@ impl AfXdpSource {
         &self.program
     }
 
+    /// Whether the queues are busy-polled ([`AfXdpConfig::busy_poll_us`]).
+    pub fn busy_poll(&self) -> bool {
+        self.queues.iter().any(|q| q.busy)
+    }
+
     /// The queues this source reads.
     pub fn queues(&self) -> Vec<u32> {
         self.queues.iter().map(|q| q.queue).collect()
@@ -661,9 +740,18 @@ impl AfXdpSource {
 
     /// Blocks until a frame is ready on any queue or `timeout` passes (`poll(2)` on the
     /// sockets). Returns whether frames are ready. Interrupted waits return `false`.
-    pub fn wait(&self, timeout: Duration) -> Result<bool, CaptureError> {
+    ///
+    /// With busy polling on, runs each queue's receive processing once in this thread instead
+    /// and returns at once (the caller spins).
+    pub fn wait(&mut self, timeout: Duration) -> Result<bool, CaptureError> {
         if self.queues.iter().any(|q| q.rx.available() > 0) {
             return Ok(true);
+        }
+        if self.busy_poll() {
+            for q in &mut self.queues {
+                q.kick();
+            }
+            return Ok(self.queues.iter().any(|q| q.rx.available() > 0));
         }
         let mut fds: Vec<libc::pollfd> = self
             .queues
@@ -775,6 +863,18 @@ impl Capture for AfXdpSource {
         self.next = (self.next + 1) % n_q.max(1);
         let n = budget - left;
         Ok(if n == 0 { Poll::Idle } else { Poll::Frames(n) })
+    }
+
+    /// With busy polling, one run of every queue's receive processing (no sleep); otherwise
+    /// a short sleep (at most 1 ms: the rings hold far more than that at any rate).
+    fn wait(&mut self, timeout: Duration) {
+        if self.busy_poll() {
+            for q in &mut self.queues {
+                q.kick();
+            }
+        } else {
+            std::thread::sleep(timeout.min(Duration::from_millis(1)));
+        }
     }
 
     fn stats(&mut self) -> CaptureStats {
