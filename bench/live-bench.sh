@@ -1,18 +1,37 @@
 #!/usr/bin/env bash
 # Live capture benchmark on a veth pair between two throw-away network namespaces:
-# surgewatch AF_XDP, surgewatch AF_PACKET and `tcpdump -w /dev/null` receive the same traffic
-# from one generator (surgewatch-xdp-tx, AF_XDP TX in copy mode), one receiver at a time, with
-# 1 and then 2 queues; first as fast as the generator goes, then at fixed lower rates where the
-# worker should keep up (zero kernel drops expected).
+# surgewatch AF_XDP (with and without busy polling), surgewatch AF_PACKET and
+# `tcpdump -w /dev/null` receive the same traffic, one receiver at a time, with 1 and then 2
+# queues; first as fast as the generator goes, then at fixed lower rates where the worker
+# should keep up (zero kernel drops expected).
+#
+# Generators: at full speed `surgewatch-xdp-gen` (XDP live frames: BPF_PROG_TEST_RUN
+# redirecting out of the veth, ~5.6 Mpps on one core here; one instance per queue, pinned to
+# core i, since veth picks the peer's queue from the sending CPU); for the paced runs
+# `surgewatch-xdp-tx` (AF_XDP TX, smooth pacing; live frames come in bursts that a 256-entry
+# veth ring cannot absorb).
+#
+# Where the receive work runs (NAPI=..., see bench/README.md "Live capture"):
+#   softirq   (default) the kernel's default for veth: the peer's NAPI runs in softirq on the
+#             *sending* core, so each receiver's kernel work slows the generator and the rate
+#             reached measures that kernel cost; the receiver's own core runs user space only.
+#   threaded  threaded NAPI pinned to the receiver's core, as a NIC whose interrupts go to the
+#             capture core: kernel and user-space work of the receiver share its one core.
+# GRO is turned on on the receiving veth in both cases: without an XDP program that is what
+# gives it a NAPI context, without which veth drops redirected XDP frames.
 #
 # Usage (root):  bench/live-bench.sh
 # Environment (all optional):
 #   DURATION=10        seconds of traffic per run
 #   LOW_RATES="300000 600000"  paced runs (total pps over all queues), checked for zero drops
 #   QUEUES="1 2"       queue counts to test
+#   RECEIVERS="af_xdp af_xdp_busy af_packet tcpdump"
+#   NAPI=softirq       or threaded (see above)
+#   BUSY_POLL=50us     busy-poll time of the af_xdp_busy receiver
 #   REPEAT=1           runs per (receiver, queues, rate)
-#   PACKETS=1000000 IPS=100000  the generated capture the frames come from
-#   TEMPLATES=65536    frames of it loaded into the generator's UMEM and cycled
+#   PACKETS=1000000 IPS=100000  the generated capture the paced frames come from; IPS is also
+#                      the live-frames generator's destination count
+#   TEMPLATES=65536    frames of it loaded into the AF_XDP TX generator's UMEM and cycled
 #   OUT=DIR            where results go (default: a new /tmp/sw-live-bench.XXXXXX)
 #   NO_BUILD=1         use the binaries already in target/release
 #
@@ -23,6 +42,10 @@ set -euo pipefail
 DURATION=${DURATION:-10}
 LOW_RATES=${LOW_RATES-"300000 600000"}
 QUEUES=${QUEUES:-"1 2"}
+RECEIVERS=${RECEIVERS:-"af_xdp af_xdp_busy af_packet tcpdump"}
+NAPI=${NAPI:-softirq}
+BUSY_POLL=${BUSY_POLL:-50us}
+case $NAPI in softirq | threaded) ;; *) echo "NAPI must be softirq or threaded" >&2; exit 2 ;; esac
 REPEAT=${REPEAT:-1}
 PACKETS=${PACKETS:-1000000}
 IPS=${IPS:-100000}
@@ -46,6 +69,7 @@ for t in ip taskset; do command -v "$t" >/dev/null || die "$t is required (iprou
 need_pkgs=()
 command -v tcpdump >/dev/null || need_pkgs+=(tcpdump)
 command -v jq >/dev/null || need_pkgs+=(jq)
+command -v ethtool >/dev/null || need_pkgs+=(ethtool)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     command -v apt-get >/dev/null || die "missing ${need_pkgs[*]} and no apt-get to install them"
     log "installing ${need_pkgs[*]}"
@@ -63,9 +87,10 @@ mkdir -p "$BIN"
 if [ -z "${NO_BUILD:-}" ]; then
     log "building release binaries"
     (cd "$ROOT" && cargo build --release -q -p surgewatch-sensor -p surgewatch-pcaps \
-        -p surgewatch-bench --bin surgewatch --bin surgewatch-pcaps --bin surgewatch-xdp-tx)
+        -p surgewatch-bench --bin surgewatch --bin surgewatch-pcaps --bin surgewatch-xdp-tx \
+        --bin surgewatch-xdp-gen)
 fi
-for b in surgewatch surgewatch-pcaps surgewatch-xdp-tx; do
+for b in surgewatch surgewatch-pcaps surgewatch-xdp-tx surgewatch-xdp-gen; do
     cp "$ROOT/target/release/$b" "$BIN/$b"
 done
 PCAP="$OUT/big.pcap"
@@ -99,6 +124,26 @@ setup_pair() { # QUEUES
         peer name "$IF_RX" mtu 1500 numtxqueues "$q" numrxqueues "$q" netns "$NS_RX"
     ip -n "$NS_GEN" link set "$IF_GEN" up
     ip -n "$NS_RX" link set "$IF_RX" up
+    # A NAPI context on the receiving side (see the header), and TSO off on the sending side
+    # so that veth also hands the AF_XDP TX generator's frames to that NAPI context.
+    ip netns exec "$NS_RX" ethtool -K "$IF_RX" gro on >/dev/null
+    ip netns exec "$NS_GEN" ethtool -K "$IF_GEN" tso off gso off >/dev/null
+    if [ "$NAPI" = threaded ]; then
+        ip netns exec "$NS_RX" sh -c "echo 1 > /sys/class/net/$IF_RX/threaded"
+    fi
+    # For busy polling (the kernel's recommended companions; harmless otherwise).
+    ip netns exec "$NS_RX" sh -c "echo 2 > /sys/class/net/$IF_RX/napi_defer_hard_irqs; echo 200000 > /sys/class/net/$IF_RX/gro_flush_timeout"
+}
+
+# Threaded NAPI: pin the receiving veth's NAPI threads, queue i to the core of worker i.
+pin_napi() { # QUEUES
+    [ "$NAPI" = threaded ] || return 0
+    local cores i=0 pid
+    IFS=, read -r -a cores <<<"$(rx_cores "$1")"
+    for pid in $(pgrep -f "^napi/$IF_RX-" | sort -n); do
+        taskset -pc "${cores[$((i % ${#cores[@]}))]}" "$pid" >/dev/null
+        i=$((i + 1))
+    done
 }
 
 link_stats() { # NS IF -> "rx_packets rx_dropped tx_packets tx_dropped"
@@ -138,6 +183,23 @@ run_wait() { # PID REGEX
 gen_cores() { if [ "$1" = 1 ]; then echo 0; else seq -s, 0 $(($1 - 1)); fi; }
 rx_cores() { if [ "$1" = 1 ]; then echo $((NCPU > 1 ? 1 : 0)); else seq -s, 0 $(($1 - 1)); fi; }
 
+# Full speed: one live-frames generator per queue, instance i pinned to core i (veth delivers to
+# the peer's queue (sending CPU % queues)). Writes one JSON summary (total packets, the longest
+# run time, Mpps) to FILE.
+generate_max() { # QUEUES JSON_OUT ERR_OUT
+    local q=$1 i pids=() files=()
+    for ((i = 0; i < q; i++)); do
+        ip netns exec "$NS_GEN" "$BIN/surgewatch-xdp-gen" -i "$IF_GEN" --ips "$IPS" --core "$i" \
+            --duration "$DURATION" --chunk 1000000 --json >"$2.$i" 2>>"$3" &
+        pids+=($!)
+        files+=("$2.$i")
+    done
+    for i in "${pids[@]}"; do wait "$i" || return 1; done
+    jq -s '{generator: "surgewatch-xdp-gen", packets: (map(.packets) | add),
+            secs: (map(.secs) | max), instances: length}
+           | .mpps = .packets / .secs / 1e6' "${files[@]}" >"$2"
+}
+
 RESULTS="$OUT/results.tsv"
 printf 'receiver\tqueues\trate_setting\trun\toffered_mpps\treceived\tsecs\trx_mpps\tper_worker_mpps\tsocket_drops\tlink_drops\tworkers\tper_queue\tworker_cpu_s\tprocess_cpu_s\tworker_runq_wait_s\tload1\n' >"$RESULTS"
 
@@ -150,11 +212,13 @@ run_one() { # RECEIVER QUEUES RATE(max|pps) RUN
     [ "$rate" = max ] || rate_arg=(--rate "$rate")
     before_rx=$(link_stats "$NS_RX" "$IF_RX")
     before_gen=$(link_stats "$NS_GEN" "$IF_GEN")
+    local busy=()
+    [ "$rx" = af_xdp_busy ] && busy=(--busy-poll "$BUSY_POLL")
     case $rx in
-    af_xdp | af_packet)
-        ip netns exec "$NS_RX" "$BIN/surgewatch" run -i "$IF_RX" --capture "$rx" --format json \
+    af_xdp | af_xdp_busy | af_packet)
+        ip netns exec "$NS_RX" "$BIN/surgewatch" run -i "$IF_RX" --capture "${rx%_busy}" --format json \
             --status-interval 0s --duration "$((DURATION + 4))s" --monitor 10.0.0.0/8 \
-            --cores "$rcores" >"$OUT/$tag.json" 2>"$OUT/$tag.err" &
+            --cores "$rcores" "${busy[@]}" >"$OUT/$tag.json" 2>"$OUT/$tag.err" &
         RX_PID=$!
         wait_for "$OUT/$tag.err" "capturing" 10 || die "$tag: surgewatch did not start: $(cat "$OUT/$tag.err")"
         ;;
@@ -172,10 +236,16 @@ run_one() { # RECEIVER QUEUES RATE(max|pps) RUN
     cpu0_w=$(cpu_secs "$RX_PID" "$wre")
     cpu0_p=$(cpu_secs "$RX_PID" '.')
     wait0=$(run_wait "$RX_PID" "$wre")
-    ip netns exec "$NS_GEN" "$BIN/surgewatch-xdp-tx" -i "$IF_GEN" --pcap "$PCAP" \
-        --frames "$TEMPLATES" --queues "$qlist" --cores "$gcores" --duration "$DURATION" \
-        "${rate_arg[@]}" --json >"$OUT/$tag.gen.json" 2>"$OUT/$tag.gen.err" ||
-        die "$tag: generator failed: $(cat "$OUT/$tag.gen.err")"
+    pin_napi "$q"
+    if [ "$rate" = max ]; then
+        generate_max "$q" "$OUT/$tag.gen.json" "$OUT/$tag.gen.err" ||
+            die "$tag: generator failed: $(cat "$OUT/$tag.gen.err")"
+    else
+        ip netns exec "$NS_GEN" "$BIN/surgewatch-xdp-tx" -i "$IF_GEN" --pcap "$PCAP" \
+            --frames "$TEMPLATES" --queues "$qlist" --cores "$gcores" --duration "$DURATION" \
+            "${rate_arg[@]}" --json >"$OUT/$tag.gen.json" 2>"$OUT/$tag.gen.err" ||
+            die "$tag: generator failed: $(cat "$OUT/$tag.gen.err")"
+    fi
     cpu1_w=$(cpu_secs "$RX_PID" "$wre")
     cpu1_p=$(cpu_secs "$RX_PID" '.')
     wait1=$(run_wait "$RX_PID" "$wre")
@@ -193,7 +263,7 @@ run_one() { # RECEIVER QUEUES RATE(max|pps) RUN
     link_drops=$(echo "$before_rx $before_gen $after_rx $after_gen" |
         awk '{print ($10 - $2) + ($16 - $8)}')
     case $rx in
-    af_xdp | af_packet)
+    af_xdp | af_xdp_busy | af_packet)
         local s="$OUT/$tag.summary.json"
         tail -n 1 "$OUT/$tag.json" >"$s"
         received=$(jq '[.queues[].received] | add' "$s")
@@ -222,12 +292,18 @@ run_one() { # RECEIVER QUEUES RATE(max|pps) RUN
     log "$tag: offered $offered Mpps, received $mpps Mpps ($per_worker per worker), socket drops $drops, veth drops $link_drops, worker CPU ${wcpu} s (waited ${rwait} s for a CPU), process CPU ${pcpu} s"
 }
 
-log "results in $OUT; ${DURATION} s per run; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+log "results in $OUT; ${DURATION} s per run; NAPI $NAPI; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+# The generator alone (nothing receives: veth refuses the frames at once): its own ceiling.
+setup_pair 1
+ip netns exec "$NS_RX" ethtool -K "$IF_RX" gro off >/dev/null # no NAPI context: refused at once
+generate_max 1 "$OUT/gen-alone.json" "$OUT/gen-alone.err" || die "generator failed: $(cat "$OUT/gen-alone.err")"
+GEN_ALONE=$(jq -r .mpps "$OUT/gen-alone.json")
+log "generator alone (no receiver): $GEN_ALONE Mpps"
 for q in $QUEUES; do
     setup_pair "$q"
     for run in $(seq 1 "$REPEAT"); do
         for rate in max $LOW_RATES; do
-            for rx in af_xdp af_packet tcpdump; do
+            for rx in $RECEIVERS; do
                 run_one "$rx" "$q" "$rate" "$run"
             done
         done
@@ -237,9 +313,11 @@ log "load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # --- table ------------------------------------------------------------------------------------
 {
-    echo "| receiver | queues | rate: offered Mpps | received Mpps | Mpps per worker | kernel drops | veth drops | worker CPU | worker waited for CPU | Mpps per worker CPU-second | ratio to tcpdump (rate / per CPU-s) |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|"
-    awk -F'\t' 'NR > 1 {
+    echo "NAPI: $NAPI; generator alone: $GEN_ALONE Mpps"
+    echo
+    echo "| receiver | queues | rate: offered Mpps | received Mpps | Mpps per worker | kernel drops | veth drops | worker CPU | worker waited for CPU | Mpps per worker CPU-second | ratio to tcpdump (rate / per CPU-s) | receive work on the sending core, ns/frame |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    awk -F'\t' -v ga="$GEN_ALONE" -v napi="$NAPI" 'NR > 1 {
         key = $2 SUBSEP $3 SUBSEP $4
         if ($1 == "tcpdump") { td[key] = $8; tdc[key] = ($14 > 0) ? $6 / $14 : 0 }
         row[NR] = $0
@@ -253,7 +331,10 @@ log "load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
             ratio = ratio " / " ((tdc[key] > 0 && eff > 0) ? sprintf("%.2f", eff * 1e6 / tdc[key]) : "-")
             busy = sprintf("%.0f %%", 100 * f[14] / f[7] / f[12])
             rate = (f[3] == "max") ? "max" : sprintf("%.2f paced", f[3] / 1e6)
-            printf "| %s | %s | %s: %s | %s | %s | %s | %s | %s | %s s | %s | %s |\n", f[1], f[2], rate, f[5], f[8], f[9], f[10], f[11], busy, f[16], (eff > 0) ? sprintf("%.2f", eff) : "-", ratio
+            # Softirq mode, full speed, one queue: the sending core also runs the receive path,
+            # so its time per frame minus that of the generator alone is the receive path cost.
+            cost = (napi == "softirq" && f[3] == "max" && f[2] == 1 && f[5] > 0 && ga > 0) ? sprintf("%.0f", 1000 / f[5] - 1000 / ga) : "-"
+            printf "| %s | %s | %s: %s | %s | %s | %s | %s | %s | %s s | %s | %s | %s |\n", f[1], f[2], rate, f[5], f[8], f[9], f[10], f[11], busy, f[16], (eff > 0) ? sprintf("%.2f", eff) : "-", ratio, cost
         }
     }' "$RESULTS"
 } | tee "$OUT/table.md"
