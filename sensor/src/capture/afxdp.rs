@@ -285,6 +285,29 @@ impl UmemArea {
         NonNull::slice_from_raw_parts(self.ptr, self.len)
     }
 
+    /// Hints the CPU to fetch the first two cache lines at `addr` (no effect outside the
+    /// mapping).
+    #[inline]
+    fn prefetch(&self, addr: u64) {
+        let Ok(start) = usize::try_from(addr) else {
+            return;
+        };
+        if start >= self.len {
+            return;
+        }
+        let p = self.ptr.as_ptr().wrapping_add(start);
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `prefetcht0` is a hint: it never faults and has no effect the program can
+        // observe; SSE is part of the x86_64 baseline.
+        unsafe {
+            use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>());
+            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(64).cast::<i8>());
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = p;
+    }
+
     /// The `len` bytes at `addr`, when inside the area.
     #[inline]
     fn get(&self, addr: u64, len: u32) -> Option<&[u8]> {
@@ -444,23 +467,41 @@ impl XskQueue {
         let mut rx = self.rx.receive(budget);
         if rx.capacity() > 0 {
             let ts_nanos = *ts.get_or_insert_with(now_nanos);
-            while let Some(XdpDesc { addr, len, .. }) = rx.read() {
-                match self.area.get(addr, len) {
-                    Some(data) => {
-                        f(&Frame {
-                            data,
-                            ts_nanos,
-                            wire_len: len,
-                            link: LinkType::Ethernet,
-                        });
-                        n += 1;
-                        self.bytes += u64::from(len);
-                    }
-                    None => self.bad_descs += 1,
+            // Descriptors a group at a time: the frames were written by the core that ran the
+            // kernel's receive path, so their first lines are fetched for the whole group
+            // before the first is parsed (the misses overlap instead of queueing).
+            let mut group = [(0u64, 0u32); PREFETCH_GROUP];
+            loop {
+                let mut k = 0;
+                while k < PREFETCH_GROUP {
+                    let Some(XdpDesc { addr, len, .. }) = rx.read() else {
+                        break;
+                    };
+                    self.area.prefetch(addr);
+                    group[k] = (addr, len);
+                    k += 1;
                 }
-                let chunk = addr & chunk_mask;
-                if chunk < self.area.len as u64 {
-                    self.free.push(chunk);
+                for &(addr, len) in &group[..k] {
+                    match self.area.get(addr, len) {
+                        Some(data) => {
+                            f(&Frame {
+                                data,
+                                ts_nanos,
+                                wire_len: len,
+                                link: LinkType::Ethernet,
+                            });
+                            n += 1;
+                            self.bytes += u64::from(len);
+                        }
+                        None => self.bad_descs += 1,
+                    }
+                    let chunk = addr & chunk_mask;
+                    if chunk < self.area.len as u64 {
+                        self.free.push(chunk);
+                    }
+                }
+                if k < PREFETCH_GROUP {
+                    break;
                 }
             }
             rx.release();
@@ -508,6 +549,9 @@ impl AsFd for XskQueue {
         unsafe { BorrowedFd::borrow_raw(self.fd) }
     }
 }
+
+/// Frames whose data is prefetched together before the first of them is handed out.
+const PREFETCH_GROUP: usize = 16;
 
 /// `SO_BUSY_POLL_BUDGET`: frames one busy poll may process (the kernel's NAPI weight).
 const BUSY_POLL_BUDGET: u32 = 64;
