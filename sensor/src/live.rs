@@ -128,6 +128,7 @@ pub fn run_live<C: Capture + Send>(
         })
         .collect();
     let tick_ns = cfg.tick.as_nanos();
+    let worker_cores: Vec<usize> = specs.iter().filter_map(|s| s.core).collect();
     std::thread::scope(|scope| {
         let (hand_tx, hand_rx) = bounded::<Handover>(n.max(1));
         let worker_stop = Arc::new(AtomicBool::new(false));
@@ -152,6 +153,7 @@ pub fn run_live<C: Capture + Send>(
             }
         }
         drop(hand_tx);
+        keep_off_worker_cores(&worker_cores);
 
         let mut tick_start = cfg.tick.align(now_ns());
         loop {
@@ -294,5 +296,36 @@ fn worker<C: Capture>(
                 src.wait(IDLE_WAIT);
             }
         }
+    }
+}
+
+/// Keeps the calling (control) thread from taking a pinned worker's core at a tick boundary,
+/// when a worker's rings hold only milliseconds of traffic: pinned to the cores no worker uses
+/// if there are any, else at a lower priority (nice +5: it still gets a quarter of a busy core,
+/// ample for the per-tick work). Best effort; failures change nothing.
+fn keep_off_worker_cores(worker_cores: &[usize]) {
+    if worker_cores.is_empty() {
+        return;
+    }
+    let online = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let free: Vec<usize> = (0..online)
+        .filter(|c| !worker_cores.contains(c))
+        .collect();
+    if !free.is_empty() {
+        // SAFETY: cpu_set_t is plain old data; all-zero is the empty set.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        for &c in &free {
+            // SAFETY: CPU_SET writes one bit inside `set` (bounds-checked by the libc crate).
+            unsafe { libc::CPU_SET(c, &mut set) };
+        }
+        // SAFETY: `set` is a valid cpu_set_t and its size is passed with it; pid 0 is the
+        // calling thread.
+        unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    } else {
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::syscall(libc::SYS_gettid) };
+        // SAFETY: setpriority on this thread's id (Linux: per-thread nice); lowering the
+        // priority needs no privilege.
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 5) };
     }
 }
