@@ -28,6 +28,8 @@
 #   RECEIVERS="af_xdp af_xdp_busy af_packet tcpdump"
 #   NAPI=softirq       or threaded (see above)
 #   BUSY_POLL=50us     busy-poll time of the af_xdp_busy receiver
+#   BUSY_FRAMES=4096   its UMEM frames per queue (`capture.xdp_frames`; a worker that always
+#                      keeps up needs little buffer, and a small UMEM keeps the copies warm)
 #   REPEAT=1           runs per (receiver, queues, rate)
 #   PACKETS=1000000 IPS=100000  the generated capture the paced frames come from; IPS is also
 #                      the live-frames generator's destination count
@@ -45,6 +47,7 @@ QUEUES=${QUEUES:-"1 2"}
 RECEIVERS=${RECEIVERS:-"af_xdp af_xdp_busy af_packet tcpdump"}
 NAPI=${NAPI:-softirq}
 BUSY_POLL=${BUSY_POLL:-50us}
+BUSY_FRAMES=${BUSY_FRAMES:-4096}
 case $NAPI in softirq | threaded) ;; *) echo "NAPI must be softirq or threaded" >&2; exit 2 ;; esac
 REPEAT=${REPEAT:-1}
 PACKETS=${PACKETS:-1000000}
@@ -213,7 +216,10 @@ run_one() { # RECEIVER QUEUES RATE(max|pps) RUN
     before_rx=$(link_stats "$NS_RX" "$IF_RX")
     before_gen=$(link_stats "$NS_GEN" "$IF_GEN")
     local busy=()
-    [ "$rx" = af_xdp_busy ] && busy=(--busy-poll "$BUSY_POLL")
+    if [ "$rx" = af_xdp_busy ]; then
+        printf '[capture]\nxdp_frames = %s\n' "$BUSY_FRAMES" >"$OUT/busy.toml"
+        busy=(--busy-poll "$BUSY_POLL" --config "$OUT/busy.toml")
+    fi
     case $rx in
     af_xdp | af_xdp_busy | af_packet)
         ip netns exec "$NS_RX" "$BIN/surgewatch" run -i "$IF_RX" --capture "${rx%_busy}" --format json \

@@ -308,9 +308,7 @@ fn keep_off_worker_cores(worker_cores: &[usize]) {
         return;
     }
     let online = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let free: Vec<usize> = (0..online)
-        .filter(|c| !worker_cores.contains(c))
-        .collect();
+    let free: Vec<usize> = (0..online).filter(|c| !worker_cores.contains(c)).collect();
     if !free.is_empty() {
         // SAFETY: cpu_set_t is plain old data; all-zero is the empty set.
         let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };

@@ -74,6 +74,8 @@ pub struct LiveOptions {
     /// AF_XDP busy polling: how long one poll may spin in the queue's NAPI context
     /// (`None`: off; the workers sleep when idle).
     pub busy_poll: Option<Duration>,
+    /// AF_XDP UMEM frames per queue (`None`: the default); the rings get half as many.
+    pub xdp_frames: Option<u32>,
 }
 
 /// Promiscuous mode held through a `PACKET_MR_PROMISC` membership on an otherwise idle packet
@@ -200,6 +202,14 @@ fn open_xdp(opts: &LiveOptions, queues: &[u32]) -> Result<Opened, CaptureError> 
         }),
         ..AfXdpConfig::default()
     };
+    let cfg = match opts.xdp_frames {
+        Some(n) => AfXdpConfig {
+            frames_per_queue: n,
+            ring_size: (n / 2).max(1),
+            ..cfg
+        },
+        None => cfg,
+    };
     let src = AfXdpSource::open_queues(&opts.interface, queues, &cfg)?;
     let mode = match src.mode() {
         XdpMode::ZeroCopy => "zero_copy",
@@ -208,11 +218,12 @@ fn open_xdp(opts: &LiveOptions, queues: &[u32]) -> Result<Opened, CaptureError> 
     let attach = src.attach_mode().as_str();
     let qs = src.queues();
     let description = format!(
-        "{}: af_xdp, {} mode, XDP program in {} mode, queues {:?}{}",
+        "{}: af_xdp, {} mode, XDP program in {} mode, queues {:?}, {} UMEM frames per queue{}",
         opts.interface,
         mode.replace('_', "-"),
         attach,
         qs,
+        cfg.frames_per_queue,
         match opts.busy_poll {
             Some(d) => format!(", busy polling ({} us)", d.as_micros()),
             None => String::new(),

@@ -878,6 +878,7 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
             }
             None => c.busy_poll,
         },
+        xdp_frames: Some(c.xdp_frames),
     };
     let opened = surgewatch_sensor::livesrc::open(&opts, &mut |w| {
         eprintln!("surgewatch: {}: {w}", args.interface)
@@ -938,6 +939,7 @@ fn cmd_agent(args: AgentArgs) -> Result<ExitCode> {
             // footprint small (the ring is resident memory).
             packet_ring: Some((1 << 20, 4)),
             busy_poll: None,
+            xdp_frames: None,
         };
         let mut opened = surgewatch_sensor::livesrc::open(&opts, &mut |w| {
             eprintln!("surgewatch: {ifname}: {w}")

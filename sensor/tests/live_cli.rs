@@ -116,7 +116,7 @@ fn replay_equivalent(method: &str, name: &str) {
     replay_equivalent_with(method, name, &[]);
 }
 
-fn replay_equivalent_with(method: &str, name: &str, extra: &[&str]) {
+fn replay_equivalent_with(method: &str, name: &str, extra: &[&str]) -> String {
     let (frames, exp) = capture(name);
     let pair = VethPair::new();
     let mut args = monitor_args(&exp);
@@ -157,6 +157,7 @@ fn replay_equivalent_with(method: &str, name: &str, extra: &[&str]) {
             "{method} {name}: family"
         );
     }
+    stderr
 }
 
 #[test]
@@ -182,9 +183,20 @@ fn af_xdp_busy_polling_run_counts_exactly_and_detects_attacks() {
         return;
     }
     let _g = serial();
+    let dir = std::env::temp_dir().join(format!("surgewatch-busy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let cfg_path = dir.join("small-umem.toml");
+    std::fs::write(&cfg_path, "[capture]\nxdp_frames = 4096\n").expect("write config");
+    let cfg = cfg_path.to_str().expect("utf-8 path");
     for name in ["syn_flood_v4", "fragment_flood"] {
-        replay_equivalent_with("af_xdp", name, &["--busy-poll", "50us"]);
+        let stderr =
+            replay_equivalent_with("af_xdp", name, &["--busy-poll", "50us", "--config", cfg]);
+        assert!(
+            stderr.contains("4096 UMEM frames per queue, busy polling (50 us)"),
+            "{stderr}"
+        );
     }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -853,6 +853,16 @@ fn capture_section_decodes_and_validates() {
     ] {
         assert!(text.contains(needle), "{needle} missing from: {text}");
     }
+    assert_eq!(ok("").capture.xdp_frames, 16384);
+    assert_eq!(
+        ok("[capture]\nxdp_frames = 4096\n").capture.xdp_frames,
+        4096
+    );
+    for bad in ["1000", "512", "524288"] {
+        let e =
+            crate::from_str(&format!("[capture]\nxdp_frames = {bad}\n"), "t.toml").expect_err(bad);
+        assert!(e.to_string().contains("capture.xdp_frames"), "{bad}: {e}");
+    }
     assert_eq!(ok("").capture.busy_poll, None);
     let c = ok("[capture]\nbusy_poll = \"50us\"\n");
     assert_eq!(

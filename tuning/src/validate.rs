@@ -225,6 +225,13 @@ impl Validator<'_> {
                 );
             }
         }
+        if !c.xdp_frames.is_power_of_two() || !(1024..=262_144).contains(&c.xdp_frames) {
+            self.out_of_range(
+                "capture.xdp_frames".into(),
+                c.xdp_frames.to_string(),
+                "a power of two from 1024 to 262144",
+            );
+        }
         if c.decap.vxlan && c.decap.vxlan_ports.is_empty() {
             self.out_of_range(
                 "capture.decap.vxlan_ports".into(),
