@@ -16,6 +16,7 @@
 
 #![warn(missing_docs)]
 
+pub mod sender;
 pub mod ticks;
 
 use std::net::Ipv4Addr;

@@ -15,17 +15,16 @@
 //! destination address). Meant to run inside a test namespace:
 //! `ip netns exec NS surgewatch-inject --interface veth0 --synthetic 1000 --loop --count 10000000`.
 
-use std::ffi::CString;
 use std::io;
 use std::mem::{size_of, MaybeUninit};
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use surgewatch_bench::sender::{ifindex, stop_on_signals, stop_requested};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -57,12 +56,6 @@ struct Args {
     /// Frames per sendmmsg call.
     #[arg(long, default_value_t = 64)]
     batch: usize,
-}
-
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::Relaxed);
 }
 
 /// Per-thread result.
@@ -122,16 +115,12 @@ fn main() -> Result<()> {
             n.min(frames.len() as u64)
         }
     });
-    let ifindex = ifindex(&args.interface)?;
+    let ifindex = libc::c_int::try_from(ifindex(&args.interface)?)?;
     // Open every socket before starting, so that errors come before any frame is sent.
     let sockets = (0..args.threads)
         .map(|_| open_socket(ifindex).with_context(|| format!("{}: open socket", args.interface)))
         .collect::<Result<Vec<_>>>()?;
-    // SAFETY: installs a handler that only stores to an atomic (async-signal-safe).
-    unsafe {
-        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-    }
+    stop_on_signals();
     let t = args.threads as u64;
     let start = Instant::now();
     let results: Vec<Result<Sent>> = std::thread::scope(|s| {
@@ -181,16 +170,6 @@ fn main() -> Result<()> {
         Some(e) => Err(e),
         None => Ok(()),
     }
-}
-
-fn ifindex(name: &str) -> Result<libc::c_int> {
-    let c = CString::new(name).context("interface name contains a NUL byte")?;
-    // SAFETY: `c` is a valid NUL-terminated string.
-    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    if idx == 0 {
-        bail!("{name}: no such network interface");
-    }
-    Ok(libc::c_int::try_from(idx)?)
 }
 
 fn open_socket(ifindex: libc::c_int) -> Result<OwnedFd> {
@@ -261,7 +240,7 @@ fn send_loop(
     let mut sent = Sent::default();
     let mut next = offset % frames.len();
     let start = Instant::now();
-    while !STOP.load(Ordering::Relaxed) {
+    while !stop_requested() {
         let want = match count {
             Some(c) if sent.packets >= c => break,
             Some(c) => usize::try_from(c - sent.packets)
@@ -313,7 +292,7 @@ fn send_loop(
                         std::thread::yield_now();
                         continue;
                     }
-                    Some(libc::EINTR) if STOP.load(Ordering::Relaxed) => break,
+                    Some(libc::EINTR) if stop_requested() => break,
                     Some(libc::EINTR) => continue,
                     _ => return Err(e).context("sendmmsg"),
                 }

@@ -16,7 +16,9 @@
 //! or GRO on) or the frames are dropped; `bench/live-bench.sh` sets this up.
 //!
 //! Four templates (TCP SYN to port 80, TCP ACK to 443, UDP from port 53 with 64 bytes of
-//! payload, ICMP echo) are sent in turns of `--chunk` frames. Each frame's destination is
+//! payload, ICMP echo) are sent in turns of `--chunk` frames (default 1,000,000: each turn
+//! costs a page-pool setup of ~20 ms). `--rate` paces in bursts; for smooth pacing use
+//! `surgewatch-xdp-tx`. Each frame's destination is
 //! `10.0.0.0 + rand % N` (`--ips`, default 100,000, monitor `10.0.0.0/8`), its source random in
 //! 198.18.0.0/15. IPv4 checksums are not updated (capture benchmarks do not check them).
 //!
@@ -26,11 +28,11 @@
 
 use std::net::Ipv4Addr;
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use surgewatch_bench::sender::{ifindex, pin_to_core, stop_on_signals, stop_requested};
 use surgewatch_bench::synthetic_frames;
 use surgewatch_sensor::capture::xdp_prog::{load_xdp_insns, test_run_live_frames, BpfInsn};
 
@@ -58,8 +60,9 @@ struct Args {
     /// Send this many frames in total (default: until --duration, else until Ctrl-C).
     #[arg(long)]
     count: Option<u64>,
-    /// Frames per template turn (one `BPF_PROG_TEST_RUN`).
-    #[arg(long, default_value_t = 4096)]
+    /// Frames per template turn (one `BPF_PROG_TEST_RUN`; each run sets up and tears down a
+    /// page pool, ~20 ms here, so small turns are slow).
+    #[arg(long, default_value_t = 1_000_000)]
     chunk: u32,
     /// Frames the kernel builds and flushes at a time (at most 256).
     #[arg(long, default_value_t = 64)]
@@ -67,12 +70,6 @@ struct Args {
     /// Print the summary as one JSON object on stdout.
     #[arg(long)]
     json: bool,
-}
-
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::Relaxed);
 }
 
 // eBPF opcodes used below (class | operation | source).
@@ -124,31 +121,6 @@ fn program(ifindex: u32, ips: u32) -> Vec<BpfInsn> {
     ]
 }
 
-fn pin(core: usize) {
-    // SAFETY: cpu_set_t is plain old data; all-zero is the empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: CPU_SET writes a bit inside `set` (checked against its size by the libc crate).
-    unsafe { libc::CPU_SET(core, &mut set) };
-    // SAFETY: `set` is a valid cpu_set_t and its size is passed with it.
-    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
-    if rc != 0 {
-        eprintln!(
-            "surgewatch-xdp-gen: warning: cannot pin to core {core}: {}",
-            std::io::Error::last_os_error()
-        );
-    }
-}
-
-fn ifindex(name: &str) -> Result<u32> {
-    let c = std::ffi::CString::new(name).context("interface name")?;
-    // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
-    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    if idx == 0 {
-        bail!("no such interface {name:?} in this network namespace");
-    }
-    Ok(idx)
-}
-
 fn run(args: &Args, prog: &OwnedFd, templates: &[Vec<u8>]) -> Result<(u64, Duration)> {
     let start = Instant::now();
     let deadline = args.duration.map(Duration::from_secs_f64);
@@ -156,7 +128,7 @@ fn run(args: &Args, prog: &OwnedFd, templates: &[Vec<u8>]) -> Result<(u64, Durat
     let mut turn = 0usize;
     let chunk = u64::from(args.chunk.max(1));
     loop {
-        if STOP.load(Ordering::Relaxed)
+        if stop_requested()
             || deadline.is_some_and(|d| start.elapsed() >= d)
             || args.count.is_some_and(|c| sent >= c)
         {
@@ -167,8 +139,9 @@ fn run(args: &Args, prog: &OwnedFd, templates: &[Vec<u8>]) -> Result<(u64, Durat
             n = n.min(c - sent);
         }
         if let Some(rate) = args.rate.filter(|&r| r > 0) {
-            // Pace: never ahead of `rate`; small turns so that pacing stays smooth.
-            n = n.min((rate / 1000).max(1));
+            // Pace: never ahead of `rate`, in turns of 100 ms of traffic (frames leave in
+            // bursts: for smooth pacing use surgewatch-xdp-tx).
+            n = n.min((rate / 10).max(1));
             let due = Duration::from_secs_f64(sent as f64 / rate as f64);
             let now = start.elapsed();
             if due > now {
@@ -205,13 +178,9 @@ fn main() -> Result<()> {
     let prog = load_xdp_insns(&args.interface, b"sw_xdp_gen", &insns)
         .with_context(|| format!("{}: loading the generator program", args.interface))?;
     let templates = synthetic_frames(1, Ipv4Addr::new(10, 0, 0, 1), 64);
-    // SAFETY: `on_signal` only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-    }
+    stop_on_signals();
     if let Some(c) = args.core {
-        pin(c);
+        pin_to_core(c, "surgewatch-xdp-gen");
     }
     let (packets, took) = run(&args, &prog, &templates)?;
     let secs = took.as_secs_f64().max(1e-9);

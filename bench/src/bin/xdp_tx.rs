@@ -26,11 +26,11 @@ use std::net::Ipv4Addr;
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use surgewatch_bench::sender::{pin_to_core, stop_on_signals, stop_requested};
 use xdpilone::xdp::XdpDesc;
 use xdpilone::{DeviceQueue, IfInfo, RingTx, Socket, SocketConfig, Umem, UmemConfig};
 
@@ -76,12 +76,6 @@ struct Args {
     /// Print the summary as one JSON object on stdout.
     #[arg(long)]
     json: bool,
-}
-
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::Relaxed);
 }
 
 /// UMEM chunk size; copy-mode TX needs no headroom.
@@ -149,11 +143,7 @@ fn main() -> Result<()> {
         };
         txs.push(tx);
     }
-    // SAFETY: installs a handler that only stores to an atomic (async-signal-safe).
-    unsafe {
-        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-    }
+    stop_on_signals();
     let t = txs.len() as u64;
     let deadline = args.duration.map(Duration::from_secs_f64);
     let start = Instant::now();
@@ -170,7 +160,7 @@ fn main() -> Result<()> {
                 let offset = tx.n_frames * i / t as usize;
                 s.spawn(move || {
                     if let Some(c) = core {
-                        pin(c);
+                        pin_to_core(c, "surgewatch-xdp-tx");
                     }
                     tx.run(offset, count, rate, deadline, batch)
                 })
@@ -233,21 +223,6 @@ fn is_busy(e: &anyhow::Error) -> bool {
     e.chain()
         .filter_map(|c| c.downcast_ref::<std::io::Error>())
         .any(|io| io.raw_os_error() == Some(libc::EBUSY))
-}
-
-fn pin(core: usize) {
-    // SAFETY: cpu_set_t is plain old data; all-zero is the empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: CPU_SET writes a bit inside `set` (checked against its size by the libc crate).
-    unsafe { libc::CPU_SET(core, &mut set) };
-    // SAFETY: `set` is a valid cpu_set_t and its size is passed with it.
-    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
-    if rc != 0 {
-        eprintln!(
-            "surgewatch-xdp-tx: warning: cannot pin to core {core}: {}",
-            std::io::Error::last_os_error()
-        );
-    }
 }
 
 /// An anonymous mapping holding one UMEM.
@@ -421,7 +396,7 @@ impl TxQueue {
             sent.packets += u64::from(done);
             if !stopping {
                 let elapsed = start.elapsed();
-                stopping = STOP.load(Ordering::Relaxed)
+                stopping = stop_requested()
                     || deadline.is_some_and(|d| elapsed >= d)
                     || count.is_some_and(|c| queued >= c);
             }
