@@ -178,9 +178,17 @@ pub fn open(opts: &LiveOptions, warn: &mut dyn FnMut(String)) -> Result<Opened, 
     } else {
         opts.queues.clone()
     };
+    let busy_ignored = |warn: &mut dyn FnMut(String)| {
+        if opts.busy_poll.is_some() {
+            warn("busy polling applies to AF_XDP only: not used with AF_PACKET".to_owned());
+        }
+    };
     match opts.method {
         Method::AfXdp => open_xdp(opts, &queues),
-        Method::AfPacket => open_packet(opts, queues.len().max(1)),
+        Method::AfPacket => {
+            busy_ignored(warn);
+            open_packet(opts, queues.len().max(1))
+        }
         Method::Auto => match open_xdp(opts, &queues) {
             Ok(o) => Ok(o),
             Err(e) if is_final(&e) => Err(e),
@@ -188,6 +196,7 @@ pub fn open(opts: &LiveOptions, warn: &mut dyn FnMut(String)) -> Result<Opened, 
                 warn(format!(
                     "AF_XDP unavailable ({e}); falling back to AF_PACKET"
                 ));
+                busy_ignored(warn);
                 open_packet(opts, queues.len().max(1))
             }
         },

@@ -363,6 +363,30 @@ fn live_errors_are_one_line_with_a_non_zero_exit() {
         );
     }
     pair.set_a_up(true);
+    // Busy polling is an AF_XDP setting: with AF_PACKET it is ignored, with a warning.
+    let mut s = Spawned::surgewatch(
+        &pair.ns_a,
+        &[
+            "run",
+            "-i",
+            &pair.if_a,
+            "--capture",
+            "af_packet",
+            "--busy-poll",
+            "50us",
+            "--duration",
+            "1s",
+            "--status-interval",
+            "0s",
+        ],
+    );
+    let f = s.wait_timeout(Duration::from_secs(20)).expect("exits");
+    assert_eq!(f.status.code(), Some(0), "{}", f.stderr);
+    assert!(
+        f.stderr.contains("busy polling applies to AF_XDP only"),
+        "{}",
+        f.stderr
+    );
     for bad in ["0us", "20ms", "50"] {
         let f = run(&[
             "run",
