@@ -162,45 +162,144 @@ impl SrcEntry {
     }
 }
 
-const PORT_PAGE: usize = 256;
+/// Distinct ports a [`PortCounts`] keeps in its small hash table before it switches to one
+/// dense counter per port.
+const SPARSE_PORTS_MAX: usize = 2048;
+/// Initial slots of the small table (a power of two).
+const SPARSE_MIN_SLOTS: usize = 16;
 
-/// Packets per port: 256 pages of 256 `u32` counters (saturating), each page allocated on
-/// first use. One pointer load and an add per packet, no hashing; at most 256 × 1 KiB + 2 KiB
-/// (a target hit on random ports fills every page).
+/// Exact packets per port (saturating `u32` counters), in one of two layouts:
+/// - **sparse** while at most [`SPARSE_PORTS_MAX`] distinct ports were seen: an
+///   open-addressing table of `(port + 1, count)` slots, at most half full, so the usual attack
+///   (one destination port, one reflector source port, a handful of services) costs an add in
+///   a few cache-resident bytes;
+/// - **dense** beyond: 65,536 counters (256 KiB), one add per packet without hashing, for a
+///   target hit on random ports.
+///
+/// Either way the counts are exact and [`entries`](Self::entries) is the same, so results do
+/// not depend on the layout (or on which shard saw which packet).
 #[derive(Clone, Debug)]
-struct PortCounts {
-    pages: Vec<Option<Box<[u32; PORT_PAGE]>>>,
+enum PortCounts {
+    Sparse { slots: Vec<(u32, u32)>, len: usize },
+    Dense(Box<[u32]>),
 }
 
 impl Default for PortCounts {
     fn default() -> Self {
-        PortCounts {
-            pages: vec![None; 65536 / PORT_PAGE],
+        PortCounts::Sparse {
+            slots: Vec::new(),
+            len: 0,
         }
     }
+}
+
+/// Slot of `port` in a table of `mask + 1` slots (Fibonacci hashing of the port).
+#[inline]
+fn port_slot(port: u16, mask: usize) -> usize {
+    (u32::from(port).wrapping_mul(0x9e37_79b1) >> 16) as usize & mask
 }
 
 impl PortCounts {
     #[inline]
     fn add(&mut self, port: u16, n: u64) {
-        let [hi, lo] = port.to_be_bytes();
-        if let Some(slot) = self.pages.get_mut(usize::from(hi)) {
-            let page = slot.get_or_insert_with(|| Box::new([0; PORT_PAGE]));
-            let c = &mut page[usize::from(lo)];
-            *c = c.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
+        if n == 0 {
+            return;
+        }
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        match self {
+            PortCounts::Dense(c) => {
+                if let Some(c) = c.get_mut(usize::from(port)) {
+                    *c = c.saturating_add(n);
+                }
+            }
+            PortCounts::Sparse { slots, len } => {
+                let key = u32::from(port) + 1;
+                if !slots.is_empty() {
+                    let mask = slots.len() - 1;
+                    let mut i = port_slot(port, mask);
+                    loop {
+                        match slots.get_mut(i) {
+                            Some((k, c)) if *k == key => {
+                                *c = c.saturating_add(n);
+                                return;
+                            }
+                            Some((0, _)) | None => break,
+                            Some(_) => i = (i + 1) & mask,
+                        }
+                    }
+                }
+                if *len >= SPARSE_PORTS_MAX {
+                    self.densify();
+                    self.add(port, u64::from(n));
+                    return;
+                }
+                if (*len + 1) * 2 > slots.len() {
+                    self.grow();
+                }
+                if let PortCounts::Sparse { slots, len } = self {
+                    let mask = slots.len() - 1;
+                    let mut i = port_slot(port, mask);
+                    while slots.get(i).is_some_and(|&(k, _)| k != 0) {
+                        i = (i + 1) & mask;
+                    }
+                    if let Some(s) = slots.get_mut(i) {
+                        *s = (key, n);
+                        *len += 1;
+                    }
+                }
+            }
         }
     }
 
+    /// Doubles the sparse table (rehashing every entry).
+    #[cold]
+    fn grow(&mut self) {
+        if let PortCounts::Sparse { slots, .. } = self {
+            let new_len = (slots.len() * 2).max(SPARSE_MIN_SLOTS);
+            let old = std::mem::replace(slots, vec![(0, 0); new_len]);
+            let mask = new_len - 1;
+            for (k, c) in old.into_iter().filter(|&(k, _)| k != 0) {
+                let mut i = port_slot((k - 1) as u16, mask);
+                while slots.get(i).is_some_and(|&(k, _)| k != 0) {
+                    i = (i + 1) & mask;
+                }
+                if let Some(s) = slots.get_mut(i) {
+                    *s = (k, c);
+                }
+            }
+        }
+    }
+
+    /// Switches to one counter per port.
+    #[cold]
+    fn densify(&mut self) {
+        let mut dense = vec![0u32; 65536].into_boxed_slice();
+        for (p, c) in self.entries() {
+            if let Some(d) = dense.get_mut(usize::from(p)) {
+                *d = u32::try_from(c).unwrap_or(u32::MAX);
+            }
+        }
+        *self = PortCounts::Dense(dense);
+    }
+
     /// Every `(port, packets)` with packets > 0, by port.
-    fn entries(&self) -> impl Iterator<Item = (u16, u64)> + '_ {
-        (0..=u8::MAX).zip(&self.pages).flat_map(|(hi, page)| {
-            page.iter().flat_map(move |p| {
-                (0..=u8::MAX)
-                    .zip(p.iter())
-                    .filter(|&(_, &c)| c > 0)
-                    .map(move |(lo, &c)| (u16::from_be_bytes([hi, lo]), u64::from(c)))
-            })
-        })
+    fn entries(&self) -> Vec<(u16, u64)> {
+        match self {
+            PortCounts::Dense(c) => (0..=u16::MAX)
+                .zip(c.iter())
+                .filter(|&(_, &c)| c > 0)
+                .map(|(p, &c)| (p, u64::from(c)))
+                .collect(),
+            PortCounts::Sparse { slots, .. } => {
+                let mut v: Vec<(u16, u64)> = slots
+                    .iter()
+                    .filter(|&&(k, c)| k != 0 && c > 0)
+                    .map(|&(k, c)| ((k - 1) as u16, u64::from(c)))
+                    .collect();
+                v.sort_unstable_by_key(|&(p, _)| p);
+                v
+            }
+        }
     }
 
     fn merge(&mut self, o: &PortCounts) {
@@ -209,14 +308,25 @@ impl PortCounts {
         }
     }
 
+    /// Forgets every count, keeping the allocation (and the layout: a target hit on random
+    /// ports stays dense for its next tick).
     fn clear(&mut self) {
-        for page in self.pages.iter_mut().flatten() {
-            page.fill(0);
+        match self {
+            PortCounts::Dense(c) => c.fill(0),
+            PortCounts::Sparse { slots, len } => {
+                if *len > 0 {
+                    slots.fill((0, 0));
+                    *len = 0;
+                }
+            }
         }
     }
 
     fn distinct(&self) -> usize {
-        self.entries().count()
+        match self {
+            PortCounts::Dense(c) => c.iter().filter(|&&c| c > 0).count(),
+            PortCounts::Sparse { len, .. } => *len,
+        }
     }
 }
 
@@ -566,12 +676,12 @@ impl SourceStats {
     /// The `n` TCP/UDP source ports with the most packets (exact), by packets descending
     /// then port ascending. Packets without a TCP/UDP header are not counted.
     pub fn top_src_ports(&self, n: usize) -> Vec<(u16, u64)> {
-        top_n(self.src_ports.entries().collect(), n)
+        top_n(self.src_ports.entries(), n)
     }
 
     /// The `n` TCP/UDP destination ports with the most packets (exact).
     pub fn top_dst_ports(&self, n: usize) -> Vec<(u16, u64)> {
-        top_n(self.dst_ports.entries().collect(), n)
+        top_n(self.dst_ports.entries(), n)
     }
 
     /// Distinct TCP/UDP source ports.
@@ -908,6 +1018,44 @@ mod tests {
         s.record(&icmp);
         assert!(s.top_dst_ports(1).is_empty());
         assert_eq!(s.packets(), 1);
+    }
+
+    #[test]
+    fn port_counts_are_exact_in_both_layouts_and_across_the_switch() {
+        // Few ports (sparse), then past the switch (dense), cleared, and merged both ways.
+        let mut rng = Rng(11);
+        for distinct in [1u64, 5, 300, SPARSE_PORTS_MAX as u64, 5000, 65536] {
+            let mut a = PortCounts::default();
+            let mut b = PortCounts::default();
+            let mut reference: std::collections::BTreeMap<u16, u64> = Default::default();
+            for i in 0..30_000u64 {
+                // Port 0 and 65535 included: the table stores port + 1.
+                let port = (rng.below(distinct) as u16).wrapping_sub(u16::from(i % 7 == 0));
+                let n = 1 + rng.below(3);
+                if i % 2 == 0 { &mut a } else { &mut b }.add(port, n);
+                *reference.entry(port).or_default() += n;
+            }
+            let want: Vec<(u16, u64)> = reference.into_iter().collect();
+            let mut ab = a.clone();
+            ab.merge(&b);
+            let mut ba = b.clone();
+            ba.merge(&a);
+            assert_eq!(ab.entries(), want, "{distinct}");
+            assert_eq!(ba.entries(), want, "{distinct}");
+            assert_eq!(ab.distinct(), want.len());
+            let dense = matches!(ab, PortCounts::Dense(_));
+            assert_eq!(dense, want.len() > SPARSE_PORTS_MAX, "{distinct}");
+            ab.clear();
+            assert!(ab.entries().is_empty() && ab.distinct() == 0);
+            ab.add(80, 2);
+            assert_eq!(ab.entries(), vec![(80, 2)]);
+        }
+        // Saturating counts, and adding nothing counts nothing.
+        let mut c = PortCounts::default();
+        c.add(7, u64::MAX);
+        c.add(7, 5);
+        c.add(9, 0);
+        assert_eq!(c.entries(), vec![(7, u64::from(u32::MAX))]);
     }
 
     #[test]
