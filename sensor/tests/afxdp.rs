@@ -612,6 +612,28 @@ fn busy_polling_receives_everything() {
 }
 
 #[test]
+fn a_queue_already_bound_is_reported_busy() {
+    let Some(_g) = root_or_skip("a_queue_already_bound_is_reported_busy") else {
+        return;
+    };
+    let pair = VethPair::new();
+    let first = open_a(&pair);
+    let program = Arc::clone(first.program());
+    // A second socket on the same queue, through the same program: EBUSY, retried for a
+    // moment, then a typed error naming the queue.
+    let err = support::run_in_netns(&pair.ns_a, move || {
+        AfXdpSource::with_program(program, &[0], &AfXdpConfig::default())
+    })
+    .expect_err("queue 0 is taken");
+    assert!(
+        matches!(err, CaptureError::QueueBusy { queue: 0, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("queue 0"), "{err}");
+    drop(first);
+}
+
+#[test]
 fn oversized_frames_are_counted_as_kernel_drops() {
     let Some(_g) = root_or_skip("oversized_frames_are_counted_as_kernel_drops") else {
         return;

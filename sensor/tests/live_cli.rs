@@ -402,6 +402,53 @@ fn live_errors_are_one_line_with_a_non_zero_exit() {
         assert_eq!(errs.len(), 1, "{bad}: {}", f.stderr);
         assert!(errs[0].contains("--busy-poll"), "{}", errs[0]);
     }
+    // Root without CAP_IPC_LOCK (and CAP_SYS_RESOURCE to raise it) under a 64 KiB memlock
+    // limit: the UMEM cannot be locked.
+    let out = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &pair.ns_a,
+            "prlimit",
+            "--memlock=65536:65536",
+        ])
+        .args(["setpriv", "--bounding-set", "-ipc_lock,-sys_resource"])
+        .arg(support::surgewatch_bin())
+        .args(["run", "-i", &pair.if_a, "--capture", "af_xdp"])
+        .output()
+        .expect("prlimit + setpriv");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let errs: Vec<&str> = err.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(errs.len(), 1, "{err}");
+    assert!(errs[0].contains("RLIMIT_MEMLOCK too low"), "{err}");
+    // A second sensor on an interface whose XDP slot is taken by the first.
+    let mut first = Spawned::surgewatch(
+        &pair.ns_a,
+        &[
+            "run",
+            "-i",
+            &pair.if_a,
+            "--capture",
+            "af_xdp",
+            "--duration",
+            "5s",
+            "--status-interval",
+            "0s",
+        ],
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !xdp_attached(&pair) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let f = run(&["run", "-i", &pair.if_a, "--capture", "af_xdp"]);
+    assert_eq!(f.status.code(), Some(2), "{}", f.stderr);
+    assert!(
+        f.stderr.contains("another XDP program is attached"),
+        "{}",
+        f.stderr
+    );
+    let _ = first.wait_timeout(Duration::from_secs(20));
     // Without privileges (uid/gid nobody, no capabilities).
     let out = std::process::Command::new("ip")
         .args([
