@@ -183,6 +183,14 @@ pub fn open(opts: &LiveOptions, warn: &mut dyn FnMut(String)) -> Result<Opened, 
             warn("busy polling applies to AF_XDP only: not used with AF_PACKET".to_owned());
         }
     };
+    let online = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if opts.busy_poll.is_some() && opts.method != Method::AfPacket && queues.len() >= online {
+        warn(format!(
+            "busy polling keeps each of the {} workers' cores 100 % busy, and this machine has \
+             {online}: nothing is left for the kernel's receive work and the tick merge",
+            queues.len()
+        ));
+    }
     match opts.method {
         Method::AfXdp => open_xdp(opts, &queues),
         Method::AfPacket => {

@@ -197,6 +197,38 @@ fn af_xdp_busy_polling_run_counts_exactly_and_detects_attacks() {
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
+    // As many busy-polling workers as cores: said at start.
+    let online = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if online <= 2 {
+        let pair = VethPair::with_options(&support::VethOptions {
+            queues: 2,
+            ..support::VethOptions::default()
+        });
+        let mut s = Spawned::surgewatch(
+            &pair.ns_a,
+            &[
+                "run",
+                "-i",
+                &pair.if_a,
+                "--capture",
+                "af_xdp",
+                "--busy-poll",
+                "20us",
+                "--duration",
+                "1s",
+                "--status-interval",
+                "0s",
+            ],
+        );
+        let f = s.wait_timeout(Duration::from_secs(20)).expect("exits");
+        assert_eq!(f.status.code(), Some(0), "{}", f.stderr);
+        assert!(
+            f.stderr
+                .contains("busy polling keeps each of the 2 workers' cores 100 % busy"),
+            "{}",
+            f.stderr
+        );
+    }
 }
 
 #[test]
