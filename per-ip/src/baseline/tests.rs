@@ -818,3 +818,47 @@ fn quiet_samples_are_idle_ticks_and_never_change_a_threshold() {
     assert_eq!((q.heap_bytes(), q.learned_ticks()), (0, 500));
     assert_eq!(q.thresholds(&p).total, p.floor());
 }
+
+#[test]
+fn quiet_counts_are_the_exact_cut_boundary_for_any_tick() {
+    for params in [
+        BaselineParams::default(),
+        BaselineParams {
+            floor_pps: 5,
+            floor_bps: 4_000,
+            multiplier: 1.5,
+            ..Default::default()
+        },
+        BaselineParams {
+            floor_pps: 0,
+            floor_bps: 0,
+            ..Default::default()
+        },
+    ] {
+        let p = params.policy();
+        for tick_ns in [SEC, SEC / 10, SEC / 3, 2 * SEC] {
+            let (qp, qb) = p.quiet_counts(tick_ns);
+            // The first count at the cut is loud, the one before it quiet: observe both as
+            // the only class and see whether the sketch is touched.
+            for (packets, bytes, loud) in [
+                (qp, 0, true),
+                (qp.saturating_sub(1), 0, false),
+                (0, qb, true),
+                (0, qb.saturating_sub(1), false),
+            ] {
+                if packets == 0 && bytes == 0 {
+                    continue; // floors of 0: nothing but an empty sample is quiet
+                }
+                let mut s = TickSample::new(tick_ns);
+                s.add(TrafficClass::Udp, packets, bytes);
+                let mut b = IpBaseline::new();
+                b.observe(&p, &s, true);
+                assert_eq!(
+                    b.heap_bytes() > 0,
+                    loud,
+                    "tick {tick_ns} ns, {packets} packets, {bytes} bytes, quiet under {qp}/{qb}"
+                );
+            }
+        }
+    }
+}
