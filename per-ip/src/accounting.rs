@@ -4,7 +4,7 @@ use std::cmp::Reverse;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use surgewatch_pipeline::{ParseStatus, TrafficClass};
+use surgewatch_pipeline::{PacketSummary, ParseStatus, TrafficClass};
 
 use crate::analysis::SourceStats;
 use crate::clock::TickLength;
@@ -345,6 +345,13 @@ impl<'a> ClosedTick<'a> {
             .iter()
             .zip(self.watched)
             .map(|((id, k), s)| (id, k.ip(), s))
+    }
+
+    /// Every shard's onset sample of the tick: about one inbound packet in
+    /// [`ONSET_SAMPLE_RATE`](crate::shard::ONSET_SAMPLE_RATE) to targets nobody watched,
+    /// chosen by packet contents ([`onset_sampled`](crate::shard::onset_sampled)).
+    pub fn onset_samples(&self) -> impl Iterator<Item = &'a PacketSummary> + 'a {
+        self.deltas.iter().flat_map(|d| d.onset_samples().iter())
     }
 
     /// Record of a tracked address.

@@ -35,6 +35,7 @@ use crate::baseline::{
 };
 use crate::counters::{cell_unpack, AmpCounters, IpCounters, TickCells, AMP_BUCKETS};
 use crate::key::{Direction, GroupId, IpKey};
+use crate::shard::ONSET_SAMPLE_RATE;
 
 /// Detection settings of one group.
 #[derive(Copy, Clone, Debug, PartialEq)]
@@ -216,6 +217,9 @@ struct Incident {
     profile: AttackProfile,
     sources: SourceStats,
     watched_ns: u64,
+    /// Source analysis of the onset tick's sample (see [`ClosedTick::onset_samples`]), for an
+    /// incident that started on a target nobody watched; dropped once watched sources arrive.
+    onset: Option<SourceStats>,
     timeline: Vec<TimelinePoint>,
     last_pps: u64,
     last_bps: u64,
@@ -604,6 +608,26 @@ impl Detector {
             }
         });
 
+        // Targets of new incidents that nobody watched: their sources come from the onset
+        // sample (one pass over it, only when there is such a target).
+        let mut onset: HashMap<IpAddr, SourceStats> = to_open
+            .iter()
+            .filter(|t| !watched.contains_key(&t.1))
+            .map(|t| {
+                (
+                    t.1,
+                    SourceStats::with_cap(crate::analysis::WATCH_SOURCE_CAP),
+                )
+            })
+            .collect();
+        if !onset.is_empty() {
+            for s in tick.onset_samples() {
+                if let Some(st) = onset.get_mut(&s.dst) {
+                    st.record(s);
+                }
+            }
+        }
+
         // Open new incidents (ascending IpId: `iter_with_amp` yields in id order).
         for (id, ip, group, p, ex, threshold, counters, amp) in to_open {
             let mut inc = Incident {
@@ -618,6 +642,7 @@ impl Detector {
                 profile: AttackProfile::default(),
                 sources: SourceStats::with_cap(crate::analysis::WATCH_SOURCE_CAP),
                 watched_ns: 0,
+                onset: onset.remove(&ip).filter(|s| s.packets() > 0),
                 timeline: Vec::new(),
                 last_pps: 0,
                 last_bps: 0,
@@ -805,6 +830,7 @@ impl Incident {
         if let Some(s) = src {
             self.sources.merge(s);
             self.watched_ns += tick_ns;
+            self.onset = None;
         }
     }
 
@@ -812,11 +838,18 @@ impl Incident {
         classify(&restrict(&self.profile, self.over_mask))
     }
 
-    fn event(&self, kind: EventKind, ts_ns: u64, top_n: usize, _tick_ns: u64) -> IncidentEvent {
+    fn event(&self, kind: EventKind, ts_ns: u64, top_n: usize, tick_ns: u64) -> IncidentEvent {
         let cls = self.classification();
-        let per_sec = |n: u64| rate(n, self.watched_ns);
-        let lengths = self.sources.lengths();
-        let ttl = self.sources.ttl_histogram();
+        // Watched sources when there are any; else the onset tick's sample, its counts scaled
+        // up by the sampling rate.
+        let (sources, scale, over_ns) = match &self.onset {
+            Some(o) if self.watched_ns == 0 => (o, ONSET_SAMPLE_RATE, tick_ns),
+            _ => (&self.sources, 1, self.watched_ns),
+        };
+        let est = |n: u64| n.saturating_mul(scale);
+        let per_sec = |n: u64| rate(est(n), over_ns);
+        let lengths = sources.lengths();
+        let ttl = sources.ttl_histogram();
         let min_ttl = ttl.iter().position(|&n| n > 0).unwrap_or(0) as u8;
         let max_ttl = ttl.iter().rposition(|&n| n > 0).unwrap_or(0) as u8;
         let over_classes = TrafficClass::ALL
@@ -841,33 +874,30 @@ impl Incident {
             bytes: self.bytes,
             over_classes,
             threshold: self.threshold,
-            unique_sources: self.sources.unique_sources(),
-            spoofed: self.sources.spoofed_verdict().spoofed,
-            top_sources: self
-                .sources
+            unique_sources: sources.unique_sources(),
+            spoofed: sources.spoofed_verdict().spoofed,
+            top_sources: sources
                 .top_sources(top_n)
                 .into_iter()
-                .map(|(ip, n)| (ip, per_sec(n), n))
+                .map(|(ip, n)| (ip, per_sec(n), est(n)))
                 .collect(),
-            top_dst_ports: self
-                .sources
+            top_dst_ports: sources
                 .top_dst_ports(top_n)
                 .into_iter()
-                .map(|(p, n)| (p, per_sec(n), n))
+                .map(|(p, n)| (p, per_sec(n), est(n)))
                 .collect(),
-            top_src_ports: self
-                .sources
+            top_src_ports: sources
                 .top_src_ports(top_n)
                 .into_iter()
-                .map(|(p, n)| (p, per_sec(n), n))
+                .map(|(p, n)| (p, per_sec(n), est(n)))
                 .collect(),
             lengths: LENGTH_BUCKETS
                 .iter()
                 .copied()
-                .zip(lengths.buckets)
+                .zip(lengths.buckets.iter().map(|&n| est(n)))
                 .collect(),
             mean_length: lengths.mean() as u64,
-            distinct_ttls: self.sources.distinct_ttls(),
+            distinct_ttls: sources.distinct_ttls(),
             ttl_range: (min_ttl, max_ttl),
             timeline: if kind == EventKind::End {
                 self.timeline.clone()

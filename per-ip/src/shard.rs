@@ -332,6 +332,29 @@ impl SlotIndex {
     }
 }
 
+/// One inbound packet in about this many goes into a tick's onset sample.
+pub const ONSET_SAMPLE_RATE: u64 = 64;
+/// Most packets one shard keeps in a tick's onset sample (16 MiB); reached only above
+/// ~16 M inbound packets per shard and tick, where which packets are kept would start to
+/// depend on how packets were spread over shards.
+pub const MAX_ONSET_SAMPLES: usize = 1 << 18;
+
+/// Whether a packet belongs to the onset sample: a function of its contents only (source
+/// address, ports, TTL, length), so the sample is the same however packets are spread over
+/// shards. Identical packets are all in or all out.
+#[inline(always)]
+pub fn onset_sampled(s: &PacketSummary) -> bool {
+    let src = match s.src {
+        IpAddr::V4(a) => u64::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a) as u64,
+    };
+    let l4 = (u64::from(s.src_port) << 16 | u64::from(s.dst_port))
+        ^ (u64::from(s.wire_len) << 32)
+        ^ (u64::from(s.ttl) << 48);
+    let h = (src ^ l4.rotate_left(17)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    h >> (64 - ONSET_SAMPLE_RATE.trailing_zeros()) == 0
+}
+
 /// Bits of the shard-local filter in front of the watch set: with a few dozen targets, an
 /// unwatched address passes it about 1 % of the time.
 const WATCH_FILTER_BITS: usize = 4096;
@@ -443,6 +466,10 @@ pub struct TickDelta {
     /// (`watched[slot]`).
     watch: Arc<WatchSet>,
     watched: Vec<SourceStats>,
+    /// Inbound packets to unwatched targets picked by [`onset_sampled`] (about 1 in
+    /// [`ONSET_SAMPLE_RATE`]), at most [`MAX_ONSET_SAMPLES`]: what the detector describes the
+    /// sources of an attack with when it starts on a target nobody was watching.
+    samples: Vec<PacketSummary>,
     /// Set by the merger: new addresses of this delta that have an id, learned by the shard in
     /// [`Shard::recycle`].
     pub(crate) learned: Vec<(IpKey, IpId)>,
@@ -546,6 +573,11 @@ impl TickDelta {
         &self.watched
     }
 
+    /// The onset sample of this shard's tick (see [`onset_sampled`]).
+    pub fn onset_samples(&self) -> &[PacketSummary] {
+        &self.samples
+    }
+
     /// Switches to watch set `w`, clearing the watched stats (allocations kept).
     fn set_watch(&mut self, w: Arc<WatchSet>) {
         for s in &mut self.watched {
@@ -609,6 +641,7 @@ impl TickDelta {
         for s in &mut self.watched {
             s.clear();
         }
+        self.samples.clear();
         self.learned.clear();
         self.merged = false;
     }
@@ -953,6 +986,9 @@ impl Shard {
             } else {
                 NONE
             };
+            if watch == NONE && onset_sampled(s) && self.cur.samples.len() < MAX_ONSET_SAMPLES {
+                self.cur.samples.push(*s);
+            }
             out[0] = Op {
                 key: dst,
                 hash,

@@ -140,6 +140,41 @@ fn events_are_identical_whatever_the_worker_count() {
 }
 
 #[test]
+fn an_instant_attack_starts_with_sources_estimated_from_the_onset_sample() {
+    // A SYN flood from thousands of random sources that jumps from nothing to far above the
+    // threshold within one tick: nobody was watching the target, so the start event's source
+    // fields come from the 1-in-64 onset sample (counts in multiples of 64); later events
+    // carry the watched, exact ones.
+    let file = captures_dir().join("syn_flood_v4.pcap");
+    let ev = events(&replay(
+        &[file],
+        &["--threshold-pps", "1000", "--monitor", "203.0.113.0/24"],
+    ));
+    let st = starts(&ev);
+    assert_eq!(st.len(), 1, "{ev:?}");
+    let start = st[0];
+    let top = start["top_sources"].as_array().expect("top_sources");
+    assert!(!top.is_empty(), "{start}");
+    for s in top {
+        let n = s["packets"].as_u64().expect("packets");
+        assert!(n > 0 && n % 64 == 0, "{s}");
+    }
+    assert!(start["unique_sources"].as_u64().unwrap_or(0) > 0, "{start}");
+    assert!(
+        !start["top_dst_ports"].as_array().expect("ports").is_empty(),
+        "{start}"
+    );
+    let end = ev
+        .iter()
+        .find(|e| e["event"] == "end")
+        .expect("the incident ends");
+    assert!(
+        end["unique_sources"].as_u64().unwrap_or(0) > start["unique_sources"].as_u64().unwrap_or(0),
+        "watched sources are exact: {end}"
+    );
+}
+
+#[test]
 fn baselines_survive_a_restart_and_a_corrupt_file_only_warns() {
     let dir = std::env::temp_dir().join(format!("surgewatch-baselines-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
