@@ -204,31 +204,35 @@ fn af_xdp_busy_polling_run_counts_exactly_and_detects_attacks() {
             queues: 2,
             ..support::VethOptions::default()
         });
-        let mut s = Spawned::surgewatch(
-            &pair.ns_a,
-            &[
-                "run",
-                "-i",
-                &pair.if_a,
-                "--capture",
-                "af_xdp",
-                "--busy-poll",
-                "20us",
-                "--duration",
-                "1s",
-                "--status-interval",
-                "0s",
-            ],
-        );
-        let f = s.wait_timeout(Duration::from_secs(20)).expect("exits");
-        assert_eq!(f.status.code(), Some(0), "{}", f.stderr);
-        assert!(
-            f.stderr
-                .contains("busy polling keeps each of the 2 workers' cores 100 % busy"),
-            "{}",
-            f.stderr
+        one_second_run_warns(
+            &pair,
+            "af_xdp",
+            "busy polling keeps each of the 2 workers' cores 100 % busy",
         );
     }
+}
+
+/// A one-second `run` with `--busy-poll` succeeds and prints `warning` on stderr.
+fn one_second_run_warns(pair: &VethPair, capture: &str, warning: &str) {
+    let mut s = Spawned::surgewatch(
+        &pair.ns_a,
+        &[
+            "run",
+            "-i",
+            &pair.if_a,
+            "--capture",
+            capture,
+            "--busy-poll",
+            "20us",
+            "--duration",
+            "1s",
+            "--status-interval",
+            "0s",
+        ],
+    );
+    let f = s.wait_timeout(Duration::from_secs(20)).expect("exits");
+    assert_eq!(f.status.code(), Some(0), "{}", f.stderr);
+    assert!(f.stderr.contains(warning), "{}", f.stderr);
 }
 
 #[test]
@@ -396,29 +400,7 @@ fn live_errors_are_one_line_with_a_non_zero_exit() {
     }
     pair.set_a_up(true);
     // Busy polling is an AF_XDP setting: with AF_PACKET it is ignored, with a warning.
-    let mut s = Spawned::surgewatch(
-        &pair.ns_a,
-        &[
-            "run",
-            "-i",
-            &pair.if_a,
-            "--capture",
-            "af_packet",
-            "--busy-poll",
-            "50us",
-            "--duration",
-            "1s",
-            "--status-interval",
-            "0s",
-        ],
-    );
-    let f = s.wait_timeout(Duration::from_secs(20)).expect("exits");
-    assert_eq!(f.status.code(), Some(0), "{}", f.stderr);
-    assert!(
-        f.stderr.contains("busy polling applies to AF_XDP only"),
-        "{}",
-        f.stderr
-    );
+    one_second_run_warns(&pair, "af_packet", "busy polling applies to AF_XDP only");
     for bad in ["0us", "20ms", "50"] {
         let f = run(&[
             "run",
