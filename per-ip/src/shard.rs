@@ -1322,6 +1322,47 @@ mod tests {
     use crate::counters::cell_unpack;
 
     #[test]
+    fn the_onset_sample_takes_about_one_packet_in_64_by_contents() {
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let n = 200_000u64;
+        let mut picked = 0u64;
+        for i in 0..n {
+            let r = next();
+            let mut s = PacketSummary::empty(60 + (r % 1400) as u32);
+            s.src = if i % 4 == 0 {
+                IpAddr::from(std::net::Ipv6Addr::from(
+                    (u128::from(r) << 64) | u128::from(next()),
+                ))
+            } else {
+                IpAddr::from(std::net::Ipv4Addr::from((r >> 32) as u32))
+            };
+            s.dst = IpAddr::from([203, 0, 113, 10]);
+            s.src_port = r as u16;
+            s.dst_port = (r >> 16) as u16;
+            s.ttl = (r >> 40) as u8;
+            let a = onset_sampled(&s);
+            // A function of the packet only: the same answer every time, whatever the
+            // destination.
+            let mut t = s;
+            t.dst = IpAddr::from([198, 51, 100, 1]);
+            assert_eq!(a, onset_sampled(&s));
+            assert_eq!(a, onset_sampled(&t));
+            picked += u64::from(a);
+        }
+        let want = n / ONSET_SAMPLE_RATE;
+        assert!(
+            picked.abs_diff(want) < want / 10,
+            "{picked} of {n}, want ~{want}"
+        );
+    }
+
+    #[test]
     fn pack_round_trips_below_the_spill_bounds() {
         for (p, b) in [(0u64, 0u64), (1, 60), ((1 << 23) - 1, (1 << 39) - 1)] {
             let c = PacketsBytes {
