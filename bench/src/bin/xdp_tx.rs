@@ -25,12 +25,12 @@ use std::ffi::CString;
 use std::net::Ipv4Addr;
 use std::num::NonZeroU32;
 use std::path::PathBuf;
-use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use surgewatch_bench::sender::{pin_to_core, stop_on_signals, stop_requested};
+use surgewatch_sensor::capture::afxdp::{raise_memlock, UmemArea};
 use xdpilone::xdp::XdpDesc;
 use xdpilone::{DeviceQueue, IfInfo, RingTx, Socket, SocketConfig, Umem, UmemConfig};
 
@@ -225,45 +225,6 @@ fn is_busy(e: &anyhow::Error) -> bool {
         .any(|io| io.raw_os_error() == Some(libc::EBUSY))
 }
 
-/// An anonymous mapping holding one UMEM.
-struct Area {
-    ptr: NonNull<u8>,
-    len: usize,
-}
-
-// SAFETY: plain memory owned by this value alone, moved with its owner to one thread.
-unsafe impl Send for Area {}
-
-impl Area {
-    fn new(len: usize) -> Result<Self> {
-        // SAFETY: anonymous private mapping with no address hint; the result is checked.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error()).context("mmap UMEM");
-        }
-        let ptr = NonNull::new(p.cast::<u8>()).context("mmap returned null")?;
-        Ok(Area { ptr, len })
-    }
-}
-
-impl Drop for Area {
-    fn drop(&mut self) {
-        // SAFETY: exactly the mapping created in `new`, unmapped once.
-        unsafe {
-            libc::munmap(self.ptr.as_ptr().cast(), self.len);
-        }
-    }
-}
-
 /// One AF_XDP socket bound to one TX queue, with its UMEM of template frames.
 struct TxQueue {
     queue: u32,
@@ -276,7 +237,7 @@ struct TxQueue {
     n_frames: usize,
     ring: u32,
     budget_raised: bool,
-    _area: Area,
+    _area: UmemArea,
 }
 
 fn xerr(stage: &'static str) -> impl Fn(xdpilone::Errno) -> anyhow::Error {
@@ -287,19 +248,21 @@ fn xerr(stage: &'static str) -> impl Fn(xdpilone::Errno) -> anyhow::Error {
 
 impl TxQueue {
     fn open(ifname: &CString, queue: u32, frames: &[Vec<u8>], ring: u32) -> Result<Self> {
-        raise_memlock();
         let mut info = IfInfo::invalid();
         info.from_name(ifname).map_err(xerr("interface"))?;
         info.set_queue(queue);
         let len = frames.len().max(64) * CHUNK as usize;
-        let area = Area::new(len)?;
+        raise_memlock(len as u64);
+        let mut area = UmemArea::new(len).context("mmap UMEM")?;
         let mut descs = Vec::with_capacity(frames.len());
         for (i, f) in frames.iter().enumerate() {
             let addr = i * CHUNK as usize;
-            // SAFETY: chunk `i` lies inside the fresh mapping (len >= frames × CHUNK) and each
-            // frame is at most CHUNK bytes (filtered by the caller); nothing else uses it yet.
-            unsafe {
-                std::ptr::copy_nonoverlapping(f.as_ptr(), area.ptr.as_ptr().add(addr), f.len());
+            // Chunk `i` holds frame `i` (each at most CHUNK bytes, filtered by the caller).
+            if f.len() > CHUNK as usize || !area.write(addr, f) {
+                bail!(
+                    "template frame {i} of {} bytes does not fit its UMEM chunk",
+                    f.len()
+                );
             }
             descs.push(XdpDesc {
                 addr: addr as u64,
@@ -316,7 +279,7 @@ impl TxQueue {
         };
         // SAFETY: `area` is a page-aligned mapping that outlives the UMEM, its rings and
         // socket (it is the last field of `TxQueue`).
-        let umem = unsafe { Umem::new(ucfg, NonNull::slice_from_raw_parts(area.ptr, area.len)) }
+        let umem = unsafe { Umem::new(ucfg, area.as_slice_ptr()) }
             .map_err(xerr("register UMEM (needs root / CAP_IPC_LOCK)"))?;
         let sock = Socket::with_shared(&info, &umem).map_err(xerr("socket(AF_XDP)"))?;
         let cq = umem.fq_cq(&sock).map_err(xerr("fill/completion rings"))?;
@@ -462,17 +425,5 @@ impl TxQueue {
             sent.tx_invalid = st[2];
         }
         sent
-    }
-}
-
-/// Raises the soft RLIMIT_MEMLOCK to the hard limit (root: unlimited) for UMEM registration.
-fn raise_memlock() {
-    let lim = libc::rlimit {
-        rlim_cur: libc::RLIM_INFINITY,
-        rlim_max: libc::RLIM_INFINITY,
-    };
-    // SAFETY: setrlimit reads the valid `lim`; failure is reported by UMEM registration.
-    unsafe {
-        libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim);
     }
 }

@@ -210,7 +210,7 @@ fn interface_up(ifname: &str) -> Result<bool, CaptureError> {
 /// Raises the soft `RLIMIT_MEMLOCK` so that `needed` more bytes can be locked, when it is not
 /// unlimited. Failure is not an error here: `CAP_IPC_LOCK` makes the limit irrelevant, and
 /// UMEM registration reports the real problem. Returns the soft limit now in force.
-fn raise_memlock(needed: u64) -> u64 {
+pub fn raise_memlock(needed: u64) -> u64 {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -250,8 +250,9 @@ fn now_nanos() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
-/// An anonymous, page-aligned mapping holding one UMEM.
-struct UmemArea {
+/// An anonymous, page-aligned, pre-faulted mapping holding one UMEM (also used by the
+/// AF_XDP TX generator of the benches); unmapped on drop.
+pub struct UmemArea {
     ptr: NonNull<u8>,
     len: usize,
 }
@@ -261,7 +262,8 @@ struct UmemArea {
 unsafe impl Send for UmemArea {}
 
 impl UmemArea {
-    fn new(len: usize) -> io::Result<Self> {
+    /// Maps `len` bytes.
+    pub fn new(len: usize) -> io::Result<Self> {
         // SAFETY: anonymous private mapping with no address hint; the result is checked.
         let p = unsafe {
             libc::mmap(
@@ -281,8 +283,29 @@ impl UmemArea {
         Ok(UmemArea { ptr, len })
     }
 
-    fn as_slice_ptr(&self) -> NonNull<[u8]> {
+    /// The whole mapping, as `xdpilone::Umem::new` takes it.
+    pub fn as_slice_ptr(&self) -> NonNull<[u8]> {
         NonNull::slice_from_raw_parts(self.ptr, self.len)
+    }
+
+    /// Copies `data` to offset `at` before the area is registered as a UMEM; false (and
+    /// nothing written) when it does not fit.
+    pub fn write(&mut self, at: usize, data: &[u8]) -> bool {
+        match at.checked_add(data.len()) {
+            Some(end) if end <= self.len => {
+                // SAFETY: `at..end` lies inside the live mapping, which `&mut self` borrows
+                // exclusively; `data` cannot overlap it (it is borrowed separately).
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        data.as_ptr(),
+                        self.ptr.as_ptr().add(at),
+                        data.len(),
+                    );
+                }
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Hints the CPU to fetch the first two cache lines at `addr` (no effect outside the
