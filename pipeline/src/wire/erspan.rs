@@ -42,6 +42,30 @@ fn version(buf: &[u8]) -> u8 {
     (read_u16(buf, field::VER_VLAN) >> 12) as u8
 }
 
+// The first word is laid out alike in both types: Ver (4) VLAN (12) COS (3) En/BSO (2) T (1)
+// Session ID (10).
+
+fn vlan(buf: &[u8]) -> u16 {
+    read_u16(buf, field::VER_VLAN) & 0x0FFF
+}
+
+fn cos(buf: &[u8]) -> u8 {
+    (read_u16(buf, field::COS_SESSION) >> 13) as u8
+}
+
+/// The 2-bit field after COS: En in type II, BSO in type III.
+fn en_or_bso(buf: &[u8]) -> u8 {
+    ((read_u16(buf, field::COS_SESSION) >> 11) & 0x3) as u8
+}
+
+fn truncated(buf: &[u8]) -> bool {
+    read_u16(buf, field::COS_SESSION) & 0x0400 != 0
+}
+
+fn session_id(buf: &[u8]) -> u16 {
+    read_u16(buf, field::COS_SESSION) & 0x03FF
+}
+
 /// A view of an 8-byte ERSPAN type II header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ErspanIIHeader<T: AsRef<[u8]>> {
@@ -75,31 +99,31 @@ impl<T: AsRef<[u8]>> ErspanIIHeader<T> {
     /// VLAN of the original frame (12 bits; see [`Self::encap_type`]).
     #[inline]
     pub fn vlan(&self) -> u16 {
-        read_u16(self.buffer.as_ref(), field::VER_VLAN) & 0x0FFF
+        vlan(self.buffer.as_ref())
     }
 
     /// Class of service of the original frame.
     #[inline]
     pub fn cos(&self) -> u8 {
-        (read_u16(self.buffer.as_ref(), field::COS_SESSION) >> 13) as u8
+        cos(self.buffer.as_ref())
     }
 
     /// En: 0 originally untagged, 1 ISL, 2 802.1Q (tag removed), 3 tag kept in the frame.
     #[inline]
     pub fn encap_type(&self) -> u8 {
-        ((read_u16(self.buffer.as_ref(), field::COS_SESSION) >> 11) & 0x3) as u8
+        en_or_bso(self.buffer.as_ref())
     }
 
     /// T: the mirrored frame was truncated to fit.
     #[inline]
     pub fn truncated(&self) -> bool {
-        read_u16(self.buffer.as_ref(), field::COS_SESSION) & 0x0400 != 0
+        truncated(self.buffer.as_ref())
     }
 
     /// Session id (10 bits).
     #[inline]
     pub fn session_id(&self) -> u16 {
-        read_u16(self.buffer.as_ref(), field::COS_SESSION) & 0x03FF
+        session_id(self.buffer.as_ref())
     }
 
     /// Index (20 bits): platform-dependent port index.
@@ -163,31 +187,31 @@ impl<T: AsRef<[u8]>> ErspanIIIHeader<T> {
     /// VLAN of the original frame (12 bits).
     #[inline]
     pub fn vlan(&self) -> u16 {
-        read_u16(self.buffer.as_ref(), field::VER_VLAN) & 0x0FFF
+        vlan(self.buffer.as_ref())
     }
 
     /// Class of service of the original frame.
     #[inline]
     pub fn cos(&self) -> u8 {
-        (read_u16(self.buffer.as_ref(), field::COS_SESSION) >> 13) as u8
+        cos(self.buffer.as_ref())
     }
 
     /// BSO: 0 good frame, 1 short, 2 oversized, 3 CRC or alignment error.
     #[inline]
     pub fn bso(&self) -> u8 {
-        ((read_u16(self.buffer.as_ref(), field::COS_SESSION) >> 11) & 0x3) as u8
+        en_or_bso(self.buffer.as_ref())
     }
 
     /// T: the mirrored frame was truncated to fit.
     #[inline]
     pub fn truncated(&self) -> bool {
-        read_u16(self.buffer.as_ref(), field::COS_SESSION) & 0x0400 != 0
+        truncated(self.buffer.as_ref())
     }
 
     /// Session id (10 bits).
     #[inline]
     pub fn session_id(&self) -> u16 {
-        read_u16(self.buffer.as_ref(), field::COS_SESSION) & 0x03FF
+        session_id(self.buffer.as_ref())
     }
 
     /// Timestamp, in units given by [`Self::granularity`].
