@@ -384,9 +384,8 @@ fn live_errors_are_one_line_with_a_non_zero_exit() {
     for method in ["af_xdp", "af_packet", "auto"] {
         let f = run(&["run", "-i", "nosuch0", "--capture", method]);
         assert_eq!(f.status.code(), Some(2), "{method}: {}", f.stderr);
-        let errs: Vec<&str> = f.stderr.lines().filter(|l| l.contains("error")).collect();
-        assert_eq!(errs.len(), 1, "{method}: {}", f.stderr);
-        assert!(errs[0].contains("no such network interface"), "{}", errs[0]);
+        let err = support::one_error_line(&f.stderr);
+        assert!(err.contains("no such network interface"), "{method}: {err}");
     }
     pair.set_a_up(false);
     for method in ["af_xdp", "af_packet"] {
@@ -412,9 +411,8 @@ fn live_errors_are_one_line_with_a_non_zero_exit() {
             bad,
         ]);
         assert_ne!(f.status.code(), Some(0), "{bad}: {}", f.stderr);
-        let errs: Vec<&str> = f.stderr.lines().filter(|l| l.contains("error")).collect();
-        assert_eq!(errs.len(), 1, "{bad}: {}", f.stderr);
-        assert!(errs[0].contains("--busy-poll"), "{}", errs[0]);
+        let err = support::one_error_line(&f.stderr);
+        assert!(err.contains("--busy-poll"), "{bad}: {err}");
     }
     // Root without CAP_IPC_LOCK (and CAP_SYS_RESOURCE to raise it) under a 64 KiB memlock
     // limit: the UMEM cannot be locked.
@@ -433,9 +431,10 @@ fn live_errors_are_one_line_with_a_non_zero_exit() {
         .expect("prlimit + setpriv");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    let errs: Vec<&str> = err.lines().filter(|l| l.contains("error")).collect();
-    assert_eq!(errs.len(), 1, "{err}");
-    assert!(errs[0].contains("RLIMIT_MEMLOCK too low"), "{err}");
+    assert!(
+        support::one_error_line(&err).contains("RLIMIT_MEMLOCK too low"),
+        "{err}"
+    );
     // A second sensor on an interface whose XDP slot is taken by the first.
     let mut first = Spawned::surgewatch(
         &pair.ns_a,

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod manifest;
+mod support;
 
 use serde_json::Value;
 use surgewatch_pcaps::{catalogue, load_expected, CaptureSpec};
@@ -205,15 +206,7 @@ fn temp_dir(tag: &str) -> PathBuf {
 }
 
 fn one_error_line(o: &Output) -> String {
-    let err = String::from_utf8_lossy(&o.stderr);
-    let lines: Vec<&str> = err.lines().filter(|l| l.contains("error")).collect();
-    assert_eq!(
-        lines.len(),
-        1,
-        "exactly one error line expected, got: {err}"
-    );
-    assert!(!err.contains("panicked"), "{err}");
-    lines[0].to_owned()
+    support::one_error_line(&String::from_utf8_lossy(&o.stderr))
 }
 
 #[test]

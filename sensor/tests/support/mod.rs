@@ -328,6 +328,19 @@ pub fn inject_here(ifname: &str, frames: &[Vec<u8>]) {
     }
 }
 
+/// The one line of `stderr` that mentions an error (asserting there is exactly one, and no
+/// panic).
+pub fn one_error_line(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "exactly one error line expected, got: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    lines[0].to_owned()
+}
+
 /// Path of the `surgewatch` binary built for these tests.
 pub fn surgewatch_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_surgewatch"))
