@@ -161,18 +161,7 @@ impl BaselineStore {
         sample: &TickSample,
         learning: bool,
     ) {
-        let now = self.now;
-        let mut new = false;
-        let e = self.slot(id);
-        if e.next_tick == UNSEEN {
-            e.base = IpBaseline::with_phase(policy, id);
-            new = true;
-        } else if now > e.next_tick {
-            e.base.observe_idle(policy, now - e.next_tick);
-        }
-        e.base.observe(policy, sample, learning);
-        e.next_tick = now + 1;
-        self.seen += usize::from(new);
+        self.learn_now(id, policy, |b| b.observe(policy, sample, learning));
     }
 
     /// [`check`](Self::check) then [`observe`](Self::observe) in one lookup: learns the
@@ -199,6 +188,21 @@ impl BaselineStore {
         sample: &TickSample,
         learn: impl FnOnce(&IpBaseline, Exceeded) -> bool,
     ) -> Exceeded {
+        self.learn_now(id, policy, |b| {
+            b.check_and_observe_with(policy, sample, learn)
+        })
+    }
+
+    /// Brings `id`'s baseline up to the current tick (a new id starts with the id as
+    /// recomputation phase; a known one gets its idle gap), runs `f` on it for this tick's
+    /// sample, and marks the tick as applied.
+    #[inline]
+    fn learn_now<R>(
+        &mut self,
+        id: u32,
+        policy: &BaselinePolicy,
+        f: impl FnOnce(&mut IpBaseline) -> R,
+    ) -> R {
         let now = self.now;
         let mut new = false;
         let e = self.slot(id);
@@ -208,10 +212,10 @@ impl BaselineStore {
         } else if now > e.next_tick {
             e.base.observe_idle(policy, now - e.next_tick);
         }
-        let ex = e.base.check_and_observe_with(policy, sample, learn);
+        let r = f(&mut e.base);
         e.next_tick = now + 1;
         self.seen += usize::from(new);
-        ex
+        r
     }
 
     /// Whether `id` has a baseline (was observed, restored or inserted since its last
