@@ -8,7 +8,7 @@ use std::path::Path;
 use rand::Rng;
 
 use crate::expected::{tally, Acct, Expected, Meta, Reason, Record};
-use crate::gen::{dns_response, v4, v6, Gen, MS, S, T0, US};
+use crate::gen::{dns_response, ntp_monlist, v4, v6, Gen, MS, S, T0, US};
 use crate::packet::{
     self, proto, tcp_flags::*, write_ipv4_header, Class, Eth, Ext, Net, Packet, Tcp, Transport,
     Vlan,
@@ -324,20 +324,6 @@ fn syn_packet(g: &mut Gen, src: IpAddr, target: IpAddr, dport: u16) -> Packet {
     t.seq = g.rng.gen();
     t.window = [512, 1024, 8192, 29200, 64240][g.rng.gen_range(0u32..5) as usize];
     g.spoofed(src, target, Transport::Tcp(t), Vec::new())
-}
-
-fn ntp_monlist(g: &mut Gen, target: IpAddr, reflector: IpAddr) -> Packet {
-    // Mode-7 response header (MON_GETLIST_1, 6 items of 72 bytes) + items: 440 bytes.
-    let mut payload = vec![0xd7, 0x00, 0x03, 0x2a, 0x00, 0x06, 0x00, 0x48];
-    let items = g.bytes(6 * 72);
-    payload.extend_from_slice(&items);
-    let dport = g.rng.gen_range(1024..=65535);
-    g.spoofed(
-        reflector,
-        target,
-        Transport::Udp { sport: 123, dport },
-        payload,
-    )
 }
 
 fn icmp_echo_flood_packet(g: &mut Gen, target: IpAddr) -> Packet {

@@ -509,6 +509,21 @@ pub fn dns_query(id: u16, name: &str, qtype: u16) -> Vec<u8> {
     m
 }
 
+/// An NTP `monlist` response from `reflector` (source port 123) to a random port of `target`:
+/// mode-7 header (MON_GETLIST_1, 6 items of 72 bytes) + items, 440 bytes of payload.
+pub fn ntp_monlist(g: &mut Gen, target: IpAddr, reflector: IpAddr) -> Packet {
+    let mut payload = vec![0xd7, 0x00, 0x03, 0x2a, 0x00, 0x06, 0x00, 0x48];
+    let items = g.bytes(6 * 72);
+    payload.extend_from_slice(&items);
+    let dport = g.rng.gen_range(1024..=65535);
+    g.spoofed(
+        reflector,
+        target,
+        Transport::Udp { sport: 123, dport },
+        payload,
+    )
+}
+
 /// A DNS response to `name` / `qtype` whose answer section holds TXT records until the message
 /// is at least `min_len` bytes (the shape of ANY/TXT amplification responses).
 pub fn dns_response(id: u16, name: &str, qtype: u16, min_len: usize) -> Vec<u8> {

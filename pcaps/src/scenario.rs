@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::gen::{dns_response, Gen, MS, MTU, S, T0, US};
+use crate::gen::{dns_response, ntp_monlist, Gen, MS, MTU, S, T0, US};
 use crate::packet::{tcp_flags::*, Net, Packet, Tcp, Transport};
 use crate::writer::{CaptureWriter, Format, LINKTYPE_ETHERNET};
 
@@ -251,19 +251,6 @@ fn background_packet(g: &mut Gen, h: IpAddr) -> Packet {
             g.pkt(src, dst, Transport::echo(ty, id, seq), payload)
         }
     }
-}
-
-fn ntp_monlist(g: &mut Gen, target: IpAddr, reflector: IpAddr) -> Packet {
-    let mut payload = vec![0xd7, 0x00, 0x03, 0x2a, 0x00, 0x06, 0x00, 0x48];
-    let items = g.bytes(6 * 72);
-    payload.extend_from_slice(&items);
-    let dport = g.rng.gen_range(1024..=65535);
-    g.spoofed(
-        reflector,
-        target,
-        Transport::Udp { sport: 123, dport },
-        payload,
-    )
 }
 
 fn syn_packet(g: &mut Gen, target: IpAddr) -> Packet {
