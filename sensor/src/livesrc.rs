@@ -212,20 +212,17 @@ pub fn open(opts: &LiveOptions, warn: &mut dyn FnMut(String)) -> Result<Opened, 
 }
 
 fn open_xdp(opts: &LiveOptions, queues: &[u32]) -> Result<Opened, CaptureError> {
+    let defaults = AfXdpConfig::default();
     let cfg = AfXdpConfig {
         fallback: opts.xdp_fallback,
         busy_poll_us: opts.busy_poll.map_or(0, |d| {
             u32::try_from(d.as_micros()).unwrap_or(u32::MAX).max(1)
         }),
-        ..AfXdpConfig::default()
-    };
-    let cfg = match opts.xdp_frames {
-        Some(n) => AfXdpConfig {
-            frames_per_queue: n,
-            ring_size: (n / 2).max(1),
-            ..cfg
-        },
-        None => cfg,
+        frames_per_queue: opts.xdp_frames.unwrap_or(defaults.frames_per_queue),
+        ring_size: opts
+            .xdp_frames
+            .map_or(defaults.ring_size, |n| (n / 2).max(1)),
+        ..defaults
     };
     let src = AfXdpSource::open_queues(&opts.interface, queues, &cfg)?;
     let mode = match src.mode() {

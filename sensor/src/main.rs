@@ -871,8 +871,13 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
         busy_poll: match &args.busy_poll {
             Some(s) => {
                 let d = parse_duration_arg("--busy-poll", s)?;
-                if d < Duration::from_micros(1) || d > Duration::from_millis(10) {
-                    anyhow::bail!("--busy-poll {s:?}: must be from 1us to 10ms");
+                use surgewatch_tuning::{units::format_duration, MAX_BUSY_POLL, MIN_BUSY_POLL};
+                if !(MIN_BUSY_POLL..=MAX_BUSY_POLL).contains(&d) {
+                    anyhow::bail!(
+                        "--busy-poll {s:?}: must be from {} to {}",
+                        format_duration(MIN_BUSY_POLL),
+                        format_duration(MAX_BUSY_POLL)
+                    );
                 }
                 Some(d)
             }

@@ -79,7 +79,10 @@ pub use schema::{
     BaselineConfig, CaptureConfig, CaptureMethod, Config, DecapConfig, DetectionConfig,
     DetectionOverrides, GroupConfig, ResolvedGroup, SensorConfig, XdpFallback, DEFAULT_GROUP_NAME,
 };
-pub use validate::{MAX_BASELINE_SAMPLES, MAX_TICK, MAX_VXLAN_PORTS, MIN_SAVE_INTERVAL, MIN_TICK};
+pub use validate::{
+    MAX_BASELINE_SAMPLES, MAX_BUSY_POLL, MAX_TICK, MAX_VXLAN_PORTS, MIN_BUSY_POLL,
+    MIN_SAVE_INTERVAL, MIN_TICK,
+};
 
 use decode::Issue;
 use validate::{GroupOrigin, Parts};

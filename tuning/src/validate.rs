@@ -22,6 +22,10 @@ pub const MAX_TICK: Duration = Duration::from_secs(60);
 pub const MAX_BASELINE_SAMPLES: u64 = 3600;
 /// Shortest accepted `baseline.save_interval`.
 pub const MIN_SAVE_INTERVAL: Duration = Duration::from_secs(1);
+/// Shortest `capture.busy_poll`.
+pub const MIN_BUSY_POLL: Duration = Duration::from_micros(1);
+/// Longest `capture.busy_poll`.
+pub const MAX_BUSY_POLL: Duration = Duration::from_millis(10);
 
 /// Where a group came from, for key paths.
 #[derive(Debug, Clone, Copy)]
@@ -217,11 +221,15 @@ impl Validator<'_> {
             }
         }
         if let Some(d) = c.busy_poll {
-            if d < Duration::from_micros(1) || d > Duration::from_millis(10) {
+            if !(MIN_BUSY_POLL..=MAX_BUSY_POLL).contains(&d) {
                 self.out_of_range(
                     "capture.busy_poll".into(),
                     format_duration(d),
-                    "a duration from 1us to 10ms",
+                    format!(
+                        "a duration from {} to {}",
+                        format_duration(MIN_BUSY_POLL),
+                        format_duration(MAX_BUSY_POLL)
+                    ),
                 );
             }
         }
