@@ -640,6 +640,8 @@ struct LiveObs {
     status_every_ns: u64,
     last_status_ns: u64,
     last_received: u64,
+    /// The "busy polling without a NAPI context" warning was printed.
+    warned_busy_spin: bool,
     /// Host agent: follows the host's addresses.
     agent: Option<AgentAddrs>,
 }
@@ -704,6 +706,13 @@ impl surgewatch_sensor::live::LiveObserver for LiveObs {
         queues: &[surgewatch_sensor::live::QueueStats],
     ) -> Option<Vec<std::net::IpAddr>> {
         let watch = ReplayObserver::on_tick(&mut self.inner, tick, 0);
+        if !self.warned_busy_spin && queues.iter().any(|q| q.capture.busy_poll_without_napi) {
+            self.warned_busy_spin = true;
+            eprintln!(
+                "surgewatch: warning: busy polling: the kernel gave the AF_XDP sockets no NAPI \
+                 context to poll (copy mode on Linux 6.13+): the workers spin on their rings instead"
+            );
+        }
         let now = tick.tick_start_ns;
         if self.status_every_ns > 0
             && now.saturating_sub(self.last_status_ns) >= self.status_every_ns
@@ -804,6 +813,7 @@ fn run_workers(
         inner: Observer::new(p, &setup, detect, None)?,
         status_every_ns: u64::try_from(status_every.as_nanos()).unwrap_or(u64::MAX),
         last_status_ns: 0,
+        warned_busy_spin: false,
         last_received: 0,
         agent,
     };

@@ -599,6 +599,12 @@ fn busy_polling_receives_everything() {
         acct.get(&(IpAddr::from(dst), TrafficClass::Udp)),
         Some(&(N as u64))
     );
+    // veth has copy mode only: since Linux 6.13 such a socket has no NAPI context to
+    // busy-poll (before, it took the queue's with its first frame), and the source says so.
+    assert_eq!(
+        src.stats().busy_poll_without_napi,
+        support::kernel_at_least(6, 13)
+    );
     // The trait's idle wait spins instead of sleeping: it returns at once.
     let t = Instant::now();
     Capture::wait(&mut src, Duration::from_millis(200));

@@ -362,7 +362,8 @@ pub struct CaptureConfig {
     /// Each worker then spins at 100 % of its core, but receive processing runs in the
     /// worker's own context with no interrupt or kernel-thread hand-offs: the fastest AF_XDP
     /// mode (also set the interface's `napi_defer_hard_irqs` and `gro_flush_timeout`, see the
-    /// README). Default: off.
+    /// README). A socket the kernel gives no NAPI context (copy mode on Linux 6.13+) spins on
+    /// its rings in user space instead. Default: off.
     #[serde(default, deserialize_with = "serde_with::opt_duration")]
     pub busy_poll: Option<Duration>,
     /// AF_XDP only: UMEM frames (2 KiB each) per queue, a power of two from 1024 to 262144;

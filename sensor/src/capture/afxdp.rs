@@ -75,7 +75,10 @@ pub struct AfXdpConfig {
     /// Busy-poll each queue's NAPI context for up to this many microseconds per poll
     /// (`SO_PREFER_BUSY_POLL`, `SO_BUSY_POLL`, `SO_BUSY_POLL_BUDGET` on the socket); 0: off.
     /// With busy polling the source never sleeps: [`AfXdpSource::wait`] drives the kernel's
-    /// receive processing from the calling thread and returns at once.
+    /// receive processing from the calling thread and returns at once. When the kernel gives
+    /// the socket no NAPI context (`SO_INCOMING_NAPI_ID` still 0 once frames arrived: copy
+    /// mode on Linux 6.13+), it spins on the rings without the system call instead
+    /// ([`CaptureStats::busy_poll_without_napi`](super::CaptureStats::busy_poll_without_napi)).
     pub busy_poll_us: u32,
 }
 
@@ -373,7 +376,23 @@ struct XskQueue {
     bad_descs: u64,
     /// Busy polling is on: an empty ring is refilled by `recvfrom`, not by waiting.
     busy: bool,
+    /// Whether the socket has a NAPI context that a busy poll can run.
+    napi: Napi,
     area: UmemArea,
+}
+
+/// What a busy poll of a socket can drive.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Napi {
+    /// Not known yet: kernels before 6.13 give the socket its NAPI id with the first frame.
+    Unknown,
+    /// The socket has a NAPI id: `recvfrom` runs the queue's receive processing here.
+    Polled,
+    /// Frames arrived and the socket still has no NAPI id (Linux 6.13+ gives one to
+    /// zero-copy sockets only, at bind time): a busy-poll system call would do nothing but
+    /// contend for the socket with the kernel's receive path, so the worker spins on the
+    /// rings in user space instead.
+    Absent,
 }
 
 /// Why one attempt at opening a queue failed.
@@ -473,6 +492,11 @@ impl XskQueue {
             bytes: 0,
             bad_descs: 0,
             busy: cfg.busy_poll_us > 0,
+            napi: if napi_id(fd) == 0 {
+                Napi::Unknown
+            } else {
+                Napi::Polled
+            },
             area,
         })
     }
@@ -530,6 +554,13 @@ impl XskQueue {
             rx.release();
         }
         drop(rx);
+        if n > 0 && self.busy && self.napi == Napi::Unknown {
+            self.napi = if napi_id(self.fd) == 0 {
+                Napi::Absent
+            } else {
+                Napi::Polled
+            };
+        }
         self.received += n as u64;
         refill(&mut self.fq, &mut self.free);
         if n == 0 && (self.busy || self.fq.needs_wakeup()) {
@@ -542,7 +573,9 @@ impl XskQueue {
     /// this thread; otherwise a wake-up for a fill ring that ran dry.
     #[inline]
     fn kick(&mut self) {
-        if self.busy {
+        if self.busy && self.napi == Napi::Absent {
+            std::hint::spin_loop();
+        } else if self.busy {
             // SAFETY: a zero-length non-blocking receive on our own socket: no buffer is
             // written (the pointer is null with length 0). Its only effect is the busy poll;
             // errors (EAGAIN) carry no information here.
@@ -580,6 +613,30 @@ const PREFETCH_GROUP: usize = 16;
 const BUSY_POLL_BUDGET: u32 = 64;
 const SO_PREFER_BUSY_POLL: libc::c_int = 69;
 const SO_BUSY_POLL_BUDGET: libc::c_int = 70;
+
+/// `SO_INCOMING_NAPI_ID` of a socket: the NAPI context a busy poll runs (0: none, or the
+/// option is unknown to the kernel).
+fn napi_id(fd: RawFd) -> u32 {
+    const SO_INCOMING_NAPI_ID: libc::c_int = 56;
+    let mut id: u32 = 0;
+    let mut len = std::mem::size_of::<u32>() as libc::socklen_t;
+    // SAFETY: `id` and `len` are valid for writes of the sizes given; the kernel writes at
+    // most `len` bytes.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            SO_INCOMING_NAPI_ID,
+            (&mut id as *mut u32).cast(),
+            &mut len,
+        )
+    };
+    if r == 0 {
+        id
+    } else {
+        0
+    }
+}
 
 /// Turns on preferred busy polling on an AF_XDP socket.
 fn set_busy_poll(fd: RawFd, usecs: u32, budget: u32) -> Result<(), (&'static str, io::Error)> {
@@ -950,6 +1007,7 @@ impl Capture for AfXdpSource {
             s.received += q.received;
             s.bytes += q.bytes;
             s.invalid_descs += q.bad_descs;
+            s.busy_poll_without_napi |= q.busy && q.napi == Napi::Absent;
             if let Some(k) = q.kernel_stats() {
                 s.kernel_drops += k.rx_dropped;
                 s.rx_ring_full += k.rx_ring_full;

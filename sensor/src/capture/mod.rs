@@ -194,6 +194,10 @@ pub struct CaptureStats {
     pub fill_ring_empty: u64,
     /// AF_XDP: invalid descriptors (`rx_invalid_descs`).
     pub invalid_descs: u64,
+    /// AF_XDP: busy polling was asked for, but the kernel gave the socket no NAPI context to
+    /// poll (copy mode on Linux 6.13 and later, or a driver that does not map its queues to
+    /// NAPI contexts), so the worker spins on its rings instead. Known once frames arrived.
+    pub busy_poll_without_napi: bool,
 }
 
 /// A source of frames: pcap/pcapng files, AF_XDP and AF_PACKET rings.
