@@ -34,6 +34,8 @@
 #   PACKETS=1000000 IPS=100000  the generated capture the paced frames come from; IPS is also
 #                      the live-frames generator's destination count
 #   TEMPLATES=65536    frames of it loaded into the AF_XDP TX generator's UMEM and cycled
+#   CHUNK=4000000      frames per BPF_PROG_TEST_RUN of the live-frames generator (each run sets
+#                      up a page pool, ~20 ms: small chunks leave the generator's core idle)
 #   OUT=DIR            where results go (default: a new /tmp/sw-live-bench.XXXXXX)
 #   NO_BUILD=1         use the binaries already in target/release
 #
@@ -53,6 +55,7 @@ REPEAT=${REPEAT:-1}
 PACKETS=${PACKETS:-1000000}
 IPS=${IPS:-100000}
 TEMPLATES=${TEMPLATES:-65536}
+CHUNK=${CHUNK:-4000000}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-$(mktemp -d /tmp/sw-live-bench.XXXXXX)}
 mkdir -p "$OUT"
@@ -193,7 +196,7 @@ generate_max() { # QUEUES JSON_OUT ERR_OUT
     local q=$1 i pids=() files=()
     for ((i = 0; i < q; i++)); do
         ip netns exec "$NS_GEN" "$BIN/surgewatch-xdp-gen" -i "$IF_GEN" --ips "$IPS" --core "$i" \
-            --duration "$DURATION" --chunk 1000000 --json >"$2.$i" 2>>"$3" &
+            --duration "$DURATION" --chunk "$CHUNK" --json >"$2.$i" 2>>"$3" &
         pids+=($!)
         files+=("$2.$i")
     done
@@ -341,6 +344,34 @@ log "load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
             # so its time per frame minus that of the generator alone is the receive path cost.
             cost = (napi == "softirq" && f[3] == "max" && f[2] == 1 && f[5] > 0 && ga > 0) ? sprintf("%.0f", 1000 / f[5] - 1000 / ga) : "-"
             printf "| %s | %s | %s: %s | %s | %s | %s | %s | %s | %s s | %s | %s | %s |\n", f[1], f[2], rate, f[5], f[8], f[9], f[10], f[11], busy, f[16], (eff > 0) ? sprintf("%.2f", eff) : "-", ratio, cost
+        }
+    }' "$RESULTS"
+    # Each run's receivers faced the same generator within a minute: the ratio per run is
+    # steadier than across runs (the VM's speed drifts), so the summary is per run.
+    echo
+    echo "Full speed, ratio to tcpdump of the same run (median, min-max over runs):"
+    echo
+    awk -F'\t' 'NR > 1 && $3 == "max" {
+        key = $2 SUBSEP $4
+        if ($1 == "tcpdump") td[key] = $8
+        else { n++; rx[n] = $1; q[n] = $2; run[n] = $4; mpps[n] = $8 }
+    }
+    END {
+        for (i = 1; i <= n; i++) {
+            key = q[i] SUBSEP run[i]
+            if (!(key in td) || td[key] <= 0) continue
+            g = rx[i] " | " q[i]
+            if (!(g in cnt)) order[++groups] = g
+            r[g, ++cnt[g]] = mpps[i] / td[key]
+        }
+        print "| receiver | queues | runs | median ratio | min | max |"
+        print "|---|---|---|---|---|---|"
+        for (k = 1; k <= groups; k++) {
+            g = order[k]; m = cnt[g]
+            for (i = 1; i <= m; i++) v[i] = r[g, i]
+            for (i = 2; i <= m; i++) for (j = i; j > 1 && v[j - 1] > v[j]; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
+            med = (m % 2) ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2
+            printf "| %s | %d | %.2f | %.2f | %.2f |\n", g, m, med, v[1], v[m]
         }
     }' "$RESULTS"
 } | tee "$OUT/table.md"
