@@ -300,30 +300,78 @@ fn worker<C: Capture>(
 }
 
 /// Keeps the calling (control) thread from taking a pinned worker's core at a tick boundary,
-/// when a worker's rings hold only milliseconds of traffic: pinned to the cores no worker uses
-/// if there are any, else at a lower priority (nice +5: it still gets a quarter of a busy core,
-/// ample for the per-tick work). Best effort; failures change nothing.
+/// when a worker's rings hold only milliseconds of traffic: pinned to the cores it may run on
+/// (its affinity mask, e.g. from `taskset`) that no worker uses, if there are any, else at a
+/// lower priority (nice +5: it still gets a quarter of a busy core, ample for the per-tick
+/// work). Best effort; failures change nothing.
 fn keep_off_worker_cores(worker_cores: &[usize]) {
     if worker_cores.is_empty() {
         return;
     }
-    let online = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let free: Vec<usize> = (0..online).filter(|c| !worker_cores.contains(c)).collect();
+    let Some(allowed) = allowed_cores() else {
+        return;
+    };
+    let free = control_cores(&allowed, worker_cores);
     if !free.is_empty() {
         // SAFETY: cpu_set_t is plain old data; all-zero is the empty set.
-        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        let mut only: libc::cpu_set_t = unsafe { std::mem::zeroed() };
         for &c in &free {
-            // SAFETY: CPU_SET writes one bit inside `set` (bounds-checked by the libc crate).
-            unsafe { libc::CPU_SET(c, &mut set) };
+            // SAFETY: CPU_SET writes one bit inside `only` (`c` is below its size in bits:
+            // it came from `allowed_cores`).
+            unsafe { libc::CPU_SET(c, &mut only) };
         }
-        // SAFETY: `set` is a valid cpu_set_t and its size is passed with it; pid 0 is the
-        // calling thread.
-        unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+        // SAFETY: `only` is a valid cpu_set_t of the size passed; pid 0 is the calling thread.
+        unsafe {
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &only);
+        }
     } else {
         // SAFETY: gettid has no preconditions.
         let tid = unsafe { libc::syscall(libc::SYS_gettid) };
         // SAFETY: setpriority on this thread's id (Linux: per-thread nice); lowering the
         // priority needs no privilege.
         unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 5) };
+    }
+}
+
+/// The cores the calling thread may run on (its affinity mask, e.g. narrowed by `taskset` or
+/// a cgroup's cpuset), in ascending order; `None` if the kernel does not say.
+pub fn allowed_cores() -> Option<Vec<usize>> {
+    // SAFETY: cpu_set_t is plain old data; all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: `set` is a valid cpu_set_t of `size` bytes; pid 0 is the calling thread.
+    if unsafe { libc::sched_getaffinity(0, size, &mut set) } != 0 {
+        return None;
+    }
+    let cores: Vec<usize> = (0..8 * size)
+        // SAFETY: CPU_ISSET reads one bit inside `set` (`c` is below its size in bits).
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .collect();
+    (!cores.is_empty()).then_some(cores)
+}
+
+/// The cores the control thread keeps to: those it may run on that no worker is pinned to
+/// (empty: it shares the workers' cores).
+fn control_cores(allowed: &[usize], worker_cores: &[usize]) -> Vec<usize> {
+    allowed
+        .iter()
+        .copied()
+        .filter(|c| !worker_cores.contains(c))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::control_cores;
+
+    #[test]
+    fn control_thread_stays_inside_its_affinity_mask() {
+        // All cores allowed: the ones without a worker.
+        assert_eq!(control_cores(&[0, 1, 2, 3], &[1, 2]), vec![0, 3]);
+        // Confined to the worker's core (`taskset -c 1`): nowhere else to go, so it shares
+        // (never core 0, which the operator excluded).
+        assert_eq!(control_cores(&[1], &[1]), Vec::<usize>::new());
+        // Confined to cores 2-5 with workers on 2 and 3.
+        assert_eq!(control_cores(&[2, 3, 4, 5], &[2, 3]), vec![4, 5]);
     }
 }

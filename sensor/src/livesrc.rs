@@ -151,13 +151,18 @@ pub struct Opened {
     pub promisc: Option<PromiscGuard>,
 }
 
-fn core_for(cores: &[usize], i: usize) -> Option<usize> {
-    if cores.is_empty() {
-        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Some(i % n)
+/// The core worker `i` is pinned to: from the configured list, else from the cores this
+/// process may run on (never outside a `taskset` or cpuset the operator gave it).
+fn core_for(cores: &[usize], allowed: Option<&[usize]>, i: usize) -> Option<usize> {
+    let from = if cores.is_empty() {
+        allowed.unwrap_or(&[])
     } else {
-        cores.get(i % cores.len()).copied()
+        cores
+    };
+    if from.is_empty() {
+        return None;
     }
+    from.get(i % from.len()).copied()
 }
 
 /// Errors that the other method would meet just the same: no fallback for these.
@@ -243,6 +248,7 @@ fn open_xdp(opts: &LiveOptions, queues: &[u32]) -> Result<Opened, CaptureError> 
             None => String::new(),
         }
     );
+    let allowed = crate::live::allowed_cores();
     let workers = src
         .split()
         .into_iter()
@@ -251,7 +257,7 @@ fn open_xdp(opts: &LiveOptions, queues: &[u32]) -> Result<Opened, CaptureError> 
         .map(|(i, (s, q))| WorkerSpec {
             source: LiveSource::Xdp(Box::new(s)),
             name: format!("{}/q{q}", opts.interface),
-            core: core_for(&opts.cores, i),
+            core: core_for(&opts.cores, allowed.as_deref(), i),
         })
         .collect();
     let promisc = if opts.promiscuous {
@@ -271,6 +277,7 @@ fn open_xdp(opts: &LiveOptions, queues: &[u32]) -> Result<Opened, CaptureError> 
 fn open_packet(opts: &LiveOptions, n: usize) -> Result<Opened, CaptureError> {
     let group = (std::process::id() & 0xffff) as u16;
     let mut workers = Vec::with_capacity(n);
+    let allowed = crate::live::allowed_cores();
     for i in 0..n {
         let mut cfg = AfPacketConfig::new(opts.interface.clone());
         cfg.promiscuous = opts.promiscuous;
@@ -285,7 +292,7 @@ fn open_packet(opts: &LiveOptions, n: usize) -> Result<Opened, CaptureError> {
         workers.push(WorkerSpec {
             source: LiveSource::Packet(Box::new(src)),
             name: format!("{}/w{i}", opts.interface),
-            core: core_for(&opts.cores, i),
+            core: core_for(&opts.cores, allowed.as_deref(), i),
         });
     }
     let description = format!(
@@ -300,4 +307,21 @@ fn open_packet(opts: &LiveOptions, n: usize) -> Result<Opened, CaptureError> {
         xdp_mode: None,
         promisc: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::core_for;
+
+    #[test]
+    fn workers_are_pinned_inside_the_allowed_cores() {
+        // Configured cores win, cycled.
+        assert_eq!(core_for(&[4, 6], Some(&[0, 1, 2]), 3), Some(6));
+        // Otherwise the process's own cores: under `taskset -c 2,3` never 0 or 1.
+        let allowed: &[usize] = &[2, 3];
+        let got: Vec<_> = (0..3).map(|i| core_for(&[], Some(allowed), i)).collect();
+        assert_eq!(got, vec![Some(2), Some(3), Some(2)]);
+        // Unknown affinity and nothing configured: not pinned.
+        assert_eq!(core_for(&[], None, 0), None);
+    }
 }
