@@ -226,7 +226,7 @@ run_one() { # RECEIVER QUEUES RATE(max|pps) RUN
     case $rx in
     af_xdp | af_xdp_busy | af_packet)
         ip netns exec "$NS_RX" "$BIN/surgewatch" run -i "$IF_RX" --capture "${rx%_busy}" --format json \
-            --status-interval 0s --duration "$((DURATION + 4))s" --monitor 10.0.0.0/8 \
+            --status-interval 0s --monitor 10.0.0.0/8 \
             --cores "$rcores" "${busy[@]}" >"$OUT/$tag.json" 2>"$OUT/$tag.err" &
         RX_PID=$!
         wait_for "$OUT/$tag.err" "capturing" 10 || die "$tag: surgewatch did not start: $(cat "$OUT/$tag.err")"
@@ -259,7 +259,8 @@ run_one() { # RECEIVER QUEUES RATE(max|pps) RUN
     cpu1_p=$(cpu_secs "$RX_PID" '.')
     wait1=$(run_wait "$RX_PID" "$wre")
     sleep 1
-    [ "$rx" = tcpdump ] && kill -INT "$RX_PID"
+    # Stopped like an operator would (surgewatch drains, flushes and prints its summary).
+    kill -INT "$RX_PID"
     wait "$RX_PID" || die "$tag: receiver exited with an error: $(tail -3 "$OUT/$tag.err")"
     RX_PID=
     after_rx=$(link_stats "$NS_RX" "$IF_RX")

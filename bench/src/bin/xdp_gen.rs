@@ -18,7 +18,9 @@
 //! Four templates (TCP SYN to port 80, TCP ACK to 443, UDP from port 53 with 64 bytes of
 //! payload, ICMP echo) are sent in turns of `--chunk` frames (default 4,000,000: each turn
 //! costs a page-pool setup of ~20 ms, during which the core idles; with 1,000,000-frame turns
-//! that was 5-9 % of the core and the generator alone made 7.1 Mpps instead of 8.0). `--rate` paces in bursts; for smooth pacing use
+//! that was 5-9 % of the core and the generator alone made 7.1 Mpps instead of 8.0). With
+//! `--duration`, the first turn is at most 1,000,000 frames and later turns hold only what
+//! the rate so far sends in the time left, so a slow receiver does not stretch the run. `--rate` paces in bursts; for smooth pacing use
 //! `surgewatch-xdp-tx`. Each frame's destination is
 //! `10.0.0.0 + rand % N` (`--ips`, default 100,000, monitor `10.0.0.0/8`), its source random in
 //! 198.18.0.0/15. IPv4 checksums are not updated (capture benchmarks do not check them).
@@ -139,6 +141,11 @@ fn run(args: &Args, prog: &OwnedFd, templates: &[Vec<u8>]) -> Result<(u64, Durat
         if let Some(c) = args.count {
             n = n.min(c - sent);
         }
+        if let Some(d) = deadline {
+            // Never far past the deadline: the first turn is short (it measures the rate),
+            // later ones hold no more than the time left at the rate so far.
+            n = n.min(turn_frames(sent, start.elapsed(), d, chunk));
+        }
         if let Some(rate) = args.rate.filter(|&r| r > 0) {
             // Pace: never ahead of `rate`, in turns of 100 ms of traffic (frames leave in
             // bursts: for smooth pacing use surgewatch-xdp-tx).
@@ -164,6 +171,17 @@ fn run(args: &Args, prog: &OwnedFd, templates: &[Vec<u8>]) -> Result<(u64, Durat
         }
     }
     Ok((sent, start.elapsed()))
+}
+
+/// Frames for the next turn when sending until `deadline`: at most `chunk`; the first turn
+/// at most 1,000,000; later ones what the rate so far sends in the time left (at least 1).
+fn turn_frames(sent: u64, elapsed: Duration, deadline: Duration, chunk: u64) -> u64 {
+    if sent == 0 {
+        return chunk.min(1_000_000);
+    }
+    let rate = sent as f64 / elapsed.as_secs_f64().max(1e-6);
+    let left = deadline.saturating_sub(elapsed).as_secs_f64();
+    ((rate * left).ceil() as u64).clamp(1, chunk)
 }
 
 fn main() -> Result<()> {
@@ -199,4 +217,24 @@ fn main() -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::turn_frames;
+    use std::time::Duration;
+
+    #[test]
+    fn turns_end_near_the_deadline() {
+        let s = Duration::from_secs;
+        // First turn: short, to measure the rate.
+        assert_eq!(turn_frames(0, s(0), s(5), 4_000_000), 1_000_000);
+        assert_eq!(turn_frames(0, s(0), s(5), 100), 100);
+        // 1 Mpps so far, 2 s left: 2 M frames, not a full chunk.
+        assert_eq!(turn_frames(3_000_000, s(3), s(5), 4_000_000), 2_000_000);
+        // Fast: capped at the chunk.
+        assert_eq!(turn_frames(8_000_000, s(1), s(5), 4_000_000), 4_000_000);
+        // Past the deadline: at least one frame (the loop stops on its own).
+        assert_eq!(turn_frames(5_000_000, s(6), s(5), 4_000_000), 1);
+    }
 }
