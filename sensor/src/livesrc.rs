@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::capture::afpacket::{AfPacketConfig, AfPacketSource, Fanout};
-use crate::capture::afxdp::{rx_queues, AfXdpConfig, AfXdpSource, XdpMode};
+use crate::capture::afxdp::{self, rx_queues, AfXdpConfig, AfXdpSource, XdpMode};
 use crate::capture::xdp_prog::XdpFallback;
 use crate::capture::{Capture, CaptureError, CaptureStats, Frame, Poll};
 use crate::live::WorkerSpec;
@@ -197,12 +197,12 @@ pub fn open(opts: &LiveOptions, warn: &mut dyn FnMut(String)) -> Result<Opened, 
         ));
     }
     match opts.method {
-        Method::AfXdp => open_xdp(opts, &queues),
+        Method::AfXdp => open_xdp(opts, &queues, warn),
         Method::AfPacket => {
             busy_ignored(warn);
             open_packet(opts, queues.len().max(1))
         }
-        Method::Auto => match open_xdp(opts, &queues) {
+        Method::Auto => match open_xdp(opts, &queues, warn) {
             Ok(o) => Ok(o),
             Err(e) if is_final(&e) => Err(e),
             Err(e) => {
@@ -216,9 +216,18 @@ pub fn open(opts: &LiveOptions, warn: &mut dyn FnMut(String)) -> Result<Opened, 
     }
 }
 
-fn open_xdp(opts: &LiveOptions, queues: &[u32]) -> Result<Opened, CaptureError> {
+fn open_xdp(
+    opts: &LiveOptions,
+    queues: &[u32],
+    warn: &mut dyn FnMut(String),
+) -> Result<Opened, CaptureError> {
     let defaults = AfXdpConfig::default();
+    // Chunks big enough for the interface's frames where 4096 bytes suffice (jumbo MTUs
+    // beyond that need multi-buffer AF_XDP, which this source does not use).
+    let mtu = afxdp::interface_mtu(&opts.interface);
+    let longest = mtu.map(afxdp::longest_frame);
     let cfg = AfXdpConfig {
+        frame_size: longest.map_or(defaults.frame_size, afxdp::chunk_size_for),
         fallback: opts.xdp_fallback,
         busy_poll_us: opts.busy_poll.map_or(0, |d| {
             u32::try_from(d.as_micros()).unwrap_or(u32::MAX).max(1)
@@ -236,13 +245,27 @@ fn open_xdp(opts: &LiveOptions, queues: &[u32]) -> Result<Opened, CaptureError> 
     };
     let attach = src.attach_mode().as_str();
     let qs = src.queues();
+    if let (Some(mtu), Some(longest)) = (mtu, longest) {
+        if longest > src.max_frame_len() {
+            warn(format!(
+                "MTU {mtu}: AF_XDP chunks hold frames of up to {} bytes; longer ones are \
+                 dropped by the kernel (counted in kernel_drops): --capture af_packet captures them",
+                src.max_frame_len()
+            ));
+        }
+    }
     let description = format!(
-        "{}: af_xdp, {} mode, XDP program in {} mode, queues {:?}, {} UMEM frames per queue{}",
+        "{}: af_xdp, {} mode, XDP program in {} mode, queues {:?}, {} UMEM frames per queue{}{}",
         opts.interface,
         mode.replace('_', "-"),
         attach,
         qs,
         cfg.frames_per_queue,
+        if cfg.frame_size == defaults.frame_size {
+            String::new()
+        } else {
+            format!(" of {} bytes", cfg.frame_size)
+        },
         match opts.busy_poll {
             Some(d) => format!(", busy polling ({} us)", d.as_micros()),
             None => String::new(),

@@ -611,3 +611,74 @@ fn agent_follows_address_changes() {
         .iter()
         .any(|v| v["ip"] == "192.0.2.11" && v["classes"]["syn"]["packets_in"] == 3000));
 }
+
+/// A UDP frame of exactly `len` bytes from `pair`'s end B to 10.9.0.7.
+fn udp_frame(pair: &VethPair, len: usize) -> Vec<u8> {
+    let p = surgewatch_pcaps::packet::Packet {
+        eth: support::eth(pair.mac_b, pair.mac_a),
+        net: Net::V4(V4::new(
+            "198.51.100.1".parse().expect("ip"),
+            "10.9.0.7".parse().expect("ip"),
+        )),
+        l4: surgewatch_pcaps::packet::Transport::Udp {
+            sport: 53,
+            dport: 4444,
+        },
+        payload: vec![0x5a; len - 14 - 20 - 8],
+    };
+    let frames = p.build(9000);
+    assert_eq!(frames.len(), 1, "one frame");
+    let f = frames.into_iter().next().expect("frame").bytes;
+    assert_eq!(f.len(), len);
+    f
+}
+
+#[test]
+fn af_xdp_chunks_fit_the_interface_mtu() {
+    if !skip_unless_root("af_xdp_chunks_fit_the_interface_mtu") {
+        return;
+    }
+    let _g = serial();
+    // MTU 3000: frames over 1792 bytes need 4096-byte chunks, chosen from the MTU.
+    let pair = VethPair::with_options(&support::VethOptions {
+        mtu: 3000,
+        ..Default::default()
+    });
+    let sizes = [100usize, 1500, 2500, 3014];
+    let s = start(&pair, "af_xdp", &["--monitor", "10.9.0.0/24"]);
+    let frames: Vec<Vec<u8>> = sizes.iter().map(|&n| udp_frame(&pair, n)).collect();
+    inject(&pair.ns_b, &pair.if_b, &frames);
+    std::thread::sleep(Duration::from_millis(1000));
+    let (lines, stderr) = stop(s);
+    assert!(
+        stderr.contains("UMEM frames per queue of 4096 bytes"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("MTU 3000"), "no warning: {stderr}");
+    let summary = lines.last().expect("summary");
+    assert_eq!(summary["packets"], sizes.len(), "{stderr}");
+    assert_eq!(summary["bytes"], sizes.iter().sum::<usize>(), "{stderr}");
+    assert_eq!(summary["queues"][0]["kernel_drops"], 0);
+    drop(pair);
+
+    // MTU 9000: longer than any chunk: said at start, and such frames count as kernel drops.
+    let pair = VethPair::with_options(&support::VethOptions {
+        mtu: 9000,
+        ..Default::default()
+    });
+    let s = start(&pair, "af_xdp", &["--monitor", "10.9.0.0/24"]);
+    inject(
+        &pair.ns_b,
+        &pair.if_b,
+        &[udp_frame(&pair, 100), udp_frame(&pair, 6000)],
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    let (lines, stderr) = stop(s);
+    assert!(
+        stderr.contains("MTU 9000: AF_XDP chunks hold frames of up to 3840 bytes"),
+        "{stderr}"
+    );
+    let summary = lines.last().expect("summary");
+    assert_eq!(summary["packets"], 1, "{stderr}");
+    assert_eq!(summary["queues"][0]["kernel_drops"], 1, "{stderr}");
+}

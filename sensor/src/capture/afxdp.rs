@@ -210,6 +210,36 @@ fn interface_up(ifname: &str) -> Result<bool, CaptureError> {
     Ok(flags & libc::IFF_UP as libc::c_short != 0)
 }
 
+/// The interface's MTU (`SIOCGIFMTU`), if it can be read.
+pub fn interface_mtu(ifname: &str) -> Option<u32> {
+    use std::os::fd::AsRawFd;
+    let sock = ioctl_socket()?;
+    let mut req = ifreq_for(ifname)?;
+    // SAFETY: SIOCGIFMTU with a valid ifreq; the kernel writes `ifru_mtu`.
+    let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFMTU as _, &mut req) };
+    if r != 0 {
+        return None;
+    }
+    // SAFETY: SIOCGIFMTU succeeded, so the union holds `ifru_mtu`.
+    u32::try_from(unsafe { req.ifr_ifru.ifru_mtu }).ok()
+}
+
+/// The UMEM chunk size for an interface whose longest frame is `longest` bytes: 2048, or
+/// 4096 when the frame does not fit a 2048-byte chunk in copy mode.
+pub fn chunk_size_for(longest: u32) -> u32 {
+    if longest > 2048 - XDP_PACKET_HEADROOM {
+        4096
+    } else {
+        2048
+    }
+}
+
+/// Longest Ethernet frame (without FCS) an interface of this MTU carries: the header and two
+/// VLAN tags (QinQ) on top of the MTU.
+pub fn longest_frame(mtu: u32) -> u32 {
+    mtu.saturating_add(14 + 8)
+}
+
 /// Raises the soft `RLIMIT_MEMLOCK` so that `needed` more bytes can be locked, when it is not
 /// unlimited. Failure is not an error here: `CAP_IPC_LOCK` makes the limit irrelevant, and
 /// UMEM registration reports the real problem. Returns the soft limit now in force.
