@@ -176,6 +176,19 @@ cpu_secs() { # PID REGEX
 
 # Seconds the threads of PID whose name matches REGEX spent runnable but waiting for a CPU
 # (schedstat): a pinned worker that waits long cannot drain a small ring in time.
+# Milliseconds of steal time (the hypervisor running something else on our vCPUs) per core so
+# far, as "cpu0:N cpu1:M ...": a receiver whose vCPU is stolen for longer than its rings last
+# drops frames whatever it does.
+steal_ms() {
+    awk -v hz="$(getconf CLK_TCK)" '/^cpu[0-9]/ {printf "%s%s:%d", sep, $1, $9 * 1000 / hz; sep = " "}' /proc/stat
+}
+steal_delta() { # BEFORE AFTER
+    awk -v a="$1" -v b="$2" 'BEGIN {
+        n = split(a, x, " "); split(b, y, " ")
+        for (i = 1; i <= n; i++) { split(x[i], p, ":"); split(y[i], q, ":"); printf "%s%s:%d", sep, p[1], q[2] - p[2]; sep = " " }
+    }'
+}
+
 run_wait() { # PID REGEX
     local t d c
     for t in /proc/"$1"/task/*; do
@@ -207,7 +220,7 @@ generate_max() { # QUEUES JSON_OUT ERR_OUT
 }
 
 RESULTS="$OUT/results.tsv"
-printf 'receiver\tqueues\trate_setting\trun\toffered_mpps\treceived\tsecs\trx_mpps\tper_worker_mpps\tsocket_drops\tlink_drops\tworkers\tper_queue\tworker_cpu_s\tprocess_cpu_s\tworker_runq_wait_s\tload1\n' >"$RESULTS"
+printf 'receiver\tqueues\trate_setting\trun\toffered_mpps\treceived\tsecs\trx_mpps\tper_worker_mpps\tsocket_drops\tlink_drops\tworkers\tper_queue\tworker_cpu_s\tprocess_cpu_s\tworker_runq_wait_s\tload1\tsteal_ms\n' >"$RESULTS"
 
 run_one() { # RECEIVER QUEUES RATE(max|pps) RUN
     local rx=$1 q=$2 rate=$3 run=$4 tag="$1-q$2-$3-$4"
@@ -245,6 +258,8 @@ run_one() { # RECEIVER QUEUES RATE(max|pps) RUN
     cpu0_w=$(cpu_secs "$RX_PID" "$wre")
     cpu0_p=$(cpu_secs "$RX_PID" '.')
     wait0=$(run_wait "$RX_PID" "$wre")
+    local steal0 steal
+    steal0=$(steal_ms)
     pin_napi "$q"
     if [ "$rate" = max ]; then
         generate_max "$q" "$OUT/$tag.gen.json" "$OUT/$tag.gen.err" ||
@@ -258,6 +273,7 @@ run_one() { # RECEIVER QUEUES RATE(max|pps) RUN
     cpu1_w=$(cpu_secs "$RX_PID" "$wre")
     cpu1_p=$(cpu_secs "$RX_PID" '.')
     wait1=$(run_wait "$RX_PID" "$wre")
+    steal=$(steal_delta "$steal0" "$(steal_ms)")
     sleep 1
     # Stopped like an operator would (surgewatch drains, flushes and prints its summary).
     kill -INT "$RX_PID"
@@ -296,10 +312,10 @@ run_one() { # RECEIVER QUEUES RATE(max|pps) RUN
     rwait=$(awk -v a="$wait0" -v b="$wait1" 'BEGIN {printf "%.3f", b - a}')
     wcpu=$(awk -v a="$cpu0_w" -v b="$cpu1_w" 'BEGIN {printf "%.2f", b - a}')
     pcpu=$(awk -v a="$cpu0_p" -v b="$cpu1_p" 'BEGIN {printf "%.2f", b - a}')
-    printf '%s\t%s\t%s\t%s\t%.3f\t%s\t%.3f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rx" "$q" "$rate" "$run" \
+    printf '%s\t%s\t%s\t%s\t%.3f\t%s\t%.3f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rx" "$q" "$rate" "$run" \
         "$offered" "$received" "$secs" "$mpps" "$per_worker" "$drops" "$link_drops" "$workers" \
-        "$per_queue" "$wcpu" "$pcpu" "$rwait" "$(cut -d' ' -f1 /proc/loadavg)" >>"$RESULTS"
-    log "$tag: offered $offered Mpps, received $mpps Mpps ($per_worker per worker), socket drops $drops, veth drops $link_drops, worker CPU ${wcpu} s (waited ${rwait} s for a CPU), process CPU ${pcpu} s"
+        "$per_queue" "$wcpu" "$pcpu" "$rwait" "$(cut -d' ' -f1 /proc/loadavg)" "$steal" >>"$RESULTS"
+    log "$tag: offered $offered Mpps, received $mpps Mpps ($per_worker per worker), socket drops $drops, veth drops $link_drops, worker CPU ${wcpu} s (waited ${rwait} s for a CPU), process CPU ${pcpu} s, steal ms $steal"
 }
 
 log "results in $OUT; ${DURATION} s per run; NAPI $NAPI; load average $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -325,8 +341,8 @@ log "load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
 {
     echo "NAPI: $NAPI; generator alone: $GEN_ALONE Mpps"
     echo
-    echo "| receiver | queues | rate: offered Mpps | received Mpps | Mpps per worker | kernel drops | veth drops | worker CPU | worker waited for CPU | Mpps per worker CPU-second | ratio to tcpdump (rate / per CPU-s) | receive work on the sending core, ns/frame |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "| receiver | queues | rate: offered Mpps | received Mpps | Mpps per worker | kernel drops | veth drops | worker CPU | worker waited for CPU | Mpps per worker CPU-second | ratio to tcpdump (rate / per CPU-s) | receive work on the sending core, ns/frame | steal time, ms |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     awk -F'\t' -v ga="$GEN_ALONE" -v napi="$NAPI" 'NR > 1 {
         key = $2 SUBSEP $3 SUBSEP $4
         if ($1 == "tcpdump") { td[key] = $8; tdc[key] = ($14 > 0) ? $6 / $14 : 0 }
@@ -344,7 +360,7 @@ log "load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
             # Softirq mode, full speed, one queue: the sending core also runs the receive path,
             # so its time per frame minus that of the generator alone is the receive path cost.
             cost = (napi == "softirq" && f[3] == "max" && f[2] == 1 && f[5] > 0 && ga > 0) ? sprintf("%.0f", 1000 / f[5] - 1000 / ga) : "-"
-            printf "| %s | %s | %s: %s | %s | %s | %s | %s | %s | %s s | %s | %s | %s |\n", f[1], f[2], rate, f[5], f[8], f[9], f[10], f[11], busy, f[16], (eff > 0) ? sprintf("%.2f", eff) : "-", ratio, cost
+            printf "| %s | %s | %s: %s | %s | %s | %s | %s | %s | %s s | %s | %s | %s | %s |\n", f[1], f[2], rate, f[5], f[8], f[9], f[10], f[11], busy, f[16], (eff > 0) ? sprintf("%.2f", eff) : "-", ratio, cost, f[18]
         }
     }' "$RESULTS"
     # Each run's receivers faced the same generator within a minute: the ratio per run is
