@@ -366,7 +366,8 @@ pub struct CaptureConfig {
     /// its rings in user space instead. Default: off.
     #[serde(default, deserialize_with = "serde_with::opt_duration")]
     pub busy_poll: Option<Duration>,
-    /// AF_XDP only: UMEM frames (2 KiB each) per queue, a power of two from 1024 to 262144;
+    /// AF_XDP only: UMEM frames (2 KiB each; 4 KiB when the interface's MTU is over 1770, so
+    /// that its longest frames fit) per queue, a power of two from 1024 to 262144;
     /// the fill and RX rings get half as many entries. More frames ride out longer worker
     /// stalls (16384: 32 MiB of locked memory per queue, ~5 ms at 3 Mpps); fewer keep the
     /// kernel's copies cache-warm when the worker always keeps up (busy polling).
