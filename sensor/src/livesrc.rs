@@ -202,18 +202,36 @@ pub fn open(opts: &LiveOptions, warn: &mut dyn FnMut(String)) -> Result<Opened, 
             busy_ignored(warn);
             open_packet(opts, queues.len().max(1))
         }
-        Method::Auto => match open_xdp(opts, &queues, warn) {
-            Ok(o) => Ok(o),
-            Err(e) if is_final(&e) => Err(e),
-            Err(e) => {
+        Method::Auto => {
+            if let Some((mtu, fits)) = xdp_too_small(&opts.interface) {
                 warn(format!(
-                    "AF_XDP unavailable ({e}); falling back to AF_PACKET"
+                    "MTU {mtu}: AF_XDP chunks hold frames of up to {fits} bytes; using \
+                     AF_PACKET, which captures every frame (--capture af_xdp to use AF_XDP anyway)"
                 ));
                 busy_ignored(warn);
-                open_packet(opts, queues.len().max(1))
+                return open_packet(opts, queues.len().max(1));
             }
-        },
+            match open_xdp(opts, &queues, warn) {
+                Ok(o) => Ok(o),
+                Err(e) if is_final(&e) => Err(e),
+                Err(e) => {
+                    warn(format!(
+                        "AF_XDP unavailable ({e}); falling back to AF_PACKET"
+                    ));
+                    busy_ignored(warn);
+                    open_packet(opts, queues.len().max(1))
+                }
+            }
+        }
     }
+}
+
+/// `Some((mtu, longest frame AF_XDP holds))` when the interface carries frames longer than
+/// the largest AF_XDP chunk holds in copy mode (jumbo MTUs: multi-buffer AF_XDP is not used).
+fn xdp_too_small(ifname: &str) -> Option<(u32, u32)> {
+    let mtu = afxdp::interface_mtu(ifname)?;
+    let fits = afxdp::max_copy_frame_len(afxdp::chunk_size_for(afxdp::longest_frame(mtu)));
+    (afxdp::longest_frame(mtu) > fits).then_some((mtu, fits))
 }
 
 fn open_xdp(

@@ -681,4 +681,27 @@ fn af_xdp_chunks_fit_the_interface_mtu() {
     let summary = lines.last().expect("summary");
     assert_eq!(summary["packets"], 1, "{stderr}");
     assert_eq!(summary["queues"][0]["kernel_drops"], 1, "{stderr}");
+
+    // `auto` would rather capture every frame: AF_PACKET, and it says why.
+    let s = start(&pair, "auto", &["--monitor", "10.9.0.0/24"]);
+    inject(
+        &pair.ns_b,
+        &pair.if_b,
+        &[udp_frame(&pair, 100), udp_frame(&pair, 6000)],
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    let (lines, stderr) = stop(s);
+    assert!(
+        stderr.contains("MTU 9000: AF_XDP chunks hold frames of up to 3840 bytes; using AF_PACKET"),
+        "{stderr}"
+    );
+    let summary = lines.last().expect("summary");
+    assert!(
+        summary["capture"]
+            .as_str()
+            .is_some_and(|c| c.contains("af_packet")),
+        "{summary}"
+    );
+    assert_eq!(summary["packets"], 2, "{stderr}");
+    assert_eq!(summary["bytes"], 6100, "{stderr}");
 }

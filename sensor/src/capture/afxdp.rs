@@ -227,11 +227,16 @@ pub fn interface_mtu(ifname: &str) -> Option<u32> {
 /// The UMEM chunk size for an interface whose longest frame is `longest` bytes: 2048, or
 /// 4096 when the frame does not fit a 2048-byte chunk in copy mode.
 pub fn chunk_size_for(longest: u32) -> u32 {
-    if longest > 2048 - XDP_PACKET_HEADROOM {
+    if longest > max_copy_frame_len(2048) {
         4096
     } else {
         2048
     }
+}
+
+/// Longest frame a chunk of `chunk_size` bytes holds in copy mode (after the kernel's headroom).
+pub fn max_copy_frame_len(chunk_size: u32) -> u32 {
+    chunk_size.saturating_sub(XDP_PACKET_HEADROOM)
 }
 
 /// Longest Ethernet frame (without FCS) an interface of this MTU carries: the header and two
@@ -887,7 +892,7 @@ impl AfXdpSource {
     pub fn max_frame_len(&self) -> u32 {
         let fs = self.queues.first().map_or(2048, |q| q.frame_size);
         match self.mode() {
-            XdpMode::Copy => fs - XDP_PACKET_HEADROOM,
+            XdpMode::Copy => max_copy_frame_len(fs),
             XdpMode::ZeroCopy => fs,
         }
     }
