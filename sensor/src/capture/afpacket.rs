@@ -88,7 +88,7 @@ use std::time::Duration;
 
 use surgewatch_pipeline::LinkType;
 
-use super::{Capture, CaptureError, CaptureStats, Frame, Poll};
+use super::{ifreq_for, Capture, CaptureError, CaptureStats, Frame, Poll};
 
 /// Default ring block size: 4 MiB.
 pub const DEFAULT_BLOCK_SIZE: u32 = 4 << 20;
@@ -338,16 +338,6 @@ fn setsockopt<T>(fd: RawFd, level: libc::c_int, opt: libc::c_int, val: &T) -> io
     }
 }
 
-/// An `ifreq` naming `name` (already validated shorter than IFNAMSIZ, no NUL).
-fn ifreq_for(name: &str) -> libc::ifreq {
-    // SAFETY: ifreq is plain old data (integers, arrays and a union of such); all-zero is valid.
-    let mut ifr: libc::ifreq = unsafe { MaybeUninit::zeroed().assume_init() };
-    for (dst, &src) in ifr.ifr_name.iter_mut().zip(name.as_bytes()) {
-        *dst = src as libc::c_char;
-    }
-    ifr
-}
-
 fn ioctl_ifreq(fd: RawFd, req: libc::c_ulong, ifr: &mut libc::ifreq) -> io::Result<()> {
     // SAFETY: SIOCGIF* requests read the name and write at most one `ifreq` into `ifr`, which
     // is valid and exclusively borrowed for the call.
@@ -414,7 +404,13 @@ impl AfPacketSource {
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let fdr = fd.as_raw_fd();
 
-        let mut ifr = ifreq_for(&cfg.interface);
+        // The name was checked above: never `None`, mapped for completeness.
+        let name_req = || {
+            ifreq_for(&cfg.interface).ok_or_else(|| CaptureError::NoSuchInterface {
+                interface: cfg.interface.clone(),
+            })
+        };
+        let mut ifr = name_req()?;
         ioctl_ifreq(fdr, libc::SIOCGIFHWADDR, &mut ifr)
             .map_err(|e| sock_err("ioctl(SIOCGIFHWADDR)", e))?;
         // SAFETY: SIOCGIFHWADDR filled the `ifru_hwaddr` member of the union.
@@ -422,7 +418,7 @@ impl AfPacketSource {
         if hw_type != ARPHRD_ETHER && hw_type != ARPHRD_LOOPBACK {
             return Err(CaptureError::UnsupportedHardware { interface, hw_type });
         }
-        let mut ifr = ifreq_for(&cfg.interface);
+        let mut ifr = name_req()?;
         ioctl_ifreq(fdr, libc::SIOCGIFFLAGS, &mut ifr)
             .map_err(|e| sock_err("ioctl(SIOCGIFFLAGS)", e))?;
         // SAFETY: SIOCGIFFLAGS filled the `ifru_flags` member of the union.

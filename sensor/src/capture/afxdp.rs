@@ -48,7 +48,7 @@ use xdpilone::xdp::XdpDesc;
 use xdpilone::{DeviceQueue, IfInfo, RingRx, Socket, SocketConfig, Umem, UmemConfig};
 
 use super::xdp_prog::{ifindex, XdpAttachMode, XdpFallback, XdpProgram};
-use super::{Capture, CaptureError, CaptureStats, Frame, Poll};
+use super::{ifreq_for, Capture, CaptureError, CaptureStats, Frame, Poll};
 
 /// How the socket moves frames between driver and UMEM.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -147,20 +147,6 @@ fn ioctl_socket() -> Option<std::os::fd::OwnedFd> {
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     // SAFETY: `fd` was just returned by socket(2) and is owned by nobody else.
     (fd >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
-}
-
-fn ifreq_for(ifname: &str) -> Option<libc::ifreq> {
-    let bytes = ifname.as_bytes();
-    if bytes.is_empty() || bytes.len() >= libc::IFNAMSIZ {
-        return None;
-    }
-    // SAFETY: `ifreq` is plain old data (names and a union of integers and pointers); all
-    // zeroes is a valid value.
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (d, &s) in req.ifr_name.iter_mut().zip(bytes) {
-        *d = s as libc::c_char;
-    }
-    Some(req)
 }
 
 /// RX channels (rx-only + combined) the driver reports, if it implements `get_channels`.

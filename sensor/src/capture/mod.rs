@@ -178,6 +178,21 @@ pub enum CaptureError {
     },
 }
 
+/// An `ifreq` naming `ifname`, or `None` if the name is empty or too long for the kernel.
+pub(crate) fn ifreq_for(ifname: &str) -> Option<libc::ifreq> {
+    let bytes = ifname.as_bytes();
+    if bytes.is_empty() || bytes.len() >= libc::IFNAMSIZ {
+        return None;
+    }
+    // SAFETY: `ifreq` is plain old data (names and a union of integers and pointers); all
+    // zeroes is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, &s) in req.ifr_name.iter_mut().zip(bytes) {
+        *d = s as libc::c_char;
+    }
+    Some(req)
+}
+
 /// Counters of a capture source, as the kernel and the source see them. Monotonic since the
 /// source was opened.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
