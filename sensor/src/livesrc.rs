@@ -197,55 +197,43 @@ pub fn open(opts: &LiveOptions, warn: &mut dyn FnMut(String)) -> Result<Opened, 
         ));
     }
     match opts.method {
-        Method::AfXdp => open_xdp(opts, &queues, warn),
+        Method::AfXdp => open_xdp(opts, &queues, warn, true),
         Method::AfPacket => {
             busy_ignored(warn);
             open_packet(opts, queues.len().max(1))
         }
-        Method::Auto => {
-            if let Some((mtu, fits)) = xdp_too_small(&opts.interface) {
+        Method::Auto => match open_xdp(opts, &queues, warn, false) {
+            Ok(o) => Ok(o),
+            Err(e) if is_final(&e) => Err(e),
+            Err(e) => {
                 warn(format!(
-                    "MTU {mtu}: AF_XDP chunks hold frames of up to {fits} bytes; using \
-                     AF_PACKET, which captures every frame (--capture af_xdp to use AF_XDP anyway)"
+                    "AF_XDP unavailable ({e}); falling back to AF_PACKET"
                 ));
                 busy_ignored(warn);
-                return open_packet(opts, queues.len().max(1));
+                open_packet(opts, queues.len().max(1))
             }
-            match open_xdp(opts, &queues, warn) {
-                Ok(o) => Ok(o),
-                Err(e) if is_final(&e) => Err(e),
-                Err(e) => {
-                    warn(format!(
-                        "AF_XDP unavailable ({e}); falling back to AF_PACKET"
-                    ));
-                    busy_ignored(warn);
-                    open_packet(opts, queues.len().max(1))
-                }
-            }
-        }
+        },
     }
 }
 
-/// `Some((mtu, longest frame AF_XDP holds))` when the interface carries frames longer than
-/// the largest AF_XDP chunk holds in copy mode (jumbo MTUs: multi-buffer AF_XDP is not used).
-fn xdp_too_small(ifname: &str) -> Option<(u32, u32)> {
-    let mtu = afxdp::interface_mtu(ifname)?;
-    let fits = afxdp::max_copy_frame_len(afxdp::chunk_size_for(afxdp::longest_frame(mtu)));
-    (afxdp::longest_frame(mtu) > fits).then_some((mtu, fits))
-}
-
+/// Opens AF_XDP. Chunks are sized to the interface's frames where 4096 bytes suffice; beyond
+/// that (jumbo MTUs) the sockets are multi-buffer. When the kernel or driver cannot do
+/// multi-buffer, `lossy_ok` decides: go on without it (frames longer than a chunk are then
+/// dropped by the kernel, as a warning says) or return the error (`auto` then uses AF_PACKET).
 fn open_xdp(
     opts: &LiveOptions,
     queues: &[u32],
     warn: &mut dyn FnMut(String),
+    lossy_ok: bool,
 ) -> Result<Opened, CaptureError> {
     let defaults = AfXdpConfig::default();
-    // Chunks big enough for the interface's frames where 4096 bytes suffice (jumbo MTUs
-    // beyond that need multi-buffer AF_XDP, which this source does not use).
     let mtu = afxdp::interface_mtu(&opts.interface);
     let longest = mtu.map(afxdp::longest_frame);
-    let cfg = AfXdpConfig {
-        frame_size: longest.map_or(defaults.frame_size, afxdp::chunk_size_for),
+    let frame_size = longest.map_or(defaults.frame_size, afxdp::chunk_size_for);
+    let multi_buffer = longest.is_some_and(|l| l > afxdp::max_copy_frame_len(frame_size));
+    let mut cfg = AfXdpConfig {
+        frame_size,
+        multi_buffer,
         fallback: opts.xdp_fallback,
         busy_poll_us: opts.busy_poll.map_or(0, |d| {
             u32::try_from(d.as_micros()).unwrap_or(u32::MAX).max(1)
@@ -256,24 +244,29 @@ fn open_xdp(
             .map_or(defaults.ring_size, |n| (n / 2).max(1)),
         ..defaults
     };
-    let src = AfXdpSource::open_queues(&opts.interface, queues, &cfg)?;
+    let src = match AfXdpSource::open_queues(&opts.interface, queues, &cfg) {
+        Ok(src) => src,
+        Err(e) if cfg.multi_buffer && lossy_ok => {
+            cfg.multi_buffer = false;
+            let src = AfXdpSource::open_queues(&opts.interface, queues, &cfg)?;
+            warn(format!(
+                "MTU {}: multi-buffer AF_XDP unavailable ({e}): frames over {} bytes are \
+                 dropped by the kernel (counted in kernel_drops); --capture af_packet captures them",
+                mtu.unwrap_or_default(),
+                src.max_frame_len()
+            ));
+            src
+        }
+        Err(e) => return Err(e),
+    };
     let mode = match src.mode() {
         XdpMode::ZeroCopy => "zero_copy",
         XdpMode::Copy => "copy",
     };
     let attach = src.attach_mode().as_str();
     let qs = src.queues();
-    if let (Some(mtu), Some(longest)) = (mtu, longest) {
-        if longest > src.max_frame_len() {
-            warn(format!(
-                "MTU {mtu}: AF_XDP chunks hold frames of up to {} bytes; longer ones are \
-                 dropped by the kernel (counted in kernel_drops): --capture af_packet captures them",
-                src.max_frame_len()
-            ));
-        }
-    }
     let description = format!(
-        "{}: af_xdp, {} mode, XDP program in {} mode, queues {:?}, {} UMEM frames per queue{}{}",
+        "{}: af_xdp, {} mode, XDP program in {} mode, queues {:?}, {} UMEM frames per queue{}{}{}",
         opts.interface,
         mode.replace('_', "-"),
         attach,
@@ -283,6 +276,11 @@ fn open_xdp(
             String::new()
         } else {
             format!(" of {} bytes", cfg.frame_size)
+        },
+        if cfg.multi_buffer {
+            ", multi-buffer"
+        } else {
+            ""
         },
         match opts.busy_poll {
             Some(d) => format!(", busy polling ({} us)", d.as_micros()),

@@ -27,8 +27,10 @@
 //! - In copy mode the kernel puts 256 bytes of headroom in front of each frame: with the
 //!   default 2048-byte chunks at most [`AfXdpSource::max_frame_len`] (1792) bytes of packet
 //!   fit. Longer frames are dropped by the kernel and show up as `kernel_drops` in
-//!   [`CaptureStats`]; use 4096-byte chunks for jumbo frames. Every lent frame is whole:
-//!   `wire_len` is the descriptor's length and equals `data.len()`.
+//!   [`CaptureStats`]; use 4096-byte chunks (3840 bytes) for larger MTUs, and
+//!   [`AfXdpConfig::multi_buffer`] beyond (Linux 6.6+). Every lent frame is whole (`wire_len`
+//!   equals `data.len()`) except multi-buffer frames longer than a chunk: those lend their first
+//!   chunk's bytes, which hold every header, with the whole length as `wire_len`.
 //! - Rebinding a queue right after a socket was closed can fail with `EBUSY` for a moment: the
 //!   bind is retried for about a second before [`CaptureError::QueueBusy`].
 //! - Registering a UMEM locks its memory: without `CAP_IPC_LOCK`, `RLIMIT_MEMLOCK` must cover
@@ -80,6 +82,10 @@ pub struct AfXdpConfig {
     /// mode on Linux 6.13+), it spins on the rings without the system call instead
     /// ([`CaptureStats::busy_poll_without_napi`](super::CaptureStats::busy_poll_without_napi)).
     pub busy_poll_us: u32,
+    /// Multi-buffer sockets (`XDP_USE_SG`, Linux 6.6+) and a program that accepts them: frames
+    /// longer than a chunk arrive in several chunks and are lent with the first chunk's bytes
+    /// (which hold every header) and their whole length. For jumbo MTUs.
+    pub multi_buffer: bool,
 }
 
 impl Default for AfXdpConfig {
@@ -94,6 +100,7 @@ impl Default for AfXdpConfig {
             fallback: XdpFallback::Pass,
             force_copy: false,
             busy_poll_us: 0,
+            multi_buffer: false,
         }
     }
 }
@@ -399,6 +406,9 @@ struct XskQueue {
     busy: bool,
     /// Whether the socket has a NAPI context that a busy poll can run.
     napi: Napi,
+    /// Multi-buffer: the first buffer (address, length) of a frame whose other buffers are
+    /// still to come, and the length so far.
+    head: Option<(u64, u32, u32)>,
     area: UmemArea,
 }
 
@@ -466,6 +476,9 @@ impl XskQueue {
         let sock = Socket::with_shared(&info, &umem).map_err(errno("socket"))?;
         let mut fq = umem.fq_cq(&sock).map_err(errno("fill/completion rings"))?;
         let mut bind_flags = SocketConfig::XDP_BIND_NEED_WAKEUP;
+        if cfg.multi_buffer {
+            bind_flags |= XDP_USE_SG;
+        }
         bind_flags |= if zero_copy {
             SocketConfig::XDP_BIND_ZEROCOPY
         } else {
@@ -518,6 +531,7 @@ impl XskQueue {
             } else {
                 Napi::Polled
             },
+            head: None,
             area,
         })
     }
@@ -538,18 +552,37 @@ impl XskQueue {
             // Descriptors a group at a time: the frames were written by the core that ran the
             // kernel's receive path, so their first lines are fetched for the whole group
             // before the first is parsed (the misses overlap instead of queueing).
-            let mut group = [(0u64, 0u32); PREFETCH_GROUP];
+            let mut group = [(0u64, 0u32, 0u32); PREFETCH_GROUP];
             loop {
                 let mut k = 0;
                 while k < PREFETCH_GROUP {
-                    let Some(XdpDesc { addr, len, .. }) = rx.read() else {
+                    let Some(XdpDesc { addr, len, options }) = rx.read() else {
                         break;
                     };
                     self.area.prefetch(addr);
-                    group[k] = (addr, len);
+                    group[k] = (addr, len, options);
                     k += 1;
                 }
-                for &(addr, len) in &group[..k] {
+                for &(addr, len, options) in &group[..k] {
+                    if options & XDP_PKT_CONTD != 0 || self.head.is_some() {
+                        // A frame in several buffers (multi-buffer sockets only).
+                        let buf = Buffer {
+                            addr,
+                            len,
+                            options,
+                            chunk_mask,
+                        };
+                        n += fragment(
+                            &mut self.head,
+                            &self.area,
+                            &mut self.free,
+                            (&mut self.bytes, &mut self.bad_descs),
+                            buf,
+                            ts_nanos,
+                            f,
+                        );
+                        continue;
+                    }
                     match self.area.get(addr, len) {
                         Some(data) => {
                             f(&Frame {
@@ -626,6 +659,77 @@ impl AsFd for XskQueue {
         unsafe { BorrowedFd::borrow_raw(self.fd) }
     }
 }
+
+/// One RX descriptor of a multi-buffer frame.
+#[derive(Copy, Clone)]
+struct Buffer {
+    addr: u64,
+    len: u32,
+    options: u32,
+    chunk_mask: u64,
+}
+
+/// One buffer of a frame that spans several (`XDP_PKT_CONTD` on all but the last): the first
+/// buffer, which holds the headers, is kept in `head` until the last arrives (also across
+/// polls); then the frame is lent with the first buffer's bytes and the whole length as its
+/// wire length (like a capture with a snap length). Chunks go back to `free`; `counts` are the
+/// queue's byte and bad-descriptor counters. Returns the frames lent (0 or 1).
+#[cold]
+fn fragment<F: FnMut(&Frame<'_>)>(
+    head: &mut Option<(u64, u32, u32)>,
+    area: &UmemArea,
+    free: &mut Vec<u64>,
+    counts: (&mut u64, &mut u64),
+    buf: Buffer,
+    ts_nanos: u64,
+    f: &mut F,
+) -> usize {
+    let (bytes, bad_descs) = counts;
+    let area_len = area.len as u64;
+    let chunk = buf.addr & buf.chunk_mask;
+    match head {
+        None => *head = Some((buf.addr, buf.len, buf.len)),
+        Some((_, _, total)) => {
+            *total = total.saturating_add(buf.len);
+            // Only the first buffer is read: the others go straight back.
+            if chunk < area_len {
+                free.push(chunk);
+            }
+        }
+    }
+    if buf.options & XDP_PKT_CONTD != 0 {
+        return 0;
+    }
+    let Some((first, first_len, total)) = head.take() else {
+        return 0;
+    };
+    let lent = match area.get(first, first_len) {
+        Some(data) => {
+            f(&Frame {
+                data,
+                ts_nanos,
+                wire_len: total,
+                link: LinkType::Ethernet,
+            });
+            *bytes += u64::from(total);
+            1
+        }
+        None => {
+            *bad_descs += 1;
+            0
+        }
+    };
+    let first_chunk = first & buf.chunk_mask;
+    if first_chunk < area_len {
+        free.push(first_chunk);
+    }
+    lent
+}
+
+/// `bind` flag: frames may span several chunks (multi-buffer AF_XDP, Linux 6.6+).
+const XDP_USE_SG: u16 = 1 << 4;
+/// RX descriptor option: the frame continues in the next descriptor.
+const XDP_PKT_CONTD: u32 = 1 << 0;
 
 /// Frames whose data is prefetched together before the first of them is handed out.
 const PREFETCH_GROUP: usize = 16;
@@ -779,7 +883,12 @@ impl AfXdpSource {
         check_interface(ifname)?;
         let existing = rx_queues(ifname)?;
         let n_queues = existing.iter().chain(queues).max().map_or(1, |&m| m + 1);
-        let program = Arc::new(XdpProgram::attach(ifname, n_queues, cfg.fallback)?);
+        let program = Arc::new(XdpProgram::attach_with(
+            ifname,
+            n_queues,
+            cfg.fallback,
+            cfg.multi_buffer,
+        )?);
         Self::with_program(program, queues, cfg)
     }
 

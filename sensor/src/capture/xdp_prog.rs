@@ -327,9 +327,21 @@ impl XdpProgram {
         n_queues: u32,
         fallback: XdpFallback,
     ) -> Result<XdpProgram, CaptureError> {
+        Self::attach_with(ifname, n_queues, fallback, false)
+    }
+
+    /// [`XdpProgram::attach`], with `frags`: the program is loaded as able to handle frames in
+    /// several buffers (`BPF_F_XDP_HAS_FRAGS`), which drivers require before they take it on an
+    /// interface whose MTU exceeds a page (multi-buffer AF_XDP sockets need it).
+    pub fn attach_with(
+        ifname: &str,
+        n_queues: u32,
+        fallback: XdpFallback,
+        frags: bool,
+    ) -> Result<XdpProgram, CaptureError> {
         let ifindex = ifindex(ifname)?;
         let map = create_xskmap(ifname, n_queues.max(1))?;
-        let prog = load_program(ifname, &map, fallback)?;
+        let prog = load_program(ifname, &map, fallback, frags)?;
         let (link, mode) = match create_link(&prog, ifindex, XDP_FLAGS_DRV_MODE) {
             Ok(link) => (link, XdpAttachMode::Driver),
             Err(e)
@@ -466,10 +478,15 @@ fn load_program(
     ifname: &str,
     map: &OwnedFd,
     fallback: XdpFallback,
+    frags: bool,
 ) -> Result<OwnedFd, CaptureError> {
     let insns = program(map.as_raw_fd(), fallback);
-    load_xdp_insns(ifname, b"sw_xsk_redirect", &insns)
+    let flags = if frags { BPF_F_XDP_HAS_FRAGS } else { 0 };
+    load_xdp_insns_with_flags(ifname, b"sw_xsk_redirect", &insns, flags)
 }
+
+/// `BPF_PROG_LOAD` flag: the XDP program handles multi-buffer frames (Linux 5.18+).
+const BPF_F_XDP_HAS_FRAGS: u32 = 1 << 5;
 
 /// Loads `insns` as a `BPF_PROG_TYPE_XDP` program named `name` (at most 15 bytes are kept),
 /// not attached to anything. `ifname` only labels errors. A program the verifier rejects is
@@ -478,6 +495,16 @@ pub fn load_xdp_insns(
     ifname: &str,
     name: &[u8],
     insns: &[BpfInsn],
+) -> Result<OwnedFd, CaptureError> {
+    load_xdp_insns_with_flags(ifname, name, insns, 0)
+}
+
+/// [`load_xdp_insns`] with `BPF_PROG_LOAD` `prog_flags`.
+fn load_xdp_insns_with_flags(
+    ifname: &str,
+    name: &[u8],
+    insns: &[BpfInsn],
+    prog_flags: u32,
 ) -> Result<OwnedFd, CaptureError> {
     let name = obj_name(name);
     let load = |log: &mut [u8], level: u32| {
@@ -495,7 +522,7 @@ pub fn load_xdp_insns(
                 log.as_mut_ptr() as u64
             },
             kern_version: 0,
-            prog_flags: 0,
+            prog_flags,
             prog_name: name,
             prog_ifindex: 0,
             expected_attach_type: BPF_XDP,
