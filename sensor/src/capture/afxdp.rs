@@ -563,43 +563,21 @@ impl XskQueue {
                     group[k] = (addr, len, options);
                     k += 1;
                 }
+                let mut out = Lender {
+                    area: &self.area,
+                    free: &mut self.free,
+                    bytes: &mut self.bytes,
+                    bad_descs: &mut self.bad_descs,
+                    chunk_mask,
+                    ts_nanos,
+                };
                 for &(addr, len, options) in &group[..k] {
-                    if options & XDP_PKT_CONTD != 0 || self.head.is_some() {
+                    n += if options & XDP_PKT_CONTD != 0 || self.head.is_some() {
                         // A frame in several buffers (multi-buffer sockets only).
-                        let buf = Buffer {
-                            addr,
-                            len,
-                            options,
-                            chunk_mask,
-                        };
-                        n += fragment(
-                            &mut self.head,
-                            &self.area,
-                            &mut self.free,
-                            (&mut self.bytes, &mut self.bad_descs),
-                            buf,
-                            ts_nanos,
-                            f,
-                        );
-                        continue;
-                    }
-                    match self.area.get(addr, len) {
-                        Some(data) => {
-                            f(&Frame {
-                                data,
-                                ts_nanos,
-                                wire_len: len,
-                                link: LinkType::Ethernet,
-                            });
-                            n += 1;
-                            self.bytes += u64::from(len);
-                        }
-                        None => self.bad_descs += 1,
-                    }
-                    let chunk = addr & chunk_mask;
-                    if chunk < self.area.len as u64 {
-                        self.free.push(chunk);
-                    }
+                        out.fragment(&mut self.head, addr, len, options, f)
+                    } else {
+                        out.lend(addr, len, len, f)
+                    };
                 }
                 if k < PREFETCH_GROUP {
                     break;
@@ -660,70 +638,85 @@ impl AsFd for XskQueue {
     }
 }
 
-/// One RX descriptor of a multi-buffer frame.
-#[derive(Copy, Clone)]
-struct Buffer {
-    addr: u64,
-    len: u32,
-    options: u32,
+/// Where a poll's frames go: lent to the caller, counted, and their chunks given back.
+struct Lender<'a> {
+    area: &'a UmemArea,
+    free: &'a mut Vec<u64>,
+    bytes: &'a mut u64,
+    bad_descs: &'a mut u64,
     chunk_mask: u64,
+    ts_nanos: u64,
 }
 
-/// One buffer of a frame that spans several (`XDP_PKT_CONTD` on all but the last): the first
-/// buffer, which holds the headers, is kept in `head` until the last arrives (also across
-/// polls); then the frame is lent with the first buffer's bytes and the whole length as its
-/// wire length (like a capture with a snap length). Chunks go back to `free`; `counts` are the
-/// queue's byte and bad-descriptor counters. Returns the frames lent (0 or 1).
-#[cold]
-fn fragment<F: FnMut(&Frame<'_>)>(
-    head: &mut Option<(u64, u32, u32)>,
-    area: &UmemArea,
-    free: &mut Vec<u64>,
-    counts: (&mut u64, &mut u64),
-    buf: Buffer,
-    ts_nanos: u64,
-    f: &mut F,
-) -> usize {
-    let (bytes, bad_descs) = counts;
-    let area_len = area.len as u64;
-    let chunk = buf.addr & buf.chunk_mask;
-    match head {
-        None => *head = Some((buf.addr, buf.len, buf.len)),
-        Some((_, _, total)) => {
-            *total = total.saturating_add(buf.len);
-            // Only the first buffer is read: the others go straight back.
-            if chunk < area_len {
-                free.push(chunk);
+impl Lender<'_> {
+    /// Lends the `len` bytes at `addr` as a frame of `wire_len` bytes (a descriptor outside
+    /// the UMEM is counted, not lent), then gives its chunk back. Returns the frames lent.
+    #[inline(always)]
+    fn lend<F: FnMut(&Frame<'_>)>(
+        &mut self,
+        addr: u64,
+        len: u32,
+        wire_len: u32,
+        f: &mut F,
+    ) -> usize {
+        let lent = match self.area.get(addr, len) {
+            Some(data) => {
+                f(&Frame {
+                    data,
+                    ts_nanos: self.ts_nanos,
+                    wire_len,
+                    link: LinkType::Ethernet,
+                });
+                *self.bytes += u64::from(wire_len);
+                1
+            }
+            None => {
+                *self.bad_descs += 1;
+                0
+            }
+        };
+        self.give_back(addr);
+        lent
+    }
+
+    /// Puts the chunk holding `addr` back on the free list (when it is one of ours).
+    #[inline(always)]
+    fn give_back(&mut self, addr: u64) {
+        let chunk = addr & self.chunk_mask;
+        if chunk < self.area.len as u64 {
+            self.free.push(chunk);
+        }
+    }
+
+    /// One buffer of a frame that spans several (`XDP_PKT_CONTD` on all but the last): the
+    /// first buffer, which holds the headers, is kept in `head` (address, length, length so
+    /// far) until the last arrives, also across polls; then the frame is lent with the first
+    /// buffer's bytes and the whole length as its wire length (like a capture with a snap
+    /// length). The other buffers go straight back. Returns the frames lent (0 or 1).
+    #[cold]
+    fn fragment<F: FnMut(&Frame<'_>)>(
+        &mut self,
+        head: &mut Option<(u64, u32, u32)>,
+        addr: u64,
+        len: u32,
+        options: u32,
+        f: &mut F,
+    ) -> usize {
+        match head {
+            None => *head = Some((addr, len, len)),
+            Some((_, _, total)) => {
+                *total = total.saturating_add(len);
+                self.give_back(addr);
             }
         }
-    }
-    if buf.options & XDP_PKT_CONTD != 0 {
-        return 0;
-    }
-    let Some((first, first_len, total)) = head.take() else {
-        return 0;
-    };
-    let lent = match area.get(first, first_len) {
-        Some(data) => {
-            f(&Frame {
-                data,
-                ts_nanos,
-                wire_len: total,
-                link: LinkType::Ethernet,
-            });
-            *bytes += u64::from(total);
-            1
+        if options & XDP_PKT_CONTD != 0 {
+            return 0;
         }
-        None => {
-            *bad_descs += 1;
-            0
+        match head.take() {
+            Some((first, first_len, total)) => self.lend(first, first_len, total, f),
+            None => 0,
         }
-    };
-    let first_chunk = first & buf.chunk_mask;
-    if first_chunk < area_len {
-        free.push(first_chunk);
     }
-    lent
 }
 
 /// `bind` flag: frames may span several chunks (multi-buffer AF_XDP, Linux 6.6+).
