@@ -20,10 +20,11 @@
 //! costs a page-pool setup of ~20 ms, during which the core idles; with 1,000,000-frame turns
 //! that was 5-9 % of the core and the generator alone made 7.1 Mpps instead of 8.0). With
 //! `--duration`, the first turn is at most 1,000,000 frames and later turns hold only what
-//! the rate so far sends in the time left, so a slow receiver does not stretch the run. `--rate` paces in bursts; for smooth pacing use
-//! `surgewatch-xdp-tx`. Each frame's destination is
-//! `10.0.0.0 + rand % N` (`--ips`, default 100,000, monitor `10.0.0.0/8`), its source random in
-//! 198.18.0.0/15. IPv4 checksums are not updated (capture benchmarks do not check them).
+//! the rate so far sends in the time left, so a slow receiver does not stretch the run.
+//! `--rate` paces in bursts; for smooth pacing use `surgewatch-xdp-tx`. Each frame's
+//! destination is `10.0.0.0 + rand % N` (`--ips`, default 100,000, monitor `10.0.0.0/8`), its
+//! source random in 198.18.0.0/15. IPv4 checksums are not updated (capture benchmarks do not
+//! check them).
 //!
 //! Counts are frames the program redirected; frames the peer's full ring refused are dropped
 //! by the veth (its `tx_dropped` / the peer's XDP counters), so compare with what receivers
