@@ -332,6 +332,9 @@ impl SlotIndex {
     }
 }
 
+/// Learned keys whose index entries [`Shard::recycle`] prefetches together.
+const RECYCLE_GROUP: usize = 16;
+
 /// One inbound packet in about this many goes into a tick's onset sample.
 pub const ONSET_SAMPLE_RATE: u64 = 64;
 /// Most packets one shard keeps in a tick's onset sample (16 MiB); reached only above
@@ -588,6 +591,16 @@ impl TickDelta {
         });
         self.watched.truncate(w.len());
         self.watch = w;
+    }
+
+    /// Counts `key` as a new address of this tick: its target (`NEW` | slot).
+    #[inline]
+    fn new_slot(&mut self, key: IpKey) -> u32 {
+        // Slots stay below the limit, and a tick cannot hold 2^31 new addresses anyway.
+        let slot = self.new_keys.len() as u32 & !NEW;
+        self.new_keys.push(key);
+        self.new_cells.push(ZERO_CELLS);
+        NEW | slot
     }
 
     /// Number of addresses with counters.
@@ -1042,11 +1055,15 @@ impl Shard {
             return;
         };
         if e.stamp != self.tick {
-            // First packet of a tracked address in this tick (new entries carry the stamp).
+            // First packet of a tracked address in this tick (new entries carry the stamp),
+            // or of a new address of an earlier tick whose id has not come back yet: new
+            // again in this one.
             e.stamp = self.tick;
             e.amp = NONE;
             if e.target & NEW == 0 {
                 cur.touch(op.key, e.target, self.id_hint);
+            } else {
+                e.target = cur.new_slot(op.key);
             }
         }
         op.target = e.target;
@@ -1086,15 +1103,10 @@ impl Shard {
                 self.new_keys.push(op.key);
             }
         }
-        let cur = &mut self.cur;
-        // Slots stay below the limit, and a tick cannot hold 2^31 new addresses anyway.
-        let slot = cur.new_keys.len() as u32 & !NEW;
-        cur.new_keys.push(op.key);
-        cur.new_cells.push(ZERO_CELLS);
         let e = IndexEntry {
             lo: op.key.lo,
             hi: op.key.hi,
-            target: NEW | slot,
+            target: self.cur.new_slot(op.key),
             stamp: self.tick,
             amp: NONE,
             v6: u32::from(op.key.v6),
@@ -1192,19 +1204,27 @@ impl Shard {
     }
 
     /// Ends the shard's tick: returns its counters and starts an empty tick (reusing a recycled
-    /// delta when one is available). This tick's new addresses leave the index; the merger
-    /// resolves them, and those that have an id come back through [`Shard::recycle`].
+    /// delta when one is available). The merger resolves this tick's new addresses; their
+    /// ids (or that they were not admitted) come back through [`Shard::recycle`], and until
+    /// then an address met again is new again in the next tick. Constant time without a
+    /// tracked-IP limit (with one, this tick's new addresses leave the index).
     pub fn take_tick(&mut self) -> TickDelta {
         let n_new = self.cur.new_keys.len();
-        if n_new > 0 {
-            if n_new == self.index.len {
-                self.index.clear();
-            } else {
-                for k in &self.cur.new_keys {
-                    self.index.remove(k);
-                }
+        if n_new > 0 && n_new == self.index.len {
+            self.index.clear();
+        } else if n_new > 0 && self.limited {
+            // Admission under a limit evicts by slot: only this tick's new addresses may
+            // point into the delta.
+            for k in &self.cur.new_keys {
+                self.index.remove(k);
             }
         }
+        // Otherwise the new addresses stay in the index, pointing into the delta that leaves
+        // now: their stamp is older than the next tick, so `resolve_at` makes one a new
+        // address of that tick again at its first packet, until `recycle` sets its id (or
+        // removes it if the merger gave it none). Removing them here was a pass over the index
+        // on the worker's packet path at each tick boundary (~3 ms per tick with 10-20k new
+        // addresses a tick, such as spoofed sources inside a monitored prefix).
         self.tick = self.tick.wrapping_add(1);
         if self.tick == 0 {
             // Stamps wrapped (after 2^32 ticks): make every stamp stale again.
@@ -1224,14 +1244,49 @@ impl Shard {
     /// as in replay), the shard continues in the recycled delta, so one set of by-id vectors
     /// serves every tick; otherwise it is kept as the next spare.
     pub fn recycle(&mut self, mut delta: TickDelta) {
-        for &(key, id) in &delta.learned {
-            if id.0 & NEW != 0 {
-                continue;
+        // A group of keys at a time: hashes first and their index entries prefetched, so the
+        // misses of a group overlap (thousands of keys a tick while addresses are learnt).
+        for group in delta.learned.chunks(RECYCLE_GROUP) {
+            let mut hashes = [0u64; RECYCLE_GROUP];
+            for (h, (key, _)) in hashes.iter_mut().zip(group) {
+                *h = self.index.hash(key);
+                self.index.prefetch(*h);
             }
-            let h = self.index.hash(&key);
-            // A key counted again as new since `take_tick` stays new for this tick; the merger
-            // teaches it again.
-            if self.index.find(&key, h).is_err() {
+            for (&h, &(key, id)) in hashes.iter().zip(group) {
+                self.learn(key, id, h);
+            }
+        }
+        delta.clear();
+        if self.cur.is_pristine() && delta.cells.len() > self.cur.cells.len() {
+            delta.set_watch(Arc::clone(&self.watch));
+            std::mem::swap(&mut self.cur, &mut delta);
+        }
+        if self.spares.is_empty() {
+            self.spares.push(delta);
+        }
+    }
+
+    /// Learns the merger's answer for a new address of an earlier tick: its id, or `NEW`
+    /// when it was not admitted. An address counted again as new in this tick (since
+    /// `take_tick`) stays new for this tick; the merger teaches it again.
+    #[inline]
+    fn learn(&mut self, key: IpKey, id: IpId, h: u64) {
+        match self.index.find(&key, h) {
+            Ok(pos) => {
+                let Some(e) = self.index.entries.get_mut(pos) else {
+                    return;
+                };
+                if e.target & NEW == 0 || e.stamp == self.tick {
+                    return;
+                }
+                if id.0 & NEW != 0 {
+                    self.index.remove_at(pos);
+                } else {
+                    e.target = id.0;
+                    self.id_hint = self.id_hint.max(id.index() + 1);
+                }
+            }
+            Err(_) if id.0 & NEW == 0 => {
                 self.index.insert(
                     IndexEntry {
                         lo: key.lo,
@@ -1245,15 +1300,14 @@ impl Shard {
                 );
                 self.id_hint = self.id_hint.max(id.index() + 1);
             }
+            Err(_) => {}
         }
-        delta.clear();
-        if self.cur.is_pristine() && delta.cells.len() > self.cur.cells.len() {
-            delta.set_watch(Arc::clone(&self.watch));
-            std::mem::swap(&mut self.cur, &mut delta);
-        }
-        if self.spares.is_empty() {
-            self.spares.push(delta);
-        }
+    }
+
+    /// Addresses in the shard's index (tracked ones and new ones not yet resolved).
+    #[cfg(test)]
+    pub(crate) fn indexed(&self) -> usize {
+        self.index.len
     }
 
     /// Installs the merger's tracked set (see "Tracked-IP limit"). Call before accounting the
