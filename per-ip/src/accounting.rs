@@ -697,13 +697,13 @@ impl Accounting {
         self.stats.add(&self.pending_stats);
         self.closed_stats = std::mem::take(&mut self.pending_stats);
         self.ticks_closed += 1;
-        // Room for every id in each delta, made here on the merger's thread: a worker that
-        // met an id learned this tick would otherwise grow its per-id vectors on its packet
-        // path (a copy of megabytes at 100k ids: 2-7 ms stalls measured, long enough to
-        // overflow an AF_XDP fill ring).
+        // Room for every id in each delta, and for its next tick's per-tick vectors, made
+        // here on the merger's thread: a worker that met an id learned this tick would
+        // otherwise grow its per-id vectors on its packet path (a copy of megabytes at 100k
+        // ids: 2-7 ms stalls measured, long enough to overflow an AF_XDP fill ring).
         let ids = self.records.len();
         for d in deltas.iter_mut() {
-            d.reserve_ids(ids);
+            d.make_room(ids);
             d.merged = true;
         }
         let deltas: &'a [TickDelta] = deltas;
@@ -1100,6 +1100,7 @@ impl IpReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shard::MIN_ROOM;
     use crate::{PrefixTable, Shard};
     use surgewatch_pipeline::{proto, tcp_flags, Fragment, PacketSummary};
 
@@ -1237,6 +1238,47 @@ mod tests {
         for d in &deltas {
             assert!(d.capacity() >= 301, "{}", d.capacity());
         }
+    }
+
+    #[test]
+    fn deltas_come_back_sized_for_the_next_tick() {
+        // The per-tick vectors are sized by the merger (room for every tracked id, twice the
+        // tick's new addresses and amplification entries), and shrunk once addresses stop
+        // being new, so that a worker neither grows nor keeps them needlessly.
+        let m = prefixes(&[("10.0.0.0/16", 1)]);
+        let mut shard = Shard::new(m.clone());
+        let mut acct = Accounting::new(m, tick_len(S));
+        for i in 0..3000u32 {
+            let dst = format!("10.0.{}.{}", i / 250, i % 250);
+            let mut p = pkt("198.51.100.1", &dst, TrafficClass::Udp, 100);
+            p.src_port = 123;
+            shard.account(&p);
+        }
+        let mut d = [shard.take_tick()];
+        acct.end_tick(0, &mut d);
+        let [d] = d;
+        assert_eq!(d.new_keys.len(), 3000);
+        assert_eq!(d.amp.len(), 3000);
+        assert!(d.new_keys.capacity() >= 6000 && d.new_cells.capacity() >= 6000);
+        assert!(d.amp.capacity() >= 6000 && d.amp_refs.capacity() >= 6000);
+        assert!(d.touched.capacity() >= 3000);
+        shard.recycle(d);
+        // Next tick: the same addresses, tracked now; nothing new.
+        for i in 0..3000u32 {
+            let dst = format!("10.0.{}.{}", i / 250, i % 250);
+            shard.account(&pkt("198.51.100.1", &dst, TrafficClass::Syn, 100));
+        }
+        let mut d = [shard.take_tick()];
+        acct.end_tick(S, &mut d);
+        let [d] = d;
+        assert_eq!((d.new_keys.len(), d.touched.len()), (0, 3000));
+        assert!(
+            d.new_keys.capacity() <= 4 * MIN_ROOM,
+            "{}",
+            d.new_keys.capacity()
+        );
+        assert!(d.new_cells.capacity() <= 4 * MIN_ROOM);
+        assert!(d.amp.capacity() <= 4 * MIN_ROOM);
     }
 
     #[test]

@@ -332,6 +332,19 @@ impl SlotIndex {
     }
 }
 
+/// Per-tick vectors of a delta hold at least this many entries after a merge.
+pub(crate) const MIN_ROOM: usize = 1024;
+
+/// Gives `v` room for `want` entries, or gives back capacity beyond four times that (never
+/// below its length: the merger still reads the tick).
+fn fit<T>(v: &mut Vec<T>, want: usize) {
+    if v.capacity() < want {
+        v.reserve(want - v.len());
+    } else if v.capacity() > 4 * want {
+        v.shrink_to(want.max(v.len()));
+    }
+}
+
 /// Learned keys whose index entries [`Shard::recycle`] prefetches together.
 const RECYCLE_GROUP: usize = 16;
 
@@ -624,8 +637,8 @@ impl TickDelta {
         self.stats.total.packets == 0 && self.is_empty() && !self.merged
     }
 
-    /// Zeroes everything, keeping the allocations (the vectors of new addresses are freed when
-    /// most of them got an id, i.e. will not be new again).
+    /// Zeroes everything, keeping the allocations (the merger sizes them: see
+    /// [`TickDelta::make_room`]).
     pub fn clear(&mut self) {
         // The per-id cells are not zeroed here: `touch` zeroes an id's cells when it first
         // marks the id in a tick, and every reader goes through `bits`. (Zeroing them here
@@ -633,13 +646,8 @@ impl TickDelta {
         // ~2 ms at 100k active addresses, ~20 ms at a million.)
         self.bits.fill(0);
         self.touched.clear();
-        if self.new_keys.len() >= 1024 && self.learned.len() * 2 >= self.new_keys.len() {
-            self.new_keys = Vec::new();
-            self.new_cells = Vec::new();
-        } else {
-            self.new_keys.clear();
-            self.new_cells.clear();
-        }
+        self.new_keys.clear();
+        self.new_cells.clear();
         self.spill.clear();
         self.amp_refs.clear();
         self.amp.clear();
@@ -650,6 +658,24 @@ impl TickDelta {
         self.samples.clear();
         self.learned.clear();
         self.merged = false;
+    }
+
+    /// Sizes the delta for its next tick, on the merger's thread: room for `ids` ids and as
+    /// many tracked addresses, and for twice this tick's new addresses and amplification
+    /// entries (at least [`MIN_ROOM`]); capacity beyond four times that is given back (the
+    /// vectors of new addresses are large only while addresses are learnt). A worker that
+    /// grew these on its packet path stalled for 1-14 ms at each doubling while 100k
+    /// addresses were learnt (measured: copies of megabytes, page faults), long enough to
+    /// overflow an AF_XDP fill ring.
+    pub(crate) fn make_room(&mut self, ids: usize) {
+        self.reserve_ids(ids);
+        fit(&mut self.touched, ids);
+        let new = (2 * self.new_keys.len()).max(MIN_ROOM);
+        fit(&mut self.new_keys, new);
+        fit(&mut self.new_cells, new);
+        let amp = (2 * self.amp.len()).max(MIN_ROOM);
+        fit(&mut self.amp, amp);
+        fit(&mut self.amp_refs, amp);
     }
 
     /// Makes room for ids below `n` (all zero, unset).
