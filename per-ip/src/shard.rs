@@ -1249,8 +1249,9 @@ impl Shard {
         // now: their stamp is older than the next tick, so `resolve_at` makes one a new
         // address of that tick again at its first packet, until `recycle` sets its id (or
         // removes it if the merger gave it none). Removing them here was a pass over the index
-        // on the worker's packet path at each tick boundary (~3 ms per tick with 10-20k new
-        // addresses a tick, such as spoofed sources inside a monitored prefix).
+        // on the worker's packet path at each tick boundary: 1.7-3.6 ms per tick live at
+        // 3.5 Mpps over 100k destinations, where tens of thousands of addresses a tick are
+        // met again before their ids come back and so stay new for a few ticks.
         self.tick = self.tick.wrapping_add(1);
         if self.tick == 0 {
             // Stamps wrapped (after 2^32 ticks): make every stamp stale again.
