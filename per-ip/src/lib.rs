@@ -78,7 +78,8 @@
 //! assert_eq!(report.top[0].peak_pps, 2);
 //! ```
 
-// The only `unsafe` is the cache prefetch hint of the batched path (`shard::prefetch`).
+// The only `unsafe`: the cache prefetch hint of the batched path (`shard::prefetch`) and the
+// zeroed allocation of a new shard index table (`shard::empty_table`).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
