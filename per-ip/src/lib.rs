@@ -79,7 +79,7 @@
 //! ```
 
 // The only `unsafe`: the cache prefetch hint of the batched path (`shard::prefetch`) and the
-// zeroed allocation of a new shard index table (`shard::empty_table`).
+// zeroed allocation of the shard's large tables (`shard::zeroed_vec`).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
