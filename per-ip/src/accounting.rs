@@ -1263,6 +1263,8 @@ mod tests {
         assert!(d.new_keys.capacity() >= 6000 && d.new_cells.capacity() >= 6000);
         assert!(d.amp.capacity() >= 6000 && d.amp_refs.capacity() >= 6000);
         assert!(d.touched.capacity() >= 3000);
+        // The cells of every id were written here, not left for the worker to fault in.
+        assert!(d.faulted >= 3000 && d.cells.len() >= 3000, "{}", d.faulted);
         shard.recycle(d);
         // Next tick: the same addresses, tracked now; nothing new.
         for i in 0..3000u32 {

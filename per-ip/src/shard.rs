@@ -627,6 +627,9 @@ pub struct TickDelta {
     /// Counters of tracked addresses by `IpId`; valid where `bits` is set.
     pub(crate) cells: Vec<TickCells>,
     pub(crate) bits: Vec<u64>,
+    /// Cells below this have been written since `cells` was allocated (resident memory);
+    /// above, they may still be the kernel's zero pages.
+    pub(crate) faulted: usize,
     /// Tracked addresses counted in the tick (address, id), in first-packet order.
     pub(crate) touched: Vec<(IpKey, u32)>,
     /// New addresses and their counters, by slot.
@@ -832,6 +835,7 @@ impl TickDelta {
         // A quarter more than today's ids: the worker meets the ids admitted in the tick it
         // counts into this delta's predecessor before the merger sees this delta again.
         self.reserve_ids(ids + ids / 4 + MIN_ROOM);
+        self.prefault(ids);
         fit(&mut self.touched, ids);
         let new = (2 * self.new_keys.len()).max(MIN_ROOM);
         fit(&mut self.new_keys, new);
@@ -858,9 +862,27 @@ impl TickDelta {
             if let Some(head) = grown.get_mut(..self.cells.len()) {
                 head.copy_from_slice(&self.cells);
             }
+            self.faulted = self.cells.len();
             self.cells = grown;
             self.bits.resize(room.div_ceil(64), 0);
         }
+    }
+
+    /// Writes the never-written cells of ids below `n` (the merger's thread: their page faults
+    /// would otherwise be taken by the worker when it first counts them). Cells counted in the
+    /// tick are left alone; the others hold nothing (zeroed at an id's first packet).
+    fn prefault(&mut self, n: usize) {
+        let end = n.min(self.cells.len());
+        for i in self.faulted..end {
+            let counted = self
+                .bits
+                .get(i / 64)
+                .is_some_and(|w| w & (1 << (i % 64)) != 0);
+            if let (false, Some(c)) = (counted, self.cells.get_mut(i)) {
+                *c = ZERO_CELLS;
+            }
+        }
+        self.faulted = self.faulted.max(end);
     }
 
     /// Marks tracked address `id` as counted in the tick (first packet of the tick).
@@ -1672,6 +1694,23 @@ mod tests {
         assert!(idx.old.is_empty());
         let live = idx.entries.iter().filter(|e| !e.is_empty()).count();
         assert_eq!(live, model.len());
+    }
+
+    #[test]
+    fn prefaulting_leaves_counted_cells_alone() {
+        // The merger writes the never-written cells of a delta that still holds its tick:
+        // an id counted beyond the written ones (grown on the worker) keeps its counts.
+        let mut d = TickDelta::default();
+        d.reserve_ids(4);
+        d.prefault(4);
+        assert_eq!(d.faulted, 4);
+        d.touch(IpKey::v4(9), 9, 16);
+        d.cells[9][3] = 42;
+        d.cells[10][3] = 7; // not counted this tick: holds nothing
+        d.prefault(16);
+        assert_eq!(d.faulted, 16);
+        assert_eq!(d.cells[9][3], 42);
+        assert_eq!(d.cells[10], ZERO_CELLS);
     }
 
     #[test]
