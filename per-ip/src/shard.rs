@@ -824,9 +824,10 @@ impl TickDelta {
         self.merged = false;
     }
 
-    /// Sizes the delta for its next tick, on the merger's thread: room for `ids` ids and as
-    /// many tracked addresses, and for twice this tick's new addresses and amplification
-    /// entries (at least [`MIN_ROOM`]); capacity beyond four times that is given back (the
+    /// Sizes the delta for its next tick, on the merger's thread: cells for a quarter more
+    /// ids than `ids` (those of `ids` written), room for `ids` tracked addresses, for twice
+    /// this tick's new addresses, and for amplification counters of every address counted
+    /// (at least [`MIN_ROOM`] each); capacity beyond four times that is given back (the
     /// vectors of new addresses are large only while addresses are learnt). A worker that
     /// grew these on its packet path stalled for 1-14 ms at each doubling while 100k
     /// addresses were learnt (measured: copies of megabytes, page faults), long enough to
