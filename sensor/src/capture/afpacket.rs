@@ -88,7 +88,7 @@ use std::time::Duration;
 
 use surgewatch_pipeline::LinkType;
 
-use super::{ifreq_for, Capture, CaptureError, CaptureStats, Frame, Poll};
+use super::{ifreq_for, ioctl_ifreq, Capture, CaptureError, CaptureStats, Frame, Poll};
 
 /// Default ring block size: 4 MiB.
 pub const DEFAULT_BLOCK_SIZE: u32 = 4 << 20;
@@ -331,17 +331,6 @@ fn setsockopt<T>(fd: RawFd, level: libc::c_int, opt: libc::c_int, val: &T) -> io
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // SAFETY: `val` points to a live, initialised `T` of `len` bytes; the kernel only reads it.
     let rc = unsafe { libc::setsockopt(fd, level, opt, (val as *const T).cast(), len) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-fn ioctl_ifreq(fd: RawFd, req: libc::c_ulong, ifr: &mut libc::ifreq) -> io::Result<()> {
-    // SAFETY: SIOCGIF* requests read the name and write at most one `ifreq` into `ifr`, which
-    // is valid and exclusively borrowed for the call.
-    let rc = unsafe { libc::ioctl(fd, req as _, ifr as *mut libc::ifreq) };
     if rc == 0 {
         Ok(())
     } else {

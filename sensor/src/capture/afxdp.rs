@@ -50,7 +50,7 @@ use xdpilone::xdp::XdpDesc;
 use xdpilone::{DeviceQueue, IfInfo, RingRx, Socket, SocketConfig, Umem, UmemConfig};
 
 use super::xdp_prog::{ifindex, XdpAttachMode, XdpFallback, XdpProgram};
-use super::{ifreq_for, Capture, CaptureError, CaptureStats, Frame, Poll};
+use super::{ifreq_for, ioctl_ifreq, Capture, CaptureError, CaptureStats, Frame, Poll};
 
 /// How the socket moves frames between driver and UMEM.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -186,10 +186,7 @@ fn interface_up(ifname: &str) -> Result<bool, CaptureError> {
     let mut req = ifreq_for(ifname).ok_or_else(|| CaptureError::NoSuchInterface {
         interface: ifname.to_owned(),
     })?;
-    // SAFETY: SIOCGIFFLAGS with a valid ifreq; the kernel writes `ifru_flags`.
-    let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS as _, &mut req) };
-    if r != 0 {
-        let e = io::Error::last_os_error();
+    if let Err(e) = ioctl_ifreq(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) {
         return Err(if e.raw_os_error() == Some(libc::ENODEV) {
             CaptureError::NoSuchInterface {
                 interface: ifname.to_owned(),
@@ -208,11 +205,7 @@ pub fn interface_mtu(ifname: &str) -> Option<u32> {
     use std::os::fd::AsRawFd;
     let sock = ioctl_socket()?;
     let mut req = ifreq_for(ifname)?;
-    // SAFETY: SIOCGIFMTU with a valid ifreq; the kernel writes `ifru_mtu`.
-    let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFMTU as _, &mut req) };
-    if r != 0 {
-        return None;
-    }
+    ioctl_ifreq(sock.as_raw_fd(), libc::SIOCGIFMTU, &mut req).ok()?;
     // SAFETY: SIOCGIFMTU succeeded, so the union holds `ifru_mtu`.
     u32::try_from(unsafe { req.ifr_ifru.ifru_mtu }).ok()
 }

@@ -193,6 +193,22 @@ pub(crate) fn ifreq_for(ifname: &str) -> Option<libc::ifreq> {
     Some(req)
 }
 
+/// A `SIOCGIF*` request on `ifr` through socket `fd`.
+pub(crate) fn ioctl_ifreq(
+    fd: std::os::fd::RawFd,
+    req: libc::c_ulong,
+    ifr: &mut libc::ifreq,
+) -> std::io::Result<()> {
+    // SAFETY: SIOCGIF* requests read the name and write at most one `ifreq` into `ifr`, which
+    // is valid and exclusively borrowed for the call.
+    let rc = unsafe { libc::ioctl(fd, req as _, ifr as *mut libc::ifreq) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// Counters of a capture source, as the kernel and the source see them. Monotonic since the
 /// source was opened.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
