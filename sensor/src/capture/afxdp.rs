@@ -419,6 +419,17 @@ enum Napi {
     Absent,
 }
 
+impl Napi {
+    /// `Polled` if socket `fd` has a NAPI id now, else `without`.
+    fn of(fd: RawFd, without: Napi) -> Napi {
+        if napi_id(fd) == 0 {
+            without
+        } else {
+            Napi::Polled
+        }
+    }
+}
+
 /// Why one attempt at opening a queue failed.
 struct OpenError {
     errno: i32,
@@ -519,11 +530,7 @@ impl XskQueue {
             bytes: 0,
             bad_descs: 0,
             busy: cfg.busy_poll_us > 0,
-            napi: if napi_id(fd) == 0 {
-                Napi::Unknown
-            } else {
-                Napi::Polled
-            },
+            napi: Napi::of(fd, Napi::Unknown),
             head: None,
             area,
         })
@@ -580,11 +587,7 @@ impl XskQueue {
         }
         drop(rx);
         if n > 0 && self.busy && self.napi == Napi::Unknown {
-            self.napi = if napi_id(self.fd) == 0 {
-                Napi::Absent
-            } else {
-                Napi::Polled
-            };
+            self.napi = Napi::of(self.fd, Napi::Absent);
         }
         self.received += n as u64;
         refill(&mut self.fq, &mut self.free);
