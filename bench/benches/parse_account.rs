@@ -183,11 +183,7 @@ fn per_packet(cr: &mut Criterion, c: &Corpus, hot: &Corpus) {
     let mut buf = Vec::with_capacity(BATCH);
     g.bench_function("parse_account_batch_one_prefix_watching_max", |b| {
         let shard = shard.get_or_insert_with(|| {
-            warm_shard_watching(
-                c,
-                &monitor_one_prefix(),
-                surgewatch_per_ip::detect::MAX_WATCHED,
-            )
+            warm_shard_watching(c, &monitor_one_prefix(), surgewatch_detect::MAX_WATCHED)
         });
         b.iter(|| {
             parse_account_all_batched(c, shard, &mut buf);

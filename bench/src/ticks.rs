@@ -14,8 +14,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use surgewatch_per_ip::baseline::BaselineParams;
-use surgewatch_per_ip::detect::{Detector, DetectorConfig, GroupDetection, IncidentEvent};
+use surgewatch_detect::baseline::BaselineParams;
+use surgewatch_detect::{Detector, DetectorConfig, GroupDetection, IncidentEvent};
 use surgewatch_per_ip::{Accounting, Monitor, Shard, TickDelta, TickLength};
 use surgewatch_pipeline::{proto, tcp_flags, PacketSummary, ParseStatus};
 

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use serde::Serialize;
-use surgewatch_per_ip::detect::{EventKind, IncidentEvent, IncidentSummary};
+use surgewatch_detect::{EventKind, IncidentEvent, IncidentSummary};
 
 fn secs(ns: u64) -> f64 {
     ns as f64 / 1e9

@@ -27,7 +27,7 @@ pub struct RunInfo {
     /// One line per input error (truncated/corrupt capture...).
     pub errors: Vec<String>,
     /// Closed incidents.
-    pub incidents: Vec<surgewatch_per_ip::detect::IncidentSummary>,
+    pub incidents: Vec<surgewatch_detect::IncidentSummary>,
     /// How live capture ran (e.g. `eth0: af_xdp, copy mode, ...`); `None` for replay.
     pub capture: Option<String>,
     /// Per-queue statistics of a live run (empty for replay).

@@ -6,29 +6,15 @@ use std::sync::Arc;
 
 use surgewatch_pipeline::{PacketSummary, ParseStatus, TrafficClass};
 
-use crate::analysis::SourceStats;
+use crate::bits::BitIter;
+use crate::clock::PerSec;
 use crate::clock::TickLength;
 use crate::counters::{
-    cell_unpack, AmpCounters, IpCounters, PacketsBytes, TickCells, TrafficStats,
+    add_cells_packed, cell_unpack, AmpCounters, IpCounters, PacketsBytes, TickCells, TrafficStats,
 };
-use crate::key::{Direction, GroupId, IpKey};
-use crate::shard::{
-    add_cells_packed, for_each_bit, AdmittedSet, Monitor, TickDelta, WatchSet, NEW, NONE,
-};
-
-/// Dense id of a tracked address, assigned at admission in a deterministic order (ticks in
-/// order, ascending [`IpKey`] within a tick). Stable for the life of the [`Accounting`]; the
-/// index into per-IP side tables (baselines, detection state).
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct IpId(pub u32);
-
-impl IpId {
-    /// Dense index.
-    #[inline]
-    pub fn index(self) -> usize {
-        self.0 as usize
-    }
-}
+use crate::key::{Direction, GroupId, IpId, IpKey};
+use crate::shard::{AdmittedSet, Monitor, TickDelta, WatchSet, NEW, NONE};
+use crate::sources::SourceStats;
 
 /// Number of (direction, class) counters of an address.
 const CELLS: usize = 2 * TrafficClass::COUNT;
@@ -138,7 +124,7 @@ pub struct IpRecord {
 }
 
 /// A tick's per-cell spills, sorted by id: counts that did not fit a packed cell.
-pub(crate) type Spills = [(u32, u8, PacketsBytes)];
+type Spills = [(u32, u8, PacketsBytes)];
 
 /// View of the tick just closed by [`Accounting::end_tick`]: the hook for baselines and
 /// detection. Addresses come by ascending [`IpId`], so iteration is deterministic.
@@ -196,6 +182,49 @@ pub struct TickIp<'a> {
     pub amp: &'a AmpCounters,
 }
 
+/// One address with traffic in a [`ClosedTick`], by reference to the merger's packed
+/// counters (see [`ClosedTick::for_each_cells`]).
+#[derive(Clone, Copy, Debug)]
+pub struct TickIpCells<'a> {
+    /// The address's id.
+    pub id: IpId,
+    /// Its group.
+    pub group: GroupId,
+    cells: &'a TickCells,
+    spill: &'a Spills,
+    amp: Option<&'a AmpCounters>,
+}
+
+impl<'a> TickIpCells<'a> {
+    /// Writes the inbound packets and bytes of each class (by [`TrafficClass::index`]) into
+    /// `out` (entries beyond the classes are left alone).
+    #[inline]
+    pub fn inbound_into(&self, out: &mut [PacketsBytes]) {
+        for (c, &v) in out.iter_mut().zip(self.cells.iter()) {
+            *c = cell_unpack(v);
+        }
+        for &(_, cell, pb) in self.spill {
+            if usize::from(cell) < TrafficClass::COUNT {
+                if let Some(c) = out.get_mut(usize::from(cell)) {
+                    c.add(&pb);
+                }
+            }
+        }
+    }
+
+    /// Its counters for the tick, both directions.
+    #[inline]
+    pub fn counters(&self) -> IpCounters {
+        counters_of(self.cells, self.spill)
+    }
+
+    /// Its inbound amplification counters, `None` when nothing was counted.
+    #[inline]
+    pub fn amp(&self) -> Option<&'a AmpCounters> {
+        self.amp
+    }
+}
+
 /// Unpacked counters of one address's packed cells plus its spills.
 #[inline]
 pub(crate) fn counters_of(cells: &TickCells, spill: &Spills) -> IpCounters {
@@ -244,8 +273,8 @@ impl<'a> ClosedTick<'a> {
             // Ids come in ascending order with gaps the hardware prefetcher does not follow:
             // fetch the counters a few ids ahead (both lines of a 72-byte cell block).
             let ahead = cells.as_ptr().wrapping_add(id + 24);
-            crate::shard::prefetch(ahead);
-            crate::shard::prefetch(ahead.cast::<u8>().wrapping_add(64));
+            crate::mem::prefetch(ahead);
+            crate::mem::prefetch(ahead.cast::<u8>().wrapping_add(64));
             (id as u32, cells.get(id).unwrap_or(&ZERO_CELLS_STATIC))
         });
         let new = new_at.iter().enumerate().map(move |(i, &(d, s))| {
@@ -290,18 +319,16 @@ impl<'a> ClosedTick<'a> {
         })
     }
 
-    /// Calls `f` for every address with traffic in the tick, by ascending id, with its record,
-    /// packed counters, spills and amplification counters: the detector's loop, without
-    /// unpacking or moving full counters.
+    /// Calls `f` for every address with traffic in the tick, by ascending id, with a view of
+    /// its counters as the merger holds them ([`TickIpCells`]): the detector's per-address
+    /// loop, which reads the inbound sample of most addresses and the full counters of few,
+    /// without unpacking or moving full counters for all.
     #[inline]
-    pub(crate) fn for_each_raw(
-        &self,
-        mut f: impl FnMut(IpId, GroupId, &'a TickCells, &'a Spills, &'a AmpCounters),
-    ) {
+    pub fn for_each_cells(&self, mut f: impl FnMut(TickIpCells<'a>)) {
         let groups = self.groups;
         let amp = self.amp;
         let mut ai = 0;
-        for (id, c, sp) in self.raw() {
+        for (id, cells, spill) in self.raw() {
             let Some(&group) = groups.get(id as usize) else {
                 continue;
             };
@@ -309,11 +336,17 @@ impl<'a> ClosedTick<'a> {
             while amp.get(ai).is_some_and(|a| a.0 < id) {
                 ai += 1;
             }
-            let a = match amp.get(ai) {
-                Some((aid, a)) if *aid == id => a,
-                _ => &ZERO_AMP,
+            let amp = match amp.get(ai) {
+                Some((aid, a)) if *aid == id && !a.is_zero() => Some(a),
+                _ => None,
             };
-            f(id, group, c, sp, a);
+            f(TickIpCells {
+                id,
+                group,
+                cells,
+                spill,
+                amp,
+            });
         }
     }
 
@@ -360,73 +393,7 @@ impl<'a> ClosedTick<'a> {
     }
 }
 
-/// Set bits of a bitmap, ascending.
-struct BitIter<'a> {
-    words: std::slice::Iter<'a, u64>,
-    base: usize,
-    cur: u64,
-}
-
-impl<'a> BitIter<'a> {
-    fn new(bits: &'a [u64]) -> Self {
-        BitIter {
-            words: bits.iter(),
-            base: 0,
-            cur: 0,
-        }
-    }
-}
-
-impl Iterator for BitIter<'_> {
-    type Item = usize;
-
-    #[inline]
-    fn next(&mut self) -> Option<usize> {
-        while self.cur == 0 {
-            self.cur = *self.words.next()?;
-            self.base += 64;
-        }
-        let b = self.cur.trailing_zeros() as usize;
-        self.cur &= self.cur - 1;
-        Some(self.base - 64 + b)
-    }
-}
-
 pub(crate) static ZERO_AMP: AmpCounters = AmpCounters::ZERO;
-
-/// Counts per second over one tick: a multiplier when the tick divides a second (1 s: the
-/// identity), else an exact 128-bit division.
-#[derive(Copy, Clone, Debug)]
-struct PerSec {
-    tick_ns: u64,
-    mul: Option<u64>,
-}
-
-impl PerSec {
-    fn new(tick_ns: u64) -> Self {
-        let tick_ns = tick_ns.max(1);
-        PerSec {
-            tick_ns,
-            mul: (1_000_000_000 % tick_ns == 0).then_some(1_000_000_000 / tick_ns),
-        }
-    }
-
-    #[inline]
-    fn of(self, n: u64) -> u64 {
-        match self.mul {
-            Some(1) => n,
-            Some(m) => n.saturating_mul(m),
-            None => u64::try_from(u128::from(n) * 1_000_000_000 / u128::from(self.tick_ns))
-                .unwrap_or(u64::MAX),
-        }
-    }
-
-    /// Packets per second and bits per second of a count.
-    #[inline]
-    fn rates(self, c: PacketsBytes) -> (u64, u64) {
-        (self.of(c.packets), self.of(c.bytes.saturating_mul(8)))
-    }
-}
 
 /// Key → [`IpId`] of every tracked address: open addressing (linear probing, load ≤ 1/2) over
 /// 4-byte ids, keys compared through the records (8 bytes per address instead of the ~64 of
@@ -622,7 +589,7 @@ impl Accounting {
         // Tracked addresses of the other deltas into the first one, in id order.
         if let Some((first, rest)) = deltas.split_first_mut() {
             for d in rest.iter() {
-                for_each_bit(&d.bits, |id| {
+                crate::bits::for_each_bit(&d.bits, |id| {
                     if let Some(c) = d.cells.get(id) {
                         first.add_known(id as u32, c, &mut self.spill);
                     }
@@ -836,7 +803,7 @@ impl Accounting {
         };
         if let Some(first) = deltas.first() {
             let cells = &first.cells;
-            for_each_bit(&first.bits, |id| {
+            crate::bits::for_each_bit(&first.bits, |id| {
                 if let Some(c) = cells.get(id) {
                     update(id as u32, c);
                 }
@@ -956,7 +923,7 @@ fn reset_watched(v: &mut Vec<SourceStats>, n: usize) {
         s.clear();
     }
     v.resize_with(n, || {
-        SourceStats::with_cap(crate::analysis::WATCH_SOURCE_CAP)
+        SourceStats::with_cap(crate::sources::WATCH_SOURCE_CAP)
     });
 }
 

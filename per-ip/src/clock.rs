@@ -3,6 +3,8 @@
 use std::num::NonZeroU64;
 use std::time::Duration;
 
+use crate::counters::PacketsBytes;
+
 /// A tick length: non-zero, whole nanoseconds.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TickLength(NonZeroU64);
@@ -132,6 +134,42 @@ impl TickClock {
             start_ns,
             skipped: (start_ns - cur) / self.len.as_nanos() - 1,
         }
+    }
+}
+
+/// Counts per second over one tick: a multiplier when the tick divides a second (1 s: the
+/// identity), else an exact 128-bit division.
+#[derive(Copy, Clone, Debug)]
+pub struct PerSec {
+    tick_ns: u64,
+    mul: Option<u64>,
+}
+
+impl PerSec {
+    /// Rates over `tick_ns` nanoseconds (0 counts as 1).
+    pub fn new(tick_ns: u64) -> Self {
+        let tick_ns = tick_ns.max(1);
+        PerSec {
+            tick_ns,
+            mul: (1_000_000_000 % tick_ns == 0).then_some(1_000_000_000 / tick_ns),
+        }
+    }
+
+    /// `n` per `tick_ns`, as a count per second (rounded down, saturating).
+    #[inline]
+    pub fn of(self, n: u64) -> u64 {
+        match self.mul {
+            Some(1) => n,
+            Some(m) => n.saturating_mul(m),
+            None => u64::try_from(u128::from(n) * 1_000_000_000 / u128::from(self.tick_ns))
+                .unwrap_or(u64::MAX),
+        }
+    }
+
+    /// Packets per second and bits per second of a count.
+    #[inline]
+    pub fn rates(self, c: PacketsBytes) -> (u64, u64) {
+        (self.of(c.packets), self.of(c.bytes.saturating_mul(8)))
     }
 }
 

@@ -2,8 +2,8 @@
 
 use surgewatch_pipeline::{ParseStatus, TrafficClass};
 
-use crate::analysis::{Family, REFLECTORS};
 use crate::key::Direction;
+use crate::reflector::{AMP_BUCKETS, REFLECTORS};
 
 /// Packets and bytes (bytes are frame lengths on the wire).
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
@@ -109,9 +109,6 @@ impl TrafficStats {
     }
 }
 
-/// Number of amplification buckets of [`AmpCounters`].
-pub const AMP_BUCKETS: usize = 8;
-
 /// Inbound UDP traffic of one address in one tick, by the amplification bucket of its source
 /// port (see [`amp_bucket`]): the per-tick signal of reflection/amplification attacks.
 ///
@@ -139,8 +136,8 @@ impl AmpCounters {
 
     /// Bucket names, in index order: DNS (53), NTP (123), memcached (11211), SSDP (1900),
     /// CLDAP (389), SNMP (161), chargen (19), then every other port of the reflector table
-    /// ([`REFLECTORS`](crate::analysis::REFLECTORS), family
-    /// [`UdpAmplification`](crate::analysis::Family::UdpAmplification)).
+    /// ([`REFLECTORS`](crate::reflector::REFLECTORS), bucket
+    /// [`AmpBucket::Other`](crate::reflector::AmpBucket::Other)).
     pub const NAMES: [&'static str; AMP_BUCKETS] = [
         "dns",
         "ntp",
@@ -189,29 +186,12 @@ impl AmpCounters {
 /// "Not a reflector port" in [`AMP_TABLE`].
 pub(crate) const NO_AMP: u8 = u8::MAX;
 
-/// The bucket of a reflector family, `None` for a family that is not amplification.
-const fn family_bucket(f: Family) -> Option<u8> {
-    Some(match f {
-        Family::DnsAmplification => 0,
-        Family::NtpAmplification => 1,
-        Family::MemcachedAmplification => 2,
-        Family::SsdpAmplification => 3,
-        Family::CldapAmplification => 4,
-        Family::SnmpAmplification => 5,
-        Family::ChargenAmplification => 6,
-        Family::UdpAmplification => 7,
-        _ => return None,
-    })
-}
-
-/// Every port of the analysis module's [`REFLECTORS`] table mapped to its family's bucket.
+/// Every port of the [`REFLECTORS`] table mapped to its bucket.
 const fn build_amp_table() -> [u8; 1 << 16] {
     let mut t = [NO_AMP; 1 << 16];
     let mut i = 0;
     while i < REFLECTORS.len() {
-        if let Some(b) = family_bucket(REFLECTORS[i].family) {
-            t[REFLECTORS[i].port as usize] = b;
-        }
+        t[REFLECTORS[i].port as usize] = REFLECTORS[i].bucket as u8;
         i += 1;
     }
     t
@@ -269,6 +249,53 @@ pub(crate) fn cell_unpack(v: u64) -> PacketsBytes {
     }
 }
 
+/// Packs a count into a cell if it stays below the spill bounds of [`cell_add`].
+#[inline]
+pub(crate) fn cell_pack(c: PacketsBytes) -> Option<u64> {
+    (c.packets < 1 << 23 && c.bytes < 1 << 39).then_some((c.packets << PKT_SHIFT) | c.bytes)
+}
+
+/// Adds packed cells into packed cells; a cell whose sum would reach the spill bounds moves
+/// to `spill` as `(id, cell, count)` instead.
+#[inline]
+pub(crate) fn add_cells_packed(
+    into: &mut TickCells,
+    from: &TickCells,
+    id: u32,
+    spill: &mut Vec<(u32, u8, PacketsBytes)>,
+) {
+    // Both operands are below the spill bounds (2^23 packets, 2^39 bytes per cell), so their
+    // packed sums cannot carry from the byte field into the packet field: add all cells at
+    // once, and take the slow path only if a sum reached a bound.
+    let mut sum = *into;
+    let mut over = 0u64;
+    for (a, &b) in sum.iter_mut().zip(from) {
+        *a += b;
+        over |= *a & SPILL_MASK;
+    }
+    if over == 0 {
+        *into = sum;
+        return;
+    }
+    for (i, (a, &b)) in into.iter_mut().zip(from).enumerate() {
+        if b == 0 {
+            continue;
+        }
+        let (x, y) = (cell_unpack(*a), cell_unpack(b));
+        let sum = PacketsBytes {
+            packets: x.packets + y.packets,
+            bytes: x.bytes + y.bytes,
+        };
+        match cell_pack(sum) {
+            Some(v) => *a = v,
+            None => {
+                *a = 0;
+                spill.push((id, i as u8, sum));
+            }
+        }
+    }
+}
+
 impl IpCounters {
     /// Adds packed per-tick cells.
     pub(crate) fn add_cells(&mut self, cells: &TickCells) {
@@ -300,15 +327,14 @@ mod tests {
             assert_eq!(amp_bucket(p), Some(b), "port {p}");
         }
         for p in [17u16, 69, 111, 137, 520, 1434, 3702, 11211 + 1] {
-            let want = crate::analysis::reflector_index(p).map(|_| 7);
+            let want = crate::reflector::reflector_index(p).map(|_| 7);
             assert_eq!(amp_bucket(p), want, "port {p}");
         }
-        // Exactly the reflector table's ports, each in its family's bucket.
+        // Exactly the reflector table's ports, each in its bucket.
         for p in 0..=u16::MAX {
-            let want = crate::analysis::reflector_index(p)
+            let want = crate::reflector::reflector_index(p)
                 .and_then(|i| REFLECTORS.get(usize::from(i)))
-                .and_then(|r| family_bucket(r.family))
-                .map(usize::from);
+                .map(|r| r.bucket.index());
             assert_eq!(amp_bucket(p), want, "port {p}");
         }
         for p in [0u16, 80, 443, 1024, 54, 65535] {

@@ -138,6 +138,20 @@ impl fmt::Display for IpKey {
     }
 }
 
+/// Dense id of a tracked address, assigned at admission in a deterministic order (ticks in
+/// order, ascending [`IpKey`] within a tick). Stable for the life of the [`Accounting`](crate::Accounting); the
+/// index into per-IP side tables (baselines, detection state).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IpId(pub u32);
+
+impl IpId {
+    /// Dense index.
+    #[inline]
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

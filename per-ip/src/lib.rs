@@ -8,7 +8,8 @@
 //! counters by direction and class, inbound amplification counters by reflector source port
 //! ([`AmpCounters`], [`ClosedTick::ips`]), and for the few *watched* targets the engine picks
 //! at each tick boundary ([`Accounting::set_watch`]) a per-target source analysis
-//! ([`analysis::SourceStats`], [`ClosedTick::watched`]).
+//! ([`sources::SourceStats`], [`ClosedTick::watched`]). Detection itself (baselines, incidents,
+//! classification) is the `surgewatch-detect` crate, which reads only this closed-tick interface.
 //!
 //! ## Contract
 //! - **Pure, sans-IO**: no threads, clocks, environment or I/O. Time arrives as `u64`
@@ -78,27 +79,29 @@
 //! assert_eq!(report.top[0].peak_pps, 2);
 //! ```
 
-// The only `unsafe`: the cache prefetch hint of the batched path (`shard::prefetch`) and the
-// zeroed allocation of the shard's large tables (`shard::zeroed_vec`).
+// The only `unsafe`: the cache prefetch hint and the zeroed allocation of the shard's large
+// tables (`mem`), and the `Zeroed` marker of the shard's index entries.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 mod accounting;
-pub mod analysis;
-pub mod baseline;
+mod bits;
 mod clock;
 mod counters;
-pub mod detect;
 mod key;
+pub mod mem;
 mod prefix;
+pub mod reflector;
 mod shard;
+pub mod sources;
 
 pub use accounting::{
-    Accounting, ClassReport, ClosedTick, IpId, IpRecord, IpReport, IpTotals, Report, ReportTotals,
-    TickCounters, TickIp,
+    Accounting, ClassReport, ClosedTick, IpRecord, IpReport, IpTotals, Report, ReportTotals,
+    TickCounters, TickIp, TickIpCells,
 };
-pub use clock::{TickAdvance, TickClock, TickLength};
-pub use counters::{amp_bucket, AmpCounters, IpCounters, PacketsBytes, TrafficStats, AMP_BUCKETS};
-pub use key::{Direction, GroupId, IpKey};
+pub use clock::{PerSec, TickAdvance, TickClock, TickLength};
+pub use counters::{amp_bucket, AmpCounters, IpCounters, PacketsBytes, TrafficStats};
+pub use key::{Direction, GroupId, IpId, IpKey};
 pub use prefix::{PrefixError, PrefixTable};
-pub use shard::{AdmittedSet, Monitor, Shard, TickDelta, WatchSet};
+pub use reflector::{AmpBucket, AMP_BUCKETS};
+pub use shard::{AdmittedSet, Monitor, Shard, TickDelta, WatchSet, ONSET_SAMPLE_RATE};

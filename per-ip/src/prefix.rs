@@ -124,7 +124,7 @@ impl V4Map {
 
     #[inline(always)]
     fn prefetch(&self, net: u32) {
-        crate::shard::prefetch(self.entries.as_ptr().wrapping_add(self.home(net)));
+        crate::mem::prefetch(self.entries.as_ptr().wrapping_add(self.home(net)));
     }
 }
 
@@ -297,7 +297,7 @@ impl PrefixTable {
     #[inline(always)]
     pub(crate) fn prefetch_v4_block(&self, ip: u32) {
         if let Some(b) = self.v4_block.as_deref() {
-            crate::shard::prefetch(b.as_ptr().wrapping_add((ip >> 16) as usize));
+            crate::mem::prefetch(b.as_ptr().wrapping_add((ip >> 16) as usize));
         }
     }
 

@@ -7,14 +7,14 @@ use std::sync::Arc;
 use hashbrown::{HashMap, HashSet};
 use surgewatch_pipeline::{proto, Fragment, PacketSummary, TrafficClass};
 
-use crate::accounting::IpId;
-use crate::analysis::SourceStats;
 use crate::counters::{
-    cell_add, cell_unpack, AmpCounters, IpCounters, PacketsBytes, TickCells, TrafficStats,
+    add_cells_packed, cell_add, AmpCounters, IpCounters, PacketsBytes, TickCells, TrafficStats,
     AMP_TABLE, NO_AMP, ZERO_CELLS,
 };
-use crate::key::{GroupId, IpKey};
+use crate::key::{GroupId, IpId, IpKey};
+use crate::mem::{prefetch, zeroed_vec};
 use crate::prefix::PrefixTable;
+use crate::sources::SourceStats;
 
 /// What is monitored: the prefix table, or auto-monitoring, and the tracked-IP limit.
 ///
@@ -137,22 +137,6 @@ pub(crate) const NEW: u32 = 1 << 31;
 /// memory system busy, few enough that the prefetched lines are still in L1 when used.
 const CHUNK: usize = 32;
 
-/// Hints the CPU to bring the cache line holding `p` into L1. Never faults, has no effect on
-/// program semantics, a no-op on other architectures.
-#[inline(always)]
-#[allow(unsafe_code)]
-pub(crate) fn prefetch<T>(p: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: `prefetcht0` is a hint: it never faults (not even on an invalid address) and
-    // does not read or write memory as far as the program can observe. SSE is part of the
-    // x86_64 baseline, so the instruction always exists.
-    unsafe {
-        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast::<i8>());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
-
 /// One entry of the shard's index: the full key (so a hit is resolved on the index line),
 /// where the address's counters live and its per-tick state. 32 bytes, two per cache line.
 /// All zero is the empty entry, so that a new table can come from zeroed memory.
@@ -223,40 +207,9 @@ fn empty_table(n: usize) -> Vec<IndexEntry> {
     zeroed_vec(n)
 }
 
-/// Plain-integer types, for which all-zero bytes are a valid value.
-///
-/// # Safety
-/// Implement only for types made of integers (and arrays of them), without padding invariants.
-#[allow(unsafe_code)]
-unsafe trait Zeroed: Copy {}
 // SAFETY: two `u64` and four `u32` (`repr(C)`, 32 bytes, no padding); all-zero is `EMPTY_ENTRY`.
 #[allow(unsafe_code)]
-unsafe impl Zeroed for IndexEntry {}
-// SAFETY: an array of `u64`.
-#[allow(unsafe_code)]
-unsafe impl Zeroed for TickCells {}
-
-/// `n` zeroed values from zeroed memory (`calloc`: fresh pages are the kernel's zero pages, not
-/// written until used). `vec![zero; n]` does that only for a few std types; this is for the
-/// shard's large tables, whose size jumps (index doublings, room for every id).
-fn zeroed_vec<T: Zeroed>(n: usize) -> Vec<T> {
-    let layout = match std::alloc::Layout::array::<T>(n) {
-        Ok(l) if l.size() > 0 => l,
-        _ => return Vec::new(),
-    };
-    // SAFETY: `layout` has a non-zero size, and all-zero bytes are a valid `T` (`Zeroed`).
-    // The memory comes from the global allocator with the layout of an array of `n` values of
-    // `T`, which is what `Vec::from_raw_parts` requires for a capacity (and length) of `n`; a
-    // failed allocation is handled before.
-    #[allow(unsafe_code)]
-    unsafe {
-        let p = std::alloc::alloc_zeroed(layout).cast::<T>();
-        if p.is_null() {
-            std::alloc::handle_alloc_error(layout);
-        }
-        Vec::from_raw_parts(p, n, n)
-    }
-}
+unsafe impl crate::mem::Zeroed for IndexEntry {}
 
 #[inline(always)]
 fn folded_multiply(a: u64, b: u64) -> u64 {
@@ -657,47 +610,6 @@ pub struct TickDelta {
     pub(crate) merged: bool,
 }
 
-/// Adds packed cells into packed cells; a cell whose sum would reach the spill bounds moves
-/// to `spill` as `(id, cell, count)` instead.
-#[inline]
-pub(crate) fn add_cells_packed(
-    into: &mut TickCells,
-    from: &TickCells,
-    id: u32,
-    spill: &mut Vec<(u32, u8, PacketsBytes)>,
-) {
-    // Both operands are below the spill bounds (2^23 packets, 2^39 bytes per cell), so their
-    // packed sums cannot carry from the byte field into the packet field: add all cells at
-    // once, and take the slow path only if a sum reached a bound.
-    let mut sum = *into;
-    let mut over = 0u64;
-    for (a, &b) in sum.iter_mut().zip(from) {
-        *a += b;
-        over |= *a & SPILL_BITS;
-    }
-    if over == 0 {
-        *into = sum;
-        return;
-    }
-    for (i, (a, &b)) in into.iter_mut().zip(from).enumerate() {
-        if b == 0 {
-            continue;
-        }
-        let (x, y) = (cell_unpack(*a), cell_unpack(b));
-        let sum = PacketsBytes {
-            packets: x.packets + y.packets,
-            bytes: x.bytes + y.bytes,
-        };
-        match cell_pack(sum) {
-            Some(v) => *a = v,
-            None => {
-                *a = 0;
-                spill.push((id, i as u8, sum));
-            }
-        }
-    }
-}
-
 impl TickDelta {
     /// Whole-traffic counters of the tick.
     pub fn stats(&self) -> &TrafficStats {
@@ -764,7 +676,7 @@ impl TickDelta {
             s.clear();
         }
         self.watched.resize_with(w.len(), || {
-            SourceStats::with_cap(crate::analysis::WATCH_SOURCE_CAP)
+            SourceStats::with_cap(crate::sources::WATCH_SOURCE_CAP)
         });
         self.watched.truncate(w.len());
         self.watch = w;
@@ -925,19 +837,6 @@ impl TickDelta {
             *c = *from;
         } else {
             add_cells_packed(c, from, id, spill);
-        }
-    }
-}
-
-/// Calls `f` with the index of every set bit of `bits`, ascending.
-#[inline]
-pub(crate) fn for_each_bit(bits: &[u64], mut f: impl FnMut(usize)) {
-    for (wi, &w) in bits.iter().enumerate() {
-        let mut w = w;
-        while w != 0 {
-            let b = w.trailing_zeros() as usize;
-            w &= w - 1;
-            f(wi * 64 + b);
         }
     }
 }
@@ -1553,16 +1452,6 @@ impl Shard {
     }
 }
 
-/// The bits of a packed cell that are set once it holds 2^23 packets or 2^39 bytes (the spill
-/// bounds of [`cell_add`]).
-const SPILL_BITS: u64 = (1 << 63) | (1 << 39);
-
-/// Packs a count into a cell if it stays below the spill bounds of [`cell_add`].
-#[inline]
-pub(crate) fn cell_pack(c: PacketsBytes) -> Option<u64> {
-    (c.packets < 1 << 23 && c.bytes < 1 << 39).then_some((c.packets << 40) | c.bytes)
-}
-
 impl TickDelta {
     #[inline(always)]
     fn cells_of(&self, target: u32) -> Option<&TickCells> {
@@ -1586,7 +1475,7 @@ impl TickDelta {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::counters::cell_unpack;
+    use crate::counters::{cell_pack, cell_unpack};
 
     #[test]
     fn the_onset_sample_takes_about_one_packet_in_64_by_contents() {

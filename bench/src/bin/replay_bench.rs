@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use surgewatch_bench::{monitor_auto, peak_rss_kib, rss_kib, write_big, BigOptions, BIG_MONITOR};
-use surgewatch_per_ip::detect::{Detector, DetectorConfig, GroupDetection, IncidentEvent};
+use surgewatch_detect::{Detector, DetectorConfig, GroupDetection, IncidentEvent};
 use surgewatch_per_ip::{ClosedTick, GroupId, Monitor, PrefixTable, TickLength};
 use surgewatch_sensor::replay::{open_all, replay, ReplayConfig, ReplayObserver};
 

@@ -1,6 +1,6 @@
 //! `surgewatch-tick-bench`: the per-tick work for many monitored addresses — merging shard
 //! deltas ([`Accounting::end_tick`](surgewatch_per_ip::Accounting::end_tick)) and baselines +
-//! detection ([`Detector::on_tick`](surgewatch_per_ip::detect::Detector::on_tick)) — timed
+//! detection ([`Detector::on_tick`](surgewatch_detect::Detector::on_tick)) — timed
 //! separately, tick by tick (see `bench/README.md`).
 //!
 //! ```text

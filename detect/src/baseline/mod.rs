@@ -95,7 +95,7 @@
 //!
 //! # Flow per tick
 //! ```
-//! use surgewatch_per_ip::baseline::*;
+//! use surgewatch_detect::baseline::*;
 //! use surgewatch_pipeline::TrafficClass;
 //!
 //! let policy = BaselinePolicy::new(&BaselineParams { warmup_ticks: 0, ..Default::default() });

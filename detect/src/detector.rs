@@ -1,7 +1,7 @@
 //! Detection: per-IP thresholds from learned baselines, the incident state machine, and the
 //! incident events it emits.
 //!
-//! Fed one closed tick at a time ([`Detector::on_tick`]), after [`crate::Accounting`] merged the
+//! Fed one closed tick at a time ([`Detector::on_tick`]), after [`Accounting`] merged the
 //! shards. For each monitored IP with traffic in the tick:
 //!
 //! 1. its inbound sample is checked against the thresholds in force (static during warm-up,
@@ -25,17 +25,18 @@ use std::net::IpAddr;
 use hashbrown::HashMap;
 use surgewatch_pipeline::TrafficClass;
 
-use crate::accounting::{counters_of, ClosedTick, IpId, Spills, ZERO_AMP};
-use crate::analysis::{
-    classify, reflector_index, AttackProfile, Classification, Family, SourceStats, LENGTH_BUCKETS,
+use surgewatch_per_ip::reflector::{reflector_index, AMP_BUCKETS, N_REFLECTORS};
+use surgewatch_per_ip::sources::{SourceStats, LENGTH_BUCKETS, WATCH_SOURCE_CAP};
+use surgewatch_per_ip::{
+    Accounting, AmpCounters, ClosedTick, Direction, GroupId, IpCounters, IpId, IpKey, PerSec,
+    ONSET_SAMPLE_RATE,
 };
+
 use crate::baseline::{
     exceeded, BaselineFileError, BaselineParams, BaselinePolicy, BaselineStore, Exceeded,
     IpBaseline, Rates, Thresholds, TickSample,
 };
-use crate::counters::{cell_unpack, AmpCounters, IpCounters, TickCells, AMP_BUCKETS};
-use crate::key::{Direction, GroupId, IpKey};
-use crate::shard::ONSET_SAMPLE_RATE;
+use crate::classify::{classify, AttackProfile, Classification, Family};
 
 /// Detection settings of one group.
 #[derive(Copy, Clone, Debug, PartialEq)]
@@ -258,8 +259,7 @@ pub struct Detector {
 }
 
 fn rate(count: u64, ns: u64) -> u64 {
-    let ns = ns.max(1);
-    u64::try_from(u128::from(count) * 1_000_000_000 / u128::from(ns)).unwrap_or(u64::MAX)
+    PerSec::new(ns).of(count)
 }
 
 /// The total of `sample` against `th` scaled by `f`: over a fraction of a threshold?
@@ -273,20 +273,6 @@ fn near_threshold(th: &Thresholds, sample: &TickSample, f: f64) -> bool {
         total: scale(th.total),
     };
     exceeded(&half, sample).any()
-}
-
-/// Fills `s` with the inbound sample of one IP's tick, from its packed counters and spills
-/// (in place: the caller reuses one sample for every IP).
-#[inline]
-fn fill_sample(s: &mut TickSample, cells: &TickCells, spill: &Spills) {
-    for (c, &v) in s.classes.iter_mut().zip(cells.iter()) {
-        *c = cell_unpack(v);
-    }
-    for &(_, cell, pb) in spill {
-        if let Some(c) = s.classes.get_mut(usize::from(cell)) {
-            c.add(&pb);
-        }
-    }
 }
 
 /// The AttackProfile of one tick of one IP's inbound traffic.
@@ -375,8 +361,8 @@ fn restrict(p: &AttackProfile, mask: u16) -> AttackProfile {
             q.reflector_bytes[i] =
                 q.reflector_bytes[i].saturating_sub(q.reflector_first_fragment_bytes[i]);
         }
-        q.reflector_first_fragments = [0; crate::analysis::N_REFLECTORS];
-        q.reflector_first_fragment_bytes = [0; crate::analysis::N_REFLECTORS];
+        q.reflector_first_fragments = [0; N_REFLECTORS];
+        q.reflector_first_fragment_bytes = [0; N_REFLECTORS];
         q.first_fragments = 0;
         q.first_fragment_bytes = 0;
     }
@@ -513,7 +499,8 @@ impl Detector {
             .map(|p| p.quiet_counts(tick_ns))
             .collect();
         let mut sample = TickSample::new(tick_ns);
-        tick.for_each_raw(|id, group, cells, spill, amp_c| {
+        tick.for_each_cells(|ipc| {
+            let (id, group) = (ipc.id, ipc.group);
             // The sketches are heap blocks: fetch one a few ids ahead (ids come in order).
             self.baselines.prefetch(id.0 + 16);
             let gi = group.index().min(self.policies.len().saturating_sub(1));
@@ -525,7 +512,7 @@ impl Detector {
                     self.baselines.restore(id.0, b);
                 }
             }
-            fill_sample(&mut sample, cells, spill);
+            ipc.inbound_into(&mut sample.classes);
             let total = sample.total();
             let maybe_near = total.packets >= near_packets || total.bytes >= near_bytes;
             let in_incident = any_open && self.open.contains_key(&id);
@@ -554,15 +541,18 @@ impl Detector {
                     }
                     !in_incident && !ex.any()
                 });
-            // `for_each_raw` hands the shared zero for an address without amplification
-            // counters; compared by address, not by content, on this per-IP path.
-            let amp = || (!std::ptr::eq(amp_c, &ZERO_AMP) && !amp_c.is_zero()).then_some(amp_c);
             if in_incident {
                 let ip = record().map_or(IpAddr::from([0, 0, 0, 0]), |r| r.ip.ip());
                 if let Some(inc) = self.open.get_mut(&id) {
                     seen_open.push(id);
-                    let counters = counters_of(cells, spill);
-                    inc.absorb(start, tick_ns, &counters, amp(), watched.get(&ip).copied());
+                    let counters = ipc.counters();
+                    inc.absorb(
+                        start,
+                        tick_ns,
+                        &counters,
+                        ipc.amp(),
+                        watched.get(&ip).copied(),
+                    );
                     inc.last_pps = rate(total.packets, tick_ns);
                     inc.last_bps = rate(total.bytes.saturating_mul(8), tick_ns);
                     if ex.any() {
@@ -591,8 +581,8 @@ impl Detector {
                 if p.over_ticks >= start_ticks.max(1) {
                     self.pending.remove(&id);
                     let threshold = th.map_or_else(Rates::default, |t| t.total);
-                    let counters = counters_of(cells, spill);
-                    to_open.push((id, ip, group, p, ex, threshold, counters, amp()));
+                    let counters = ipc.counters();
+                    to_open.push((id, ip, group, p, ex, threshold, counters, ipc.amp()));
                 } else {
                     self.near.push((total.packets, ip));
                 }
@@ -613,12 +603,7 @@ impl Detector {
         let mut onset: HashMap<IpAddr, SourceStats> = to_open
             .iter()
             .filter(|t| !watched.contains_key(&t.1))
-            .map(|t| {
-                (
-                    t.1,
-                    SourceStats::with_cap(crate::analysis::WATCH_SOURCE_CAP),
-                )
-            })
+            .map(|t| (t.1, SourceStats::with_cap(WATCH_SOURCE_CAP)))
             .collect();
         if !onset.is_empty() {
             for s in tick.onset_samples() {
@@ -640,7 +625,7 @@ impl Detector {
                 over_mask: mask_of(ex),
                 threshold,
                 profile: AttackProfile::default(),
-                sources: SourceStats::with_cap(crate::analysis::WATCH_SOURCE_CAP),
+                sources: SourceStats::with_cap(WATCH_SOURCE_CAP),
                 watched_ns: 0,
                 onset: onset.remove(&ip).filter(|s| s.packets() > 0),
                 timeline: Vec::new(),
@@ -771,7 +756,7 @@ impl Detector {
 
     /// Serialises every baseline (after applying pending idle ticks), with the addresses of
     /// `acct`, plus those preloaded but not yet seen.
-    pub fn encode_baselines(&mut self, acct: &crate::Accounting) -> Vec<u8> {
+    pub fn encode_baselines(&mut self, acct: &Accounting) -> Vec<u8> {
         let policies = self.policies.clone();
         let records = acct.records();
         self.baselines.settle_all(|id| {

@@ -5,8 +5,8 @@ use surgewatch_pipeline::TrafficClass;
 
 use super::quant::{decode_rate, decode_units, encode_f64_units, encode_units, MAX_CODE, SCALE};
 use super::{BaselinePolicy, Shape, K_MAX};
-use crate::counters::{IpCounters, PacketsBytes};
-use crate::key::Direction;
+use surgewatch_per_ip::Direction;
+use surgewatch_per_ip::{IpCounters, PacketsBytes};
 
 /// Bit of the total in masks ([`Exceeded`]); bits `0..9` are [`TrafficClass::index`].
 const TOTAL_BIT: u16 = 1 << TrafficClass::COUNT;
@@ -512,9 +512,9 @@ impl IpBaseline {
             let ns = self.series_count();
             let row = ns + usize::from(self.cur) * ns * usize::from(self.shape.k);
             let k = usize::from(self.shape.k);
-            crate::shard::prefetch(b.as_ptr());
-            crate::shard::prefetch(b.as_ptr().wrapping_add(row));
-            crate::shard::prefetch(b.as_ptr().wrapping_add(row + ns * k - 1));
+            surgewatch_per_ip::mem::prefetch(b.as_ptr());
+            surgewatch_per_ip::mem::prefetch(b.as_ptr().wrapping_add(row));
+            surgewatch_per_ip::mem::prefetch(b.as_ptr().wrapping_add(row + ns * k - 1));
         }
     }
 

@@ -54,6 +54,8 @@
 
 use surgewatch_pipeline::{proto, Fragment, PacketSummary, TrafficClass};
 
+use surgewatch_per_ip::reflector::{reflector_index, AmpBucket, N_REFLECTORS, REFLECTORS};
+
 /// An attack family: what a mitigation engineer calls the attack.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Family {
@@ -152,122 +154,18 @@ impl Family {
     }
 }
 
-/// A well-known UDP reflector: responses arrive from this source port.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct Reflector {
-    /// UDP source port of the responses.
-    pub port: u16,
-    /// Short protocol name.
-    pub name: &'static str,
-    /// The family its responses belong to.
-    pub family: Family,
-}
-
-const fn r(port: u16, name: &'static str, family: Family) -> Reflector {
-    Reflector { port, name, family }
-}
-
-/// The reflector table, by ascending port. Index `i` here is what [`reflector_index`]
-/// returns and what [`AttackProfile::reflector_packets`] is indexed by.
-///
-/// Only ports whose responses are a documented amplification vector are listed. Ports that
-/// mostly carry legitimate bidirectional flows into servers (QUIC 443, OpenVPN 1194) are left
-/// out so that ordinary UDP traffic is not called amplification. IKE NAT-T (4500) is listed:
-/// floods of fixed-size responses from thousands of IPsec gateways' port 4500 to random
-/// destination ports are a reflection vector seen in the wild, and a server's own NAT-T
-/// traffic stays far below the per-IP floors.
-pub const REFLECTORS: &[Reflector] = &[
-    // QOTD: a quote per datagram, ~140x.
-    r(17, "qotd", Family::UdpAmplification),
-    // Chargen: up to 512 random characters per request, ~360x.
-    r(19, "chargen", Family::ChargenAmplification),
-    // DNS: ANY/DNSSEC responses, 28-54x, often fragmented.
-    r(53, "dns", Family::DnsAmplification),
-    // TFTP: error/data responses to read requests, ~60x.
-    r(69, "tftp", Family::UdpAmplification),
-    // Portmapper/rpcbind dump, 7-28x.
-    r(111, "portmap", Family::UdpAmplification),
-    // NTP: monlist (mode 7) 468-byte entries, up to 556x.
-    r(123, "ntp", Family::NtpAmplification),
-    // NetBIOS name service node-status responses, ~3.8x.
-    r(137, "netbios", Family::UdpAmplification),
-    // SNMPv2 GetBulk responses, ~6x.
-    r(161, "snmp", Family::SnmpAmplification),
-    // CLDAP (connectionless LDAP) rootDSE, 56-70x, fragmented ~3 kB responses.
-    r(389, "cldap", Family::CldapAmplification),
-    // SLP (CVE-2023-29552), up to 2200x.
-    r(427, "slp", Family::UdpAmplification),
-    // ISAKMP/IKE responder retransmissions.
-    r(500, "isakmp", Family::UdpAmplification),
-    // RIPv1 table responses, ~131x.
-    r(520, "ripv1", Family::UdpAmplification),
-    // MS-SQL Server Resolution Protocol (browser), ~25x.
-    r(1434, "mssql", Family::UdpAmplification),
-    // SSDP M-SEARCH responses, ~30x.
-    r(1900, "ssdp", Family::SsdpAmplification),
-    // Apple Remote Desktop, ~35x.
-    r(3283, "ard", Family::UdpAmplification),
-    // Microsoft RDP over UDP, ~86x.
-    r(3389, "rdp", Family::UdpAmplification),
-    // STUN binding responses, ~2x (abused at scale).
-    r(3478, "stun", Family::UdpAmplification),
-    // WS-Discovery probe responses, up to 500x.
-    r(3702, "ws_discovery", Family::UdpAmplification),
-    // IKE NAT-T responder retransmissions from IPsec gateways (fixed-size, many sources).
-    r(4500, "ike_natt", Family::UdpAmplification),
-    // Sentinel license manager, ~40x.
-    r(5093, "sentinel", Family::UdpAmplification),
-    // mDNS unicast query responses, 2-10x.
-    r(5353, "mdns", Family::UdpAmplification),
-    // CoAP (IoT) responses, up to 34x.
-    r(5683, "coap", Family::UdpAmplification),
-    // BitTorrent DHT responses, 4-54x.
-    r(6881, "bittorrent_dht", Family::UdpAmplification),
-    // Ubiquiti discovery, ~30x.
-    r(10001, "ubiquiti", Family::UdpAmplification),
-    // memcached stats/get over UDP, up to 51,000x.
-    r(11211, "memcached", Family::MemcachedAmplification),
-    // Valve/Steam A2S queries, ~5x.
-    r(27015, "steam", Family::UdpAmplification),
-    // Lantronix discovery, ~30x.
-    r(30718, "lantronix", Family::UdpAmplification),
-    // Plex Media Server GDM, ~5x.
-    r(32414, "plex", Family::UdpAmplification),
-    // Jenkins auto-discovery, ~100x.
-    r(33848, "jenkins", Family::UdpAmplification),
-    // DVR DHCPDiscover, ~150x.
-    r(37810, "dvr_dhcpdiscover", Family::UdpAmplification),
-];
-
-/// Number of entries in [`REFLECTORS`].
-pub const N_REFLECTORS: usize = REFLECTORS.len();
-
-const NO_REFLECTOR: u8 = u8::MAX;
-
-const _: () = assert!(N_REFLECTORS < NO_REFLECTOR as usize);
-
-/// Source port → index into [`REFLECTORS`], or [`NO_REFLECTOR`]. 64 KiB, built at compile
-/// time; compilation fails on a duplicate port.
-static REFLECTOR_BY_PORT: [u8; 65536] = build_reflector_index();
-
-const fn build_reflector_index() -> [u8; 65536] {
-    let mut t = [NO_REFLECTOR; 65536];
-    let mut i = 0;
-    while i < N_REFLECTORS {
-        let p = REFLECTORS[i].port as usize;
-        assert!(t[p] == NO_REFLECTOR, "duplicate port in REFLECTORS");
-        t[p] = i as u8;
-        i += 1;
+/// The family of an amplification bucket's responses.
+pub const fn family_of(bucket: AmpBucket) -> Family {
+    match bucket {
+        AmpBucket::Dns => Family::DnsAmplification,
+        AmpBucket::Ntp => Family::NtpAmplification,
+        AmpBucket::Memcached => Family::MemcachedAmplification,
+        AmpBucket::Ssdp => Family::SsdpAmplification,
+        AmpBucket::Cldap => Family::CldapAmplification,
+        AmpBucket::Snmp => Family::SnmpAmplification,
+        AmpBucket::Chargen => Family::ChargenAmplification,
+        AmpBucket::Other => Family::UdpAmplification,
     }
-    t
-}
-
-/// The [`REFLECTORS`] index of a UDP source port, `None` when it is not a reflector port.
-/// One load from a 64 KiB table.
-#[inline]
-pub fn reflector_index(src_port: u16) -> Option<u8> {
-    let i = REFLECTOR_BY_PORT[usize::from(src_port)];
-    (i != NO_REFLECTOR).then_some(i)
 }
 
 /// Inbound traffic of one target over one or more ticks: the input of [`classify`].
@@ -441,7 +339,10 @@ impl AttackProfile {
             };
             attributed_p = attributed_p.saturating_add(lp);
             attributed_b = attributed_b.saturating_add(lb);
-            put(refl.family, (p.saturating_add(lp), b.saturating_add(lb)));
+            put(
+                family_of(refl.bucket),
+                (p.saturating_add(lp), b.saturating_add(lb)),
+            );
         }
         put(
             Family::UdpFlood,
@@ -708,7 +609,7 @@ mod tests {
             (3702, Family::UdpAmplification),
         ];
         for (port, family) in named {
-            assert_eq!(REFLECTORS[idx(port)].family, family);
+            assert_eq!(family_of(REFLECTORS[idx(port)].bucket), family);
         }
     }
 
