@@ -222,12 +222,15 @@ pub fn run_ticks(o: &TickOptions, mut on_tick: impl FnMut(u32, &TickTimes)) -> T
             times.detect_cpu = c3.saturating_sub(c2);
         }
         let t3 = Instant::now();
-        let admitted = acct.admitted();
-        let w = acct.watch();
+        // Merge and detection are timed apart, so the tick is closed with `end_tick` and
+        // `set_watch` here rather than `close_tick`; the shards are re-armed the same way.
+        let rearm = surgewatch_per_ip::Rearm {
+            admitted: acct.admitted(),
+            watch: acct.watch(),
+            monitor: None,
+        };
         for (s, d) in shards.iter_mut().zip(deltas) {
-            s.recycle(d);
-            s.install_admitted(admitted.clone());
-            s.install_watch(w.clone());
+            s.rearm(d, &rearm);
         }
         times.recycle = t3.elapsed();
         on_tick(t, &times);

@@ -13,7 +13,7 @@ use crate::counters::{
     add_cells_packed, cell_unpack, AmpCounters, IpCounters, PacketsBytes, TickCells, TrafficStats,
 };
 use crate::key::{Direction, GroupId, IpId, IpKey};
-use crate::shard::{AdmittedSet, Monitor, TickDelta, WatchSet, NEW, NONE};
+use crate::shard::{AdmittedSet, Monitor, Rearm, TickDelta, WatchSet, NEW, NONE};
 use crate::sources::SourceStats;
 
 /// Number of (direction, class) counters of an address.
@@ -121,6 +121,17 @@ pub struct IpRecord {
     pub peak_dir_bps: [u64; 2],
     /// Totals since admission per direction and class.
     pub totals: IpTotals,
+}
+
+/// What the consumer of a closed tick (the detector's driver) decides for the next tick,
+/// returned to [`Accounting::close_tick`].
+#[derive(Clone, Debug, Default)]
+pub struct NextTick {
+    /// The targets whose sources to analyse from the next tick on (`None`: keep the current
+    /// set; see [`Accounting::set_watch`]).
+    pub watch: Option<Vec<IpAddr>>,
+    /// A new monitor, when what is monitored changed (see [`Accounting::set_monitor`]).
+    pub monitor: Option<Arc<Monitor>>,
 }
 
 /// A tick's per-cell spills, sorted by id: counts that did not fit a packed cell.
@@ -550,6 +561,39 @@ impl Accounting {
             if let Some(p) = to.and_then(|i| self.pending_watched.get_mut(i)) {
                 p.merge(stats);
             }
+        }
+    }
+
+    /// The tick boundary in one call: merges every shard's delta and closes the tick
+    /// ([`end_tick`](Self::end_tick)), lets `decide` read the closed tick and choose what the
+    /// next tick needs ([`NextTick`]: the targets to watch, a new monitor), applies that, and
+    /// returns the [`Rearm`] to give every shard back with its delta ([`Shard::rearm`]).
+    ///
+    /// Call order at each tick boundary, the same for replay and live capture:
+    /// 1. every shard: [`Shard::take_tick`] (no packet of the next tick counted before);
+    /// 2. `close_tick` with the deltas in shard order (any fixed order gives the same result);
+    /// 3. every shard: [`Shard::rearm`] with its own delta and the returned [`Rearm`], before
+    ///    it counts a packet of the new tick.
+    ///
+    /// [`Shard::take_tick`]: crate::Shard::take_tick
+    /// [`Shard::rearm`]: crate::Shard::rearm
+    pub fn close_tick(
+        &mut self,
+        tick_start_ns: u64,
+        deltas: &mut [TickDelta],
+        decide: impl FnOnce(&ClosedTick<'_>) -> NextTick,
+    ) -> Rearm {
+        let next = decide(&self.end_tick(tick_start_ns, deltas));
+        if let Some(watch) = next.watch {
+            self.set_watch(watch);
+        }
+        if let Some(m) = &next.monitor {
+            self.set_monitor(m.clone());
+        }
+        Rearm {
+            admitted: self.admitted(),
+            watch: self.watch(),
+            monitor: next.monitor,
         }
     }
 

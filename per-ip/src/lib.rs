@@ -96,12 +96,12 @@ mod shard;
 pub mod sources;
 
 pub use accounting::{
-    Accounting, ClassReport, ClosedTick, IpRecord, IpReport, IpTotals, Report, ReportTotals,
-    TickCounters, TickIp, TickIpCells,
+    Accounting, ClassReport, ClosedTick, IpRecord, IpReport, IpTotals, NextTick, Report,
+    ReportTotals, TickCounters, TickIp, TickIpCells,
 };
 pub use clock::{PerSec, TickAdvance, TickClock, TickLength};
 pub use counters::{amp_bucket, AmpCounters, IpCounters, PacketsBytes, TrafficStats};
 pub use key::{Direction, GroupId, IpId, IpKey};
 pub use prefix::{PrefixError, PrefixTable};
 pub use reflector::{AmpBucket, AMP_BUCKETS};
-pub use shard::{AdmittedSet, Monitor, Shard, TickDelta, WatchSet, ONSET_SAMPLE_RATE};
+pub use shard::{AdmittedSet, Monitor, Rearm, Shard, TickDelta, WatchSet, ONSET_SAMPLE_RATE};

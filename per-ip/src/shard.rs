@@ -572,6 +572,19 @@ impl WatchSet {
 /// shard with the recycled delta. Amplification counters live in a side vector, only for
 /// addresses that received reflector traffic.
 ///
+/// What every shard gets back with its delta after a tick ([`Shard::rearm`]): the tracked
+/// set, the watch set, and a new monitor when it changed. Cheap to clone (shared `Arc`s).
+///
+#[derive(Clone, Debug)]
+pub struct Rearm {
+    /// The tracked (admitted) set.
+    pub admitted: Arc<AdmittedSet>,
+    /// The targets to watch.
+    pub watch: Arc<WatchSet>,
+    /// What is monitored from the next tick on, when it changed.
+    pub monitor: Option<Arc<Monitor>>,
+}
+
 /// After [`Accounting::end_tick`](crate::Accounting::end_tick) a delta is *merged*: its
 /// contents are the merger's working state until [`Shard::recycle`] clears it (a merged delta
 /// handed to `end_tick` again counts as empty).
@@ -1429,6 +1442,20 @@ impl Shard {
     /// next tick; a no-op in effect without a limit.
     pub fn install_admitted(&mut self, admitted: Arc<AdmittedSet>) {
         self.admitted = admitted;
+    }
+
+    /// Re-arms the shard after a tick boundary (see [`Accounting::close_tick`] for the call
+    /// order): takes its delta back ([`recycle`](Self::recycle)), then the tracked set, the
+    /// watch set and, when it changed, the monitor.
+    ///
+    /// [`Accounting::close_tick`]: crate::Accounting::close_tick
+    pub fn rearm(&mut self, delta: TickDelta, r: &Rearm) {
+        self.recycle(delta);
+        self.install_admitted(r.admitted.clone());
+        self.install_watch(r.watch.clone());
+        if let Some(m) = &r.monitor {
+            self.set_monitor(m.clone());
+        }
     }
 
     /// Installs the merger's watch set ([`Accounting::watch`](crate::Accounting::watch)):

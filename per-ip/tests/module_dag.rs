@@ -1,12 +1,18 @@
 //! The crate's modules depend on each other in one direction only: the `crate::` paths of
 //! each module (outside comments and its tests) form a graph without cycles. A cycle would
-//! mean two modules that can only be understood, and changed, together.
+//! mean two modules that can only be understood, and changed, together. Modules name the
+//! module they use (`crate::shard::Rearm`), never a re-export of `lib.rs` (`crate::Rearm`),
+//! which would hide the edge.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-fn module_deps() -> BTreeMap<String, BTreeSet<String>> {
+type Graph = BTreeMap<String, BTreeSet<String>>;
+
+/// The module graph, and every `crate::Item` path that goes through `lib.rs`'s re-exports.
+fn module_deps() -> (Graph, Vec<String>) {
     let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut graph = BTreeMap::new();
+    let mut via_lib = Vec::new();
     for entry in std::fs::read_dir(&src).expect("reading src/") {
         let path = entry.expect("dir entry").path();
         let Some(name) = path.file_stem().and_then(|s| s.to_str()) else {
@@ -26,6 +32,9 @@ fn module_deps() -> BTreeMap<String, BTreeSet<String>> {
                     .chars()
                     .take_while(|c| c.is_ascii_lowercase() || *c == '_')
                     .collect();
+                if rest.starts_with(|c: char| c.is_ascii_uppercase()) {
+                    via_lib.push(format!("{name}: {}", line.trim()));
+                }
                 if !m.is_empty() && m != name {
                     deps.insert(m);
                 }
@@ -33,11 +42,11 @@ fn module_deps() -> BTreeMap<String, BTreeSet<String>> {
         }
         graph.insert(name.to_string(), deps);
     }
-    graph
+    (graph, via_lib)
 }
 
 fn cycle_through(
-    graph: &BTreeMap<String, BTreeSet<String>>,
+    graph: &Graph,
     node: &str,
     path: &mut Vec<String>,
     done: &mut BTreeSet<String>,
@@ -65,8 +74,13 @@ fn cycle_through(
 
 #[test]
 fn modules_form_a_dag() {
-    let graph = module_deps();
+    let (graph, via_lib) = module_deps();
     assert!(graph.len() >= 8, "modules found: {graph:?}");
+    assert!(
+        via_lib.is_empty(),
+        "name the module, not a re-export of lib.rs:\n{}",
+        via_lib.join("\n")
+    );
     let mut done = BTreeSet::new();
     for node in graph.keys() {
         if let Some(cycle) = cycle_through(&graph, node, &mut Vec::new(), &mut done) {

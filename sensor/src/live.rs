@@ -13,12 +13,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
-use surgewatch_per_ip::{
-    Accounting, AdmittedSet, ClosedTick, Monitor, Shard, TickDelta, TickLength, WatchSet,
-};
+use surgewatch_per_ip::{Accounting, Monitor, Rearm, Shard, TickDelta, TickLength};
 use surgewatch_pipeline::PacketSummary;
 
 use crate::capture::{Capture, CaptureStats, Poll};
+use crate::tick::{TickDriver, TickInfo, TickObserver};
 
 /// Frames taken from a source per poll.
 const POLL_BUDGET: usize = 256;
@@ -31,14 +30,9 @@ const DELTA_TIMEOUT: Duration = Duration::from_secs(2);
 enum Ctl {
     /// Hand over the tick's delta and the source's statistics.
     Tick,
-    /// The coordinator's answer: a recycled delta, the admitted and watch sets, and a new
-    /// monitor when what is monitored changed.
-    Rearm(
-        Box<TickDelta>,
-        Arc<AdmittedSet>,
-        Arc<WatchSet>,
-        Option<Arc<Monitor>>,
-    ),
+    /// The coordinator's answer: the worker's delta back, and what to re-arm with (the
+    /// admitted and watch sets, a new monitor when what is monitored changed).
+    Rearm(Box<TickDelta>, Rearm),
 }
 
 /// A worker's answer to [`Ctl::Tick`].
@@ -60,25 +54,6 @@ pub struct QueueStats {
     pub capture: CaptureStats,
     /// Frames with a parse error.
     pub parse_errors: u64,
-}
-
-/// What the coordinator hears about.
-pub trait LiveObserver {
-    /// A tick was closed (`queues`: statistics as of its end); may return the watch list for
-    /// the next tick.
-    fn on_tick(
-        &mut self,
-        tick: &ClosedTick<'_>,
-        queues: &[QueueStats],
-    ) -> Option<Vec<std::net::IpAddr>>;
-    /// After each tick, with the merger (e.g. to persist baselines).
-    fn after_tick(&mut self, acct: &Accounting) {
-        let _ = acct;
-    }
-    /// A new monitor to apply from the next tick on (e.g. the host's addresses changed).
-    fn new_monitor(&mut self) -> Option<Arc<Monitor>> {
-        None
-    }
 }
 
 /// A capture source with the name and core of its worker.
@@ -115,10 +90,10 @@ pub fn run_live<C: Capture + Send>(
     cfg: &LiveConfig,
     specs: Vec<WorkerSpec<C>>,
     stop: &AtomicBool,
-    obs: &mut dyn LiveObserver,
+    obs: &mut dyn TickObserver,
 ) -> (Accounting, Vec<QueueStats>) {
     let n = specs.len();
-    let mut acct = Accounting::new(cfg.monitor.clone(), cfg.tick);
+    let mut ticks = TickDriver::new(Accounting::new(cfg.monitor.clone(), cfg.tick));
     let mut queues: Vec<QueueStats> = specs
         .iter()
         .map(|s| QueueStats {
@@ -167,7 +142,7 @@ pub fn run_live<C: Capture + Send>(
                 std::thread::sleep(Duration::from_nanos((tick_end - now).min(50_000_000)));
             }
             let stopping = stop.load(Ordering::Relaxed);
-            close_tick(&mut acct, &ctls, &hand_rx, tick_start, &mut queues, obs);
+            close_tick(&mut ticks, &ctls, &hand_rx, tick_start, &mut queues, obs);
             if stopping {
                 break;
             }
@@ -177,16 +152,16 @@ pub fn run_live<C: Capture + Send>(
         worker_stop.store(true, Ordering::Relaxed);
         drop(ctls);
     });
-    (acct, queues)
+    (ticks.into_accounting(), queues)
 }
 
 fn close_tick(
-    acct: &mut Accounting,
+    ticks: &mut TickDriver,
     ctls: &[Sender<Ctl>],
     hand_rx: &Receiver<Handover>,
     tick_start: u64,
     queues: &mut [QueueStats],
-    obs: &mut dyn LiveObserver,
+    obs: &mut dyn TickObserver,
 ) {
     let mut asked = 0;
     for c in ctls {
@@ -217,25 +192,14 @@ fn close_tick(
     }
     let workers: Vec<usize> = got.iter().map(|h| h.worker).collect();
     let mut deltas: Vec<TickDelta> = got.into_iter().map(|h| h.delta).collect();
-    let watch = obs.on_tick(&acct.end_tick(tick_start, &mut deltas), queues);
-    if let Some(w) = watch {
-        acct.set_watch(w);
-    }
-    obs.after_tick(acct);
-    let monitor = obs.new_monitor();
-    if let Some(m) = &monitor {
-        acct.set_monitor(m.clone());
-    }
-    let admitted = acct.admitted();
-    let watch = acct.watch();
+    let info = TickInfo {
+        idle_after: 0,
+        queues,
+    };
+    let rearm = ticks.close(tick_start, &mut deltas, info, obs);
     for (w, d) in workers.into_iter().zip(deltas) {
         if let Some(c) = ctls.get(w) {
-            let _ = c.send(Ctl::Rearm(
-                Box::new(d),
-                admitted.clone(),
-                watch.clone(),
-                monitor.clone(),
-            ));
+            let _ = c.send(Ctl::Rearm(Box::new(d), rearm.clone()));
         }
     }
 }
@@ -264,14 +228,7 @@ fn worker<C: Capture>(
                     return;
                 }
             }
-            Ok(Ctl::Rearm(d, admitted, watch, monitor)) => {
-                shard.recycle(*d);
-                shard.install_admitted(admitted);
-                shard.install_watch(watch);
-                if let Some(m) = monitor {
-                    shard.set_monitor(m);
-                }
-            }
+            Ok(Ctl::Rearm(d, rearm)) => shard.rearm(*d, &rearm),
             Err(TryRecvError::Disconnected) => return,
             Err(TryRecvError::Empty) => {}
         }

@@ -14,8 +14,9 @@ use surgewatch_detect::baseline::BaselineParams;
 use surgewatch_detect::{Detector, DetectorConfig, GroupDetection, IncidentEvent};
 use surgewatch_export::events::EventJson;
 use surgewatch_export::summary::{RunInfo, SummaryJson};
-use surgewatch_per_ip::{ClosedTick, GroupId, Monitor, PrefixTable, TickLength};
-use surgewatch_sensor::replay::{self, ReplayConfig, ReplayObserver};
+use surgewatch_per_ip::{ClosedTick, GroupId, Monitor, NextTick, PrefixTable, TickLength};
+use surgewatch_sensor::replay::{self, ReplayConfig};
+use surgewatch_sensor::tick::{TickInfo, TickObserver};
 use surgewatch_tuning::Config;
 
 /// DDoS sensor: which monitored IP is under attack, by what, within a second.
@@ -313,15 +314,15 @@ impl Observer {
     }
 }
 
-impl ReplayObserver for Observer {
-    fn on_tick(
-        &mut self,
-        tick: &ClosedTick<'_>,
-        skipped_ticks: u64,
-    ) -> Option<Vec<std::net::IpAddr>> {
-        self.detector.on_tick(tick, skipped_ticks, &mut self.events);
+impl TickObserver for Observer {
+    fn on_tick(&mut self, tick: &ClosedTick<'_>, info: &TickInfo<'_>) -> NextTick {
+        self.detector
+            .on_tick(tick, info.idle_after, &mut self.events);
         self.emit();
-        Some(self.detector.watch_list())
+        NextTick {
+            watch: Some(self.detector.watch_list()),
+            monitor: None,
+        }
     }
 
     fn after_tick(&mut self, acct: &surgewatch_per_ip::Accounting) {
@@ -699,13 +700,11 @@ impl AgentAddrs {
     }
 }
 
-impl surgewatch_sensor::live::LiveObserver for LiveObs {
-    fn on_tick(
-        &mut self,
-        tick: &ClosedTick<'_>,
-        queues: &[surgewatch_sensor::live::QueueStats],
-    ) -> Option<Vec<std::net::IpAddr>> {
-        let watch = ReplayObserver::on_tick(&mut self.inner, tick, 0);
+impl TickObserver for LiveObs {
+    fn on_tick(&mut self, tick: &ClosedTick<'_>, info: &TickInfo<'_>) -> NextTick {
+        let queues = info.queues;
+        let mut next = self.inner.on_tick(tick, info);
+        next.monitor = self.agent.as_mut().and_then(AgentAddrs::refresh);
         if !self.warned_busy_spin && queues.iter().any(|q| q.capture.busy_poll_without_napi) {
             self.warned_busy_spin = true;
             eprintln!(
@@ -745,15 +744,11 @@ impl surgewatch_sensor::live::LiveObserver for LiveObs {
             self.last_status_ns = now;
             self.last_received = received;
         }
-        watch
+        next
     }
 
     fn after_tick(&mut self, acct: &surgewatch_per_ip::Accounting) {
         self.inner.maybe_save(acct);
-    }
-
-    fn new_monitor(&mut self) -> Option<Arc<Monitor>> {
-        self.agent.as_mut().and_then(AgentAddrs::refresh)
     }
 }
 

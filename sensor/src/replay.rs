@@ -15,13 +15,13 @@ use std::sync::Arc;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 use surgewatch_per_ip::{
-    Accounting, AdmittedSet, ClosedTick, Monitor, Shard, TickAdvance, TickClock, TickDelta,
-    TickLength, WatchSet,
+    Accounting, Monitor, Rearm, Shard, TickAdvance, TickClock, TickDelta, TickLength,
 };
 use surgewatch_pipeline::{parse_with, LinkType, PacketSummary, ParseOptions};
 
 use crate::capture::pcap::PcapFileSource;
 use crate::capture::{Capture, CaptureError, Frame, Poll};
+use crate::tick::{TickDriver, TickInfo, TickObserver};
 
 /// Frames lent per `poll` call.
 const POLL_BUDGET: usize = 256;
@@ -46,36 +46,6 @@ pub struct ReplayConfig {
     /// Frame parsing options (mirror decapsulation).
     pub parse: ParseOptions,
 }
-
-/// Something that wants to hear about the replay as it goes.
-pub trait ReplayObserver {
-    /// A tick was closed (all shards merged); `skipped_ticks` empty ticks follow it. May return
-    /// the targets whose source analysis the shards should record from the next tick on.
-    fn on_tick(
-        &mut self,
-        tick: &ClosedTick<'_>,
-        skipped_ticks: u64,
-    ) -> Option<Vec<std::net::IpAddr>> {
-        let _ = (tick, skipped_ticks);
-        None
-    }
-    /// After each tick, with the merged accounting (e.g. to persist state).
-    fn after_tick(&mut self, acct: &Accounting) {
-        let _ = acct;
-    }
-    /// Progress: bytes of all captures consumed so far.
-    fn on_progress(&mut self, bytes_done: u64) {
-        let _ = bytes_done;
-    }
-    /// A file's timestamps were shifted forward by `shift_ns` to keep time monotonic.
-    fn on_time_shift(&mut self, file: &std::path::Path, shift_ns: u64) {
-        let _ = (file, shift_ns);
-    }
-}
-
-/// An observer that does nothing.
-pub struct NoObserver;
-impl ReplayObserver for NoObserver {}
 
 /// The result of a replay: the merged accounting and what went wrong per file.
 pub struct ReplayOutcome {
@@ -104,12 +74,11 @@ pub fn total_size(sources: &[PcapFileSource]) -> u64 {
 pub fn replay(
     cfg: &ReplayConfig,
     sources: Vec<PcapFileSource>,
-    observer: &mut dyn ReplayObserver,
+    observer: &mut dyn TickObserver,
 ) -> ReplayOutcome {
-    let acct = Accounting::new(cfg.monitor.clone(), cfg.tick);
     let driver = Driver {
         clock: TickClock::new(cfg.tick),
-        acct,
+        ticks: TickDriver::new(Accounting::new(cfg.monitor.clone(), cfg.tick)),
         errors: Vec::new(),
         span: None,
         shift_ns: 0,
@@ -139,19 +108,19 @@ trait FrameSink {
     fn frame(&mut self, frame: &Frame<'_>, ts: u64);
     /// Accounts whatever is buffered (called at the end of every poll).
     fn flush(&mut self) {}
-    /// Hands every shard's delta for the tick to `merge`, then re-arms the shards.
+    /// Crosses a tick boundary: every shard's delta to `ticks`, then the shards re-armed.
     fn end_tick(
         &mut self,
-        acct: &mut Accounting,
+        ticks: &mut TickDriver,
         start_ns: u64,
         skipped: u64,
-        obs: &mut dyn ReplayObserver,
+        obs: &mut dyn TickObserver,
     );
 }
 
 struct Driver {
     clock: TickClock,
-    acct: Accounting,
+    ticks: TickDriver,
     errors: Vec<CaptureError>,
     span: Option<(u64, u64)>,
     shift_ns: u64,
@@ -164,7 +133,7 @@ fn run<S: FrameSink>(
     sources: Vec<PcapFileSource>,
     mut d: Driver,
     sink: &mut S,
-    obs: &mut dyn ReplayObserver,
+    obs: &mut dyn TickObserver,
 ) -> ReplayOutcome {
     let tick_ns = d.clock.tick_length().as_nanos();
     for (path, mut src) in files.iter().zip(sources) {
@@ -189,7 +158,7 @@ fn run<S: FrameSink>(
                     ..
                 } = d.clock.observe(ts)
                 {
-                    sink.end_tick(&mut d.acct, closed_start_ns, skipped, obs);
+                    sink.end_tick(&mut d.ticks, closed_start_ns, skipped, obs);
                 }
                 d.span = Some(match d.span {
                     None => (ts, ts),
@@ -211,21 +180,21 @@ fn run<S: FrameSink>(
         d.bytes_before += src.progress().1.unwrap_or(src.progress().0);
     }
     if let Some(start) = d.clock.finish() {
-        sink.end_tick(&mut d.acct, start, 0, obs);
+        sink.end_tick(&mut d.ticks, start, 0, obs);
     }
     ReplayOutcome {
         late_frames: d.clock.late_frames(),
-        accounting: d.acct,
+        accounting: d.ticks.into_accounting(),
         errors: d.errors,
         time_span_ns: d.span,
     }
 }
 
-/// Hands the observer's watch list to the merger (installed into the shards with the
-/// admitted set).
-fn apply_watch(acct: &mut Accounting, watch: Option<Vec<std::net::IpAddr>>) {
-    if let Some(w) = watch {
-        acct.set_watch(w);
+/// The replay's tick information: idle ticks after the closed one, no queues.
+fn idle(skipped: u64) -> TickInfo<'static> {
+    TickInfo {
+        idle_after: skipped,
+        queues: &[],
     }
 }
 
@@ -264,22 +233,17 @@ impl FrameSink for InlineSink {
 
     fn end_tick(
         &mut self,
-        acct: &mut Accounting,
+        ticks: &mut TickDriver,
         start_ns: u64,
         skipped: u64,
-        obs: &mut dyn ReplayObserver,
+        obs: &mut dyn TickObserver,
     ) {
         // Frames of the closing tick still buffered belong to it.
         self.drain();
         let mut deltas = [self.shard.take_tick()];
-        let watch = obs.on_tick(&acct.end_tick(start_ns, &mut deltas), skipped);
-        apply_watch(acct, watch);
-        obs.after_tick(acct);
-        let admitted = acct.admitted();
+        let rearm = ticks.close(start_ns, &mut deltas, idle(skipped), obs);
         let [d] = deltas;
-        self.shard.recycle(d);
-        self.shard.install_admitted(admitted);
-        self.shard.install_watch(acct.watch());
+        self.shard.rearm(d, &rearm);
     }
 }
 
@@ -301,8 +265,8 @@ enum ToWorker {
     Batch(Batch),
     /// Hand over the tick's delta.
     Tick,
-    /// The merger's answer to a tick: a recycled delta and the admitted set.
-    Rearm(Box<TickDelta>, Arc<AdmittedSet>, Arc<WatchSet>),
+    /// The merger's answer to a tick: the worker's delta back, and what to re-arm with.
+    Rearm(Box<TickDelta>, Rearm),
 }
 
 struct WorkerHandle {
@@ -407,10 +371,10 @@ impl FrameSink for ThreadedSink<'_> {
 
     fn end_tick(
         &mut self,
-        acct: &mut Accounting,
+        ticks: &mut TickDriver,
         start_ns: u64,
         skipped: u64,
-        obs: &mut dyn ReplayObserver,
+        obs: &mut dyn TickObserver,
     ) {
         let n = self.workers.len();
         for i in 0..n {
@@ -426,17 +390,9 @@ impl FrameSink for ThreadedSink<'_> {
         }
         deltas.sort_by_key(|(id, _)| *id);
         let mut only: Vec<TickDelta> = deltas.into_iter().map(|(_, d)| d).collect();
-        let watch = obs.on_tick(&acct.end_tick(start_ns, &mut only), skipped);
-        apply_watch(acct, watch);
-        obs.after_tick(acct);
-        let admitted = acct.admitted();
-        let watch = acct.watch();
+        let rearm = ticks.close(start_ns, &mut only, idle(skipped), obs);
         for (w, d) in self.workers.iter().zip(only) {
-            let _ = w.tx.send(ToWorker::Rearm(
-                Box::new(d),
-                admitted.clone(),
-                watch.clone(),
-            ));
+            let _ = w.tx.send(ToWorker::Rearm(Box::new(d), rearm.clone()));
         }
     }
 }
@@ -469,11 +425,7 @@ fn worker(
                     return;
                 }
             }
-            ToWorker::Rearm(d, admitted, watch) => {
-                shard.recycle(*d);
-                shard.install_admitted(admitted);
-                shard.install_watch(watch);
-            }
+            ToWorker::Rearm(d, rearm) => shard.rearm(*d, &rearm),
         }
     }
 }

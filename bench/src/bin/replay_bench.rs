@@ -28,8 +28,9 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 use surgewatch_bench::{monitor_auto, peak_rss_kib, rss_kib, write_big, BigOptions, BIG_MONITOR};
 use surgewatch_detect::{Detector, DetectorConfig, GroupDetection, IncidentEvent};
-use surgewatch_per_ip::{ClosedTick, GroupId, Monitor, PrefixTable, TickLength};
-use surgewatch_sensor::replay::{open_all, replay, ReplayConfig, ReplayObserver};
+use surgewatch_per_ip::{ClosedTick, GroupId, Monitor, NextTick, PrefixTable, TickLength};
+use surgewatch_sensor::replay::{open_all, replay, ReplayConfig};
+use surgewatch_sensor::tick::{TickInfo, TickObserver};
 
 const USAGE: &str =
     "usage: surgewatch-replay-bench [--generate N [--ips M] [--pps R] [--seed S] [--out PATH]]
@@ -134,10 +135,10 @@ struct TickTimer {
     max_watched: usize,
 }
 
-impl ReplayObserver for TickTimer {
-    fn on_tick(&mut self, tick: &ClosedTick<'_>, skipped: u64) -> Option<Vec<std::net::IpAddr>> {
+impl TickObserver for TickTimer {
+    fn on_tick(&mut self, tick: &ClosedTick<'_>, info: &TickInfo<'_>) -> NextTick {
         let watch = self.detector.as_mut().map(|d| {
-            d.on_tick(tick, skipped, &mut self.events);
+            d.on_tick(tick, info.idle_after, &mut self.events);
             self.n_events += self.events.len();
             self.events.clear();
             d.watch_list()
@@ -148,7 +149,10 @@ impl ReplayObserver for TickTimer {
         let now = Instant::now();
         self.gaps.push(now - self.last);
         self.last = now;
-        watch
+        NextTick {
+            watch,
+            monitor: None,
+        }
     }
 }
 
