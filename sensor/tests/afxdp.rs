@@ -50,8 +50,8 @@ mod net {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// Pins the calling thread to one CPU (the veth peer's TX queue, hence the RX queue, of an
-    /// AF_PACKET frame is the sending CPU modulo the queue count).
+    /// Pins the calling thread to one CPU; best effort (nothing happens where that CPU is not
+    /// available to the tests).
     pub fn pin_to_cpu(cpu: usize) {
         // SAFETY: cpu_set_t is plain data; CPU_SET writes within it; sched_setaffinity reads it.
         unsafe {
@@ -291,8 +291,8 @@ struct Captured {
     kernel_drops: u64,
 }
 
-/// Polls every part until `expect` frames arrived and then `quiet` passed without any, or 10 s
-/// passed.
+/// Polls every part until `expect` frames arrived and then `quiet` passed without any (to catch
+/// extra frames), or 30 s passed: a generous deadline, never reached when the frames arrive.
 fn drain(parts: &mut [AfXdpSource], expect: usize, quiet: Duration) -> Captured {
     let mut frames = Vec::new();
     let mut counts = vec![0u64; parts.len()];
@@ -318,7 +318,7 @@ fn drain(parts: &mut [AfXdpSource], expect: usize, quiet: Duration) -> Captured 
             continue;
         }
         let done = frames.len() >= expect && last.elapsed() >= quiet;
-        if done || start.elapsed() > Duration::from_secs(10) {
+        if done || start.elapsed() > Duration::from_secs(30) {
             break;
         }
         let _ = parts[0].wait(Duration::from_millis(10));
@@ -529,35 +529,57 @@ fn two_queues_together_receive_everything() {
     let mut parts = src.split();
     assert_eq!(parts.len(), 2);
 
-    // The veth peer's TX queue is the RX queue on this side, and an AF_PACKET frame leaves on
-    // queue (sending CPU % queues): one sender per CPU, each to its own address. 1000 frames
-    // per queue fit in its rings, so injection and capture need not overlap.
-    const PER_CPU: usize = 1000;
-    for cpu in 0..2usize {
+    // Which RX queue a frame lands on is the kernel's choice (veth: the peer's TX queue, from
+    // the flow hash or, where XPS is set up, the sending CPU), not something the product
+    // promises. What it does promise: each queue's socket receives what arrives on its queue,
+    // so together they receive every frame exactly once, and every queue is served. 2,000
+    // distinct flows (1,000 source ports to each of two addresses) from two senders, one per
+    // CPU where there are two, land on both queues under either policy. They fit in the rings,
+    // so injection and capture need not overlap.
+    const PER_DST: usize = 1000;
+    let flows = |d: u8| -> Vec<Vec<u8>> {
+        let dst = Ipv4Addr::new(10, 1, 1, d + 1);
+        (0..PER_DST)
+            .map(|i| frames::v4_udp(v4("198.51.100.9"), dst, 1000 + i as u16, 18, None))
+            .collect()
+    };
+    for d in 0..2u8 {
         let ifb = pair.if_b.clone();
+        let frames = flows(d);
         support::run_in_netns(&pair.ns_b, move || {
-            net::pin_to_cpu(cpu);
-            let dst = Ipv4Addr::new(10, 1, 1, cpu as u8 + 1);
-            let frames: Vec<Vec<u8>> = (0..PER_CPU)
-                .map(|i| frames::v4_udp(v4("198.51.100.9"), dst, 1000 + i as u16, 18, None))
-                .collect();
+            net::pin_to_cpu(usize::from(d));
             support::inject_here(&ifb, &frames);
         });
     }
-    let got = drain(&mut parts, 2 * PER_CPU, Duration::from_millis(300));
+    let got = drain(&mut parts, 2 * PER_DST, Duration::from_millis(300));
     eprintln!("per queue: {:?}", got.per_queue);
-    assert_eq!(got.frames.len(), 2 * PER_CPU);
+    // Every frame exactly once: the frames differ from each other, so the captured multiset
+    // must be the sent set.
+    let mut sent: Vec<Vec<u8>> = (0..2u8).flat_map(flows).collect();
+    let mut have: Vec<Vec<u8>> = got.frames.iter().map(|(d, _)| d.clone()).collect();
+    sent.sort();
+    have.sort();
+    assert_eq!(have.len(), sent.len(), "frames received in all");
+    assert!(have == sent, "the frames received are not the frames sent");
+    assert_eq!(got.kernel_drops, 0);
     let acct = account(got.frames.iter().map(|(d, w)| (&d[..], *w)));
-    for cpu in 0..2u8 {
-        let ip: IpAddr = Ipv4Addr::new(10, 1, 1, cpu + 1).into();
-        assert_eq!(acct.get(&(ip, TrafficClass::Udp)), Some(&(PER_CPU as u64)));
+    for d in 0..2u8 {
+        let ip: IpAddr = Ipv4Addr::new(10, 1, 1, d + 1).into();
+        assert_eq!(acct.get(&(ip, TrafficClass::Udp)), Some(&(PER_DST as u64)));
     }
-    if std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
-        assert_eq!(
-            got.per_queue,
-            vec![(0, PER_CPU as u64), (1, PER_CPU as u64)]
-        );
-    }
+    // Both queues served, however the kernel split the flows; per-queue counts (each checked
+    // against its socket's own statistics in `drain`) add up to the total.
+    let queues: Vec<u32> = got.per_queue.iter().map(|&(q, _)| q).collect();
+    assert_eq!(queues, vec![0, 1]);
+    assert!(
+        got.per_queue.iter().all(|&(_, n)| n > 0),
+        "a queue's worker received nothing: {:?}",
+        got.per_queue
+    );
+    assert_eq!(
+        got.per_queue.iter().map(|&(_, n)| n).sum::<u64>(),
+        2 * PER_DST as u64
+    );
     drop(parts);
     assert!(!net::link_details(&pair.ns_a, &pair.if_a).contains("xdp"));
 }
@@ -605,14 +627,11 @@ fn busy_polling_receives_everything() {
         src.stats().busy_poll_without_napi,
         support::kernel_at_least(6, 13)
     );
-    // The trait's idle wait spins instead of sleeping: it returns at once.
+    // The trait's idle wait spins instead of sleeping: it returns at once, not after its
+    // timeout (long enough that no scheduling delay on a loaded machine comes near it).
     let t = Instant::now();
-    Capture::wait(&mut src, Duration::from_millis(200));
-    assert!(
-        t.elapsed() < Duration::from_millis(100),
-        "{:?}",
-        t.elapsed()
-    );
+    Capture::wait(&mut src, Duration::from_secs(10));
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     drop(src);
     assert!(!net::link_details(&pair.ns_a, &pair.if_a).contains("xdp"));
 }
@@ -655,10 +674,19 @@ fn oversized_frames_are_counted_as_kernel_drops() {
         frames::v4_udp(s, d, 2, 1900, None),      // does not
     ];
     support::inject(&pair.ns_b, &pair.if_b, &frames);
-    let got = drain(&mut [src], 1, Duration::from_millis(300));
+    let mut parts = [src];
+    let got = drain(&mut parts, 1, Duration::from_millis(300));
     assert_eq!(got.frames.len(), 1);
     assert_eq!(got.frames[0].1, 1792);
-    assert_eq!(got.kernel_drops, 1);
+    // The drop is counted when the kernel handles the second frame, which may come after the
+    // first was received: wait for it (generous deadline), then check it is exactly one.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut drops = got.kernel_drops;
+    while drops == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+        drops = parts[0].stats().kernel_drops;
+    }
+    assert_eq!(drops, 1);
 }
 
 #[test]
@@ -820,7 +848,7 @@ fn multi_buffer_frames_are_lent_whole_even_one_descriptor_per_poll() {
         support::inject(&pair.ns_b, &pair.if_b, &frames);
         // One descriptor per poll: a frame's buffers are split over several polls.
         let start = Instant::now();
-        while got.len() < round * sizes.len() && start.elapsed() < Duration::from_secs(5) {
+        while got.len() < round * sizes.len() && start.elapsed() < Duration::from_secs(30) {
             let r = src
                 .poll(1, |f| got.push((f.data.to_vec(), f.wire_len)))
                 .expect("poll");

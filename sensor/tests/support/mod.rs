@@ -38,6 +38,7 @@ use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -369,19 +370,37 @@ pub struct Finished {
 }
 
 /// A process running inside a namespace with stdout and stderr captured (read by background
-/// threads, so it never blocks on a full pipe). Killed with SIGKILL on drop if still running.
+/// threads, so it never blocks on a full pipe; stderr can be watched while it runs, see
+/// [`Spawned::await_stderr`]). Killed with SIGKILL on drop if still running.
 #[derive(Debug)]
 pub struct Spawned {
     child: Child,
     out: Option<JoinHandle<String>>,
     err: Option<JoinHandle<String>>,
+    /// Everything written to stderr so far.
+    err_so_far: Arc<Mutex<Vec<u8>>>,
 }
 
-fn drain(r: Option<impl Read + Send + 'static>) -> Option<JoinHandle<String>> {
+/// Reads `r` to its end on a new thread, appending each piece to `so_far` as it comes.
+fn drain(
+    r: Option<impl Read + Send + 'static>,
+    so_far: Arc<Mutex<Vec<u8>>>,
+) -> Option<JoinHandle<String>> {
     r.map(|mut r| {
         std::thread::spawn(move || {
-            let mut v = Vec::new();
-            let _ = r.read_to_end(&mut v);
+            let mut buf = [0u8; 4096];
+            loop {
+                match r.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => so_far
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .extend_from_slice(&buf[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+            let v = so_far.lock().unwrap_or_else(|p| p.into_inner());
             String::from_utf8_lossy(&v).into_owned()
         })
     })
@@ -400,9 +419,51 @@ impl Spawned {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn ip netns exec");
-        let out = drain(child.stdout.take());
-        let err = drain(child.stderr.take());
-        Spawned { child, out, err }
+        let err_so_far = Arc::new(Mutex::new(Vec::new()));
+        let out = drain(child.stdout.take(), Arc::new(Mutex::new(Vec::new())));
+        let err = drain(child.stderr.take(), Arc::clone(&err_so_far));
+        Spawned {
+            child,
+            out,
+            err,
+            err_so_far,
+        }
+    }
+
+    /// What the process has written to stderr so far.
+    pub fn stderr_so_far(&self) -> String {
+        let v = self.err_so_far.lock().unwrap_or_else(|p| p.into_inner());
+        String::from_utf8_lossy(&v).into_owned()
+    }
+
+    /// Waits until the stderr written so far satisfies `done` (checked every 10 ms) and returns
+    /// it. Panics, naming `what` and with the process's output, when the process exits first
+    /// or `timeout` passes: tests wait for what the process says rather than for a time that
+    /// assumes how fast the machine is.
+    pub fn await_stderr(
+        &mut self,
+        what: &str,
+        done: impl Fn(&str) -> bool,
+        timeout: Duration,
+    ) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let err = self.stderr_so_far();
+            if done(&err) {
+                return err;
+            }
+            match self.child.try_wait() {
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                Ok(None) => panic!("{what}: not within {timeout:?}; stderr so far:\n{err}"),
+                Ok(Some(_)) => {
+                    let f = self.wait_timeout(Duration::from_secs(5));
+                    panic!("{what}: the process exited first: {f:?}");
+                }
+                Err(e) => panic!("wait for {}: {e}", self.child.id()),
+            }
+        }
     }
 
     /// Starts the real `surgewatch` binary with `args` inside `ns`.
