@@ -1,0 +1,415 @@
+//! The incident state machine of [`Detector`], driven tick by tick with synthetic closed ticks.
+//!
+//! Every tick is made the way the sensor makes it, through per-ip's public API only: packets
+//! ([`PacketSummary`]) are spread over [`Shard`]s, the shards' [`TickDelta`]s are merged by
+//! [`Accounting::end_tick`], the [`ClosedTick`] goes to [`Detector::on_tick`] (with the idle
+//! ticks that follow it), and the deltas go back to the shards with the admitted set and the
+//! detector's watch list ([`Detector::watch_list`] → [`Accounting::set_watch`]).
+//!
+//! Ticks are 100 ms long, so a target receiving `n` packets in a tick is at `10 · n` pps.
+//! Thresholds are in pps only: every test puts the bps floor and static threshold at 1 Gbit/s,
+//! far above its traffic (at most a few Mbit/s), so bit rates never decide anything.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use surgewatch_detect::baseline::BaselineParams;
+use surgewatch_detect::{
+    Detector, DetectorConfig, EventKind, GroupDetection, IncidentEvent, IncidentSummary,
+};
+use surgewatch_per_ip::{
+    Accounting, ClosedTick, GroupId, Monitor, PrefixTable, Shard, TickDelta, TickLength,
+};
+use surgewatch_pipeline::{proto, PacketSummary};
+
+/// Tick length: 100 ms.
+const TICK_NS: u64 = 100_000_000;
+/// Ticks per second.
+const TICKS_PER_SEC: u64 = 1_000_000_000 / TICK_NS;
+/// Start of the first tick (2026-01-01T00:00:00Z), a multiple of the tick.
+const T0: u64 = 1_767_225_600_000_000_000;
+
+/// The monitored prefix; every target below is in it.
+const PREFIX: &str = "192.0.2.0/24";
+const A: &str = "192.0.2.1";
+const B: &str = "192.0.2.2";
+/// A monitored address with a little traffic, so that a tick without traffic to a target is
+/// still a closed tick (not an idle one).
+const BYSTANDER: &str = "192.0.2.100";
+/// The bystander's rate: far under every threshold of the tests.
+const BYSTANDER_PPS: u64 = 10;
+
+/// Bit-rate floor and static threshold of every test (1 Gbit/s): never reached.
+const UNREACHED_BPS: u64 = 1_000_000_000;
+
+/// Start of tick `i` (counted from [`T0`]).
+fn tick_start(i: u64) -> u64 {
+    T0 + i * TICK_NS
+}
+
+/// End of tick `i`: when the events it causes are stamped.
+fn tick_end(i: u64) -> u64 {
+    tick_start(i + 1)
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// Baseline settings under which the threshold is `static_pps` whatever is learned: warm-up
+/// never ends, so `max(floor, static)` stays in force.
+fn fixed_threshold(static_pps: u64) -> BaselineParams {
+    BaselineParams {
+        floor_pps: 10,
+        static_pps,
+        floor_bps: UNREACHED_BPS,
+        static_bps: UNREACHED_BPS,
+        warmup_ticks: u32::MAX,
+        ..BaselineParams::default()
+    }
+}
+
+fn group(baseline: BaselineParams, start_ticks: u32, end_ticks: u32) -> GroupDetection {
+    GroupDetection {
+        baseline,
+        start_ticks,
+        end_ticks,
+    }
+}
+
+/// One UDP packet of 100 bytes to `dst`.
+fn udp(dst: IpAddr, src: IpAddr, src_port: u16, dst_port: u16) -> PacketSummary {
+    let mut s = PacketSummary::empty(100);
+    s.ip_version = 4;
+    s.src = src;
+    s.dst = dst;
+    s.protocol = proto::UDP;
+    s.has_l4 = true;
+    s.src_port = src_port;
+    s.dst_port = dst_port;
+    s.ttl = 64;
+    s.ip_len = 86;
+    s.udp_len = 66;
+    s
+}
+
+/// Packets in one tick at `pps`.
+fn per_tick(pps: u64) -> u64 {
+    assert_eq!(
+        pps % TICKS_PER_SEC,
+        0,
+        "{pps} pps is not a whole number of packets per tick"
+    );
+    pps / TICKS_PER_SEC
+}
+
+/// One tick of UDP at `pps` to `dst`, from a handful of sources (ephemeral ports to port 80,
+/// so nothing looks like a reflector).
+fn udp_to(dst: &str, pps: u64) -> Vec<PacketSummary> {
+    let dst = ip(dst);
+    (0..per_tick(pps))
+        .map(|i| {
+            let src = IpAddr::from([203, 0, 113, 1 + (i % 8) as u8]);
+            udp(dst, src, 40_000 + (i % 1000) as u16, 80)
+        })
+        .collect()
+}
+
+/// One tick of traffic: UDP to each `(target, pps)`.
+fn traffic(flows: &[(&str, u64)]) -> Vec<PacketSummary> {
+    flows
+        .iter()
+        .flat_map(|&(dst, pps)| udp_to(dst, pps))
+        .collect()
+}
+
+/// A sensor in miniature: shards, the accounting and the detector, driven one tick at a time.
+struct Harness {
+    shards: Vec<Shard>,
+    acct: Accounting,
+    det: Detector,
+    /// Index of the next tick to close (from [`T0`]).
+    next_tick: u64,
+    /// Picks each packet's shard.
+    rng: u64,
+}
+
+impl Harness {
+    /// One group with `g`, one shard, default update interval (1 s).
+    fn new(g: GroupDetection) -> Self {
+        Self::with_config(DetectorConfig::single(g, TICK_NS), 1)
+    }
+
+    fn with_config(cfg: DetectorConfig, n_shards: usize) -> Self {
+        let table = PrefixTable::new([(PREFIX.parse().unwrap(), GroupId(0))]).unwrap();
+        let monitor = Arc::new(Monitor::prefixes(table));
+        Harness {
+            shards: (0..n_shards).map(|_| Shard::new(monitor.clone())).collect(),
+            acct: Accounting::new(monitor, TickLength::from_nanos(TICK_NS).unwrap()),
+            det: Detector::new(cfg),
+            next_tick: 0,
+            rng: 0x9e37_79b9_7f4a_7c15,
+        }
+    }
+
+    /// Index of the tick the next call closes.
+    fn now(&self) -> u64 {
+        self.next_tick
+    }
+
+    /// Closes a tick with `packets`; returns its events.
+    fn tick(&mut self, packets: &[PacketSummary]) -> Vec<IncidentEvent> {
+        self.tick_then_idle(packets, 0)
+    }
+
+    /// Closes a tick with `packets`, followed by `idle_after` ticks without any traffic (not
+    /// closed: passed to the detector as `idle_after`, as the sensor passes skipped ticks);
+    /// returns the events.
+    fn tick_then_idle(&mut self, packets: &[PacketSummary], idle_after: u64) -> Vec<IncidentEvent> {
+        // Each packet to a pseudo-random shard, each shard's packets in one batch.
+        let n = self.shards.len() as u64;
+        let mut batches: Vec<Vec<PacketSummary>> = vec![Vec::new(); self.shards.len()];
+        for p in packets {
+            self.rng ^= self.rng << 13;
+            self.rng ^= self.rng >> 7;
+            self.rng ^= self.rng << 17;
+            batches[(self.rng % n) as usize].push(*p);
+        }
+        for (shard, batch) in self.shards.iter_mut().zip(&batches) {
+            shard.account_batch(batch);
+        }
+        let mut deltas: Vec<TickDelta> = self.shards.iter_mut().map(Shard::take_tick).collect();
+        let mut out = Vec::new();
+        let closed: ClosedTick<'_> = self.acct.end_tick(tick_start(self.next_tick), &mut deltas);
+        self.det.on_tick(&closed, idle_after, &mut out);
+        let watch = self.acct.set_watch(self.det.watch_list());
+        let admitted = self.acct.admitted();
+        for (shard, d) in self.shards.iter_mut().zip(deltas) {
+            shard.recycle(d);
+            shard.install_admitted(admitted.clone());
+            shard.install_watch(watch.clone());
+        }
+        self.next_tick += 1 + idle_after;
+        out
+    }
+
+    /// `n` ticks of the same traffic; returns their events.
+    fn ticks(&mut self, n: u64, packets: &[PacketSummary]) -> Vec<IncidentEvent> {
+        (0..n).flat_map(|_| self.tick(packets)).collect()
+    }
+
+    /// Ends the input ([`Detector::finish`]); returns the events.
+    fn finish(&mut self) -> Vec<IncidentEvent> {
+        let mut out = Vec::new();
+        self.det.finish(&mut out);
+        out
+    }
+}
+
+/// `(kind, target)` of each event, for compact assertions.
+fn kinds(events: &[IncidentEvent]) -> Vec<(EventKind, IpAddr)> {
+    events.iter().map(|e| (e.kind, e.target)).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. An incident opens after `start_ticks` consecutive ticks over a threshold.
+
+/// Threshold 100 pps; `start_ticks = 3`. Over = 200 pps (20 packets a tick), under = 50 pps.
+const START_TICKS: u32 = 3;
+
+#[test]
+fn start_opens_on_the_start_ticks_th_consecutive_tick_over_with_onset_at_the_first() {
+    let mut h = Harness::new(group(fixed_threshold(100), START_TICKS, 1));
+    let over = traffic(&[(A, 200)]);
+    for i in 0..u64::from(START_TICKS) - 1 {
+        assert_eq!(h.tick(&over), [], "tick {i}: only {} over", i + 1);
+        assert_eq!(h.det.open_incidents(), 0);
+    }
+    let ev = h.tick(&over);
+    assert_eq!(kinds(&ev), [(EventKind::Start, ip(A))]);
+    let start = &ev[0];
+    assert_eq!(start.incident_id, 1);
+    assert_eq!(
+        start.onset_ns,
+        tick_start(0),
+        "onset: start of the first tick over"
+    );
+    assert_eq!(
+        start.ts_ns,
+        tick_end(2),
+        "stamped at the end of the third tick over"
+    );
+    assert_eq!(start.threshold.pps, 100.0);
+    assert_eq!(start.pps, 200);
+    assert_eq!(h.det.open_incidents(), 1);
+}
+
+#[test]
+fn start_count_is_reset_by_a_tick_under_the_threshold() {
+    let mut h = Harness::new(group(fixed_threshold(100), START_TICKS, 1));
+    let over = traffic(&[(A, 200)]);
+    let under = traffic(&[(A, 50)]);
+    // over, over, under, over, over: never three in a row.
+    assert_eq!(h.ticks(2, &over), []);
+    assert_eq!(h.tick(&under), []);
+    assert_eq!(h.ticks(2, &over), []);
+    assert_eq!(h.det.open_incidents(), 0);
+    // The third in a row opens, with the onset after the break.
+    let ev = h.tick(&over);
+    assert_eq!(kinds(&ev), [(EventKind::Start, ip(A))]);
+    assert_eq!(ev[0].onset_ns, tick_start(3));
+    assert_eq!(ev[0].ts_ns, tick_end(5));
+}
+
+#[test]
+fn start_count_is_reset_by_idle_ticks() {
+    let mut h = Harness::new(group(fixed_threshold(100), START_TICKS, 1));
+    let over = traffic(&[(A, 200)]);
+    assert_eq!(h.tick(&over), []);
+    // Tick 1 over, then ticks 2..=4 without any traffic at all.
+    assert_eq!(h.tick_then_idle(&over, 3), []);
+    assert_eq!(h.now(), 5);
+    assert_eq!(h.ticks(2, &over), []);
+    let ev = h.tick(&over);
+    assert_eq!(kinds(&ev), [(EventKind::Start, ip(A))]);
+    assert_eq!(ev[0].onset_ns, tick_start(5));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. An incident ends after `end_ticks` consecutive ticks under every threshold.
+
+/// Threshold 100 pps; `start_ticks = 1`, `end_ticks = 4`. Over = 200 pps, under = 50 pps.
+const END_TICKS: u32 = 4;
+
+#[test]
+fn end_comes_on_the_end_ticks_th_consecutive_tick_under() {
+    let mut h = Harness::new(group(fixed_threshold(100), 1, END_TICKS));
+    let over = traffic(&[(A, 200)]);
+    let under = traffic(&[(A, 50)]);
+    assert_eq!(kinds(&h.tick(&over)), [(EventKind::Start, ip(A))]);
+    for i in 1..END_TICKS {
+        assert_eq!(h.tick(&under), [], "{i} ticks under");
+        assert_eq!(h.det.open_incidents(), 1);
+        assert!(h.det.closed().is_empty());
+    }
+    let ev = h.tick(&under);
+    assert_eq!(kinds(&ev), [(EventKind::End, ip(A))]);
+    let end = &ev[0];
+    assert_eq!(end.ts_ns, tick_end(4), "the fourth tick under");
+    assert_eq!(end.onset_ns, tick_start(0));
+    // 20 packets over, then 5 a tick for 4 ticks.
+    assert_eq!(end.packets, 20 + 4 * 5);
+    assert_eq!(end.timeline.len(), 5, "one point per tick of the incident");
+    assert_eq!(h.det.open_incidents(), 0);
+    let summary: &[IncidentSummary] = h.det.closed();
+    assert_eq!(summary.len(), 1);
+    let s = &summary[0];
+    assert_eq!(s.incident_id, end.incident_id);
+    assert_eq!(s.target, ip(A));
+    assert_eq!((s.onset_ns, s.end_ns), (tick_start(0), tick_end(4)));
+    assert_eq!((s.packets, s.bytes), (40, 40 * 100));
+    assert_eq!(s.peak_pps, 200);
+}
+
+#[test]
+fn end_count_is_reset_by_a_tick_over_the_threshold() {
+    let mut h = Harness::new(group(fixed_threshold(100), 1, END_TICKS));
+    let over = traffic(&[(A, 200)]);
+    let under = traffic(&[(A, 50)]);
+    assert_eq!(kinds(&h.tick(&over)), [(EventKind::Start, ip(A))]);
+    assert_eq!(h.ticks(3, &under), []);
+    assert_eq!(h.tick(&over), [], "over again after 3 ticks under");
+    assert_eq!(
+        h.ticks(3, &under),
+        [],
+        "the count restarted at the tick over"
+    );
+    assert_eq!(h.det.open_incidents(), 1);
+    let ev = h.tick(&under);
+    assert_eq!(kinds(&ev), [(EventKind::End, ip(A))]);
+    assert_eq!(ev[0].ts_ns, tick_end(8));
+}
+
+#[test]
+fn ticks_without_traffic_to_the_target_count_as_under() {
+    let mut h = Harness::new(group(fixed_threshold(100), 1, END_TICKS));
+    let over = traffic(&[(A, 200), (BYSTANDER, BYSTANDER_PPS)]);
+    let silent = traffic(&[(BYSTANDER, BYSTANDER_PPS)]);
+    assert_eq!(kinds(&h.tick(&over)), [(EventKind::Start, ip(A))]);
+    assert_eq!(h.ticks(u64::from(END_TICKS) - 1, &silent), []);
+    assert_eq!(h.det.open_incidents(), 1);
+    let ev = h.tick(&silent);
+    assert_eq!(kinds(&ev), [(EventKind::End, ip(A))]);
+    assert_eq!(ev[0].ts_ns, tick_end(4));
+    assert_eq!(ev[0].pps, 0, "the last tick had no traffic to the target");
+}
+
+#[test]
+fn idle_ticks_count_as_under_and_end_within_the_gap() {
+    // Over, then exactly END_TICKS - 1 idle ticks: still open; the next tick (without traffic
+    // to the target) is the fourth under.
+    let mut h = Harness::new(group(fixed_threshold(100), 1, END_TICKS));
+    let over = traffic(&[(A, 200), (BYSTANDER, BYSTANDER_PPS)]);
+    let silent = traffic(&[(BYSTANDER, BYSTANDER_PPS)]);
+    let ev = h.tick_then_idle(&over, u64::from(END_TICKS) - 1);
+    assert_eq!(kinds(&ev), [(EventKind::Start, ip(A))]);
+    assert_eq!(h.det.open_incidents(), 1);
+    assert_eq!(h.now(), 4);
+    let ev = h.tick(&silent);
+    assert_eq!(kinds(&ev), [(EventKind::End, ip(A))]);
+    assert_eq!(ev[0].ts_ns, tick_end(4));
+
+    // Over, one tick under, then a long gap: the incident ends in the gap, at the end of the
+    // fourth tick under (the third idle one), not at the end of the gap.
+    let mut h = Harness::new(group(fixed_threshold(100), 1, END_TICKS));
+    assert_eq!(
+        kinds(&h.tick(&traffic(&[(A, 200)]))),
+        [(EventKind::Start, ip(A))]
+    );
+    let ev = h.tick_then_idle(&traffic(&[(A, 50)]), 100);
+    assert_eq!(kinds(&ev), [(EventKind::End, ip(A))]);
+    assert_eq!(ev[0].ts_ns, tick_end(4));
+    assert_eq!(ev[0].timeline.len(), 5, "2 ticks with traffic + 3 idle");
+    assert_eq!(h.det.open_incidents(), 0);
+    assert_eq!(h.det.closed()[0].end_ns, tick_end(4));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. `finish` ends the incidents still open.
+
+#[test]
+fn finish_ends_every_open_incident_with_an_end_event() {
+    // Threshold 100 pps; `end_ticks = 100`, so nothing ends on its own here.
+    let mut h = Harness::new(group(fixed_threshold(100), 1, 100));
+    let attack = traffic(&[(A, 200), (B, 300)]);
+    let ev = h.tick(&attack);
+    assert_eq!(
+        kinds(&ev),
+        [(EventKind::Start, ip(A)), (EventKind::Start, ip(B))]
+    );
+    assert_eq!(h.ticks(4, &attack), []);
+    // Tick 5, then 2 idle ticks: the input ends with tick 7.
+    assert_eq!(h.tick_then_idle(&attack, 2), []);
+    assert_eq!(h.det.open_incidents(), 2);
+
+    let ev = h.finish();
+    assert_eq!(
+        kinds(&ev),
+        [(EventKind::End, ip(A)), (EventKind::End, ip(B))]
+    );
+    assert!(ev
+        .iter()
+        .all(|e| e.ts_ns == tick_end(7) && e.onset_ns == tick_start(0)));
+    assert_eq!((ev[0].packets, ev[1].packets), (6 * 20, 6 * 30));
+    assert_eq!(ev[0].timeline.len(), 8, "6 ticks with traffic + 2 idle");
+    assert_eq!(h.det.open_incidents(), 0);
+    let closed: Vec<(u64, IpAddr, u64)> = h
+        .det
+        .closed()
+        .iter()
+        .map(|s| (s.incident_id, s.target, s.end_ns))
+        .collect();
+    assert_eq!(closed, [(1, ip(A), tick_end(7)), (2, ip(B), tick_end(7))]);
+
+    assert_eq!(h.finish(), [], "nothing left to end");
+}
