@@ -375,6 +375,61 @@ fn idle_ticks_count_as_under_and_end_within_the_gap() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 3. Update pacing: 100 ms ticks, `update_interval_ns` = 1 s.
+
+#[test]
+fn updates_come_once_per_update_interval_and_never_more_often() {
+    // Threshold 100 pps, attack at 200 pps; `end_ticks` long enough for the idle gap below.
+    let mut h = Harness::new(group(fixed_threshold(100), 1, 100));
+    let over = traffic(&[(A, 200)]);
+    const SEC: u64 = 1_000_000_000;
+
+    // 35 ticks (3.5 s) over: the start at the end of tick 0, then an update exactly every
+    // second of ticks (every 10th tick), each with the packets since the onset.
+    let ev = h.ticks(35, &over);
+    let mut all = ev.clone();
+    let start_ts = tick_end(0);
+    assert_eq!(
+        ev.iter().map(|e| (e.kind, e.ts_ns)).collect::<Vec<_>>(),
+        [
+            (EventKind::Start, start_ts),
+            (EventKind::Update, start_ts + SEC),
+            (EventKind::Update, start_ts + 2 * SEC),
+            (EventKind::Update, start_ts + 3 * SEC),
+        ]
+    );
+    assert_eq!(
+        ev[1].packets,
+        11 * 20,
+        "11 ticks of 20 packets at the first update"
+    );
+    assert!(ev.iter().all(|e| e.incident_id == 1 && e.pps == 200));
+
+    // Tick 35 (0.5 s after the last update), then 25 idle ticks (2.5 s): no event in the gap;
+    // the first tick after it (tick 61, 3.1 s after the last update) brings one update, not
+    // three, and the next comes a full second later (tick 71).
+    assert_eq!(h.tick_then_idle(&over, 25), []);
+    assert_eq!(h.now(), 61);
+    let ev = h.ticks(11, &over);
+    all.extend(ev.iter().cloned());
+    assert_eq!(
+        ev.iter().map(|e| (e.kind, e.ts_ns)).collect::<Vec<_>>(),
+        [
+            (EventKind::Update, tick_end(61)),
+            (EventKind::Update, tick_end(71)),
+        ]
+    );
+
+    // Over the whole incident: consecutive start/update events at least 1 s apart.
+    let ts: Vec<u64> = all.iter().map(|e| e.ts_ns).collect();
+    assert!(ts.windows(2).all(|w| w[1] - w[0] >= SEC), "{ts:?}");
+    // The end is not paced: `finish` ends the incident at once, 0 s after the last update.
+    let ev = h.finish();
+    assert_eq!(kinds(&ev), [(EventKind::End, ip(A))]);
+    assert_eq!(ev[0].ts_ns, tick_end(71));
+}
+
+// ---------------------------------------------------------------------------------------------
 // 6. `finish` ends the incidents still open.
 
 #[test]
