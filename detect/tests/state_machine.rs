@@ -13,7 +13,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use surgewatch_detect::baseline::BaselineParams;
+use surgewatch_detect::baseline::{BaselineParams, Rates};
 use surgewatch_detect::{
     Detector, DetectorConfig, EventKind, GroupDetection, IncidentEvent, IncidentSummary,
 };
@@ -33,6 +33,7 @@ const T0: u64 = 1_767_225_600_000_000_000;
 const PREFIX: &str = "192.0.2.0/24";
 const A: &str = "192.0.2.1";
 const B: &str = "192.0.2.2";
+const C: &str = "192.0.2.3";
 /// A monitored address with a little traffic, so that a tick without traffic to a target is
 /// still a closed tick (not an idle one).
 const BYSTANDER: &str = "192.0.2.100";
@@ -66,6 +67,25 @@ fn fixed_threshold(static_pps: u64) -> BaselineParams {
         static_bps: UNREACHED_BPS,
         warmup_ticks: u32::MAX,
         ..BaselineParams::default()
+    }
+}
+
+/// Baseline settings whose learned threshold is easy to work out: the baseline is the
+/// **largest** of the last 10 learned samples (window 10 in 2 sub-windows of 5, percentile 100
+/// so `k = 1`), recomputed after every learned sample, times 2, never under 10 pps. During the
+/// first `warmup_ticks` learned samples the threshold is `max(10, static_pps)`.
+fn learned_threshold(warmup_ticks: u32, static_pps: u64) -> BaselineParams {
+    BaselineParams {
+        window_samples: 10,
+        subwindows: 2,
+        percentile: 100.0,
+        multiplier: 2.0,
+        recompute_ticks: 1,
+        floor_pps: 10,
+        floor_bps: UNREACHED_BPS,
+        static_pps,
+        static_bps: UNREACHED_BPS,
+        warmup_ticks,
     }
 }
 
@@ -203,6 +223,18 @@ impl Harness {
         let mut out = Vec::new();
         self.det.finish(&mut out);
         out
+    }
+
+    /// The total thresholds in force for `target` under `params` (as the detector's store
+    /// holds them: the last recomputation).
+    fn threshold(&self, target: &str, params: &BaselineParams) -> Rates {
+        let id = self.acct.id_of(ip(target)).expect("target not tracked");
+        self.det
+            .baselines()
+            .get(id.0)
+            .expect("target has no baseline")
+            .thresholds(&params.policy())
+            .total
     }
 }
 
@@ -427,6 +459,82 @@ fn updates_come_once_per_update_interval_and_never_more_often() {
     let ev = h.finish();
     assert_eq!(kinds(&ev), [(EventKind::End, ip(A))]);
     assert_eq!(ev[0].ts_ns, tick_end(71));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Learning pauses during an incident.
+
+#[test]
+fn an_incident_is_not_learned_but_the_same_traffic_under_the_threshold_is() {
+    // Baseline = largest of the last 10 learned samples, threshold = 2 × baseline; 10 ticks
+    // of warm-up at static 1000 pps; `start_ticks = 1`, `end_ticks = 3`.
+    let params = learned_threshold(10, 1000);
+    let mut h = Harness::new(group(params, 1, 3));
+
+    // Warm-up: A learns 20 pps (threshold 40), B learns 60 pps (threshold 120).
+    assert_eq!(h.ticks(10, &traffic(&[(A, 20), (B, 60)])), []);
+    assert_eq!(h.threshold(A, &params).pps, 40.0);
+    assert_eq!(h.threshold(B, &params).pps, 120.0);
+
+    // 30 ticks at 100 pps for both: over A's threshold (an incident), under B's (learned).
+    let ev = h.ticks(30, &traffic(&[(A, 100), (B, 100)]));
+    assert_eq!(ev[0].kind, EventKind::Start);
+    assert_eq!(ev[0].threshold.pps, 40.0);
+    assert!(ev.iter().all(|e| e.target == ip(A)), "B opened an incident");
+    assert_eq!(h.threshold(A, &params).pps, 40.0, "the attack was learned");
+    assert_eq!(
+        h.threshold(B, &params).pps,
+        200.0,
+        "100 pps under threshold not learned"
+    );
+
+    // The attack fades to 30 pps, under A's threshold: the incident ends on the third tick;
+    // those ticks are part of the incident, so they are not learned either (else 60 pps).
+    let ev = h.ticks(2, &traffic(&[(A, 30), (B, 100)]));
+    assert!(
+        ev.iter().all(|e| e.kind == EventKind::Update),
+        "{:?}",
+        kinds(&ev)
+    );
+    let ev = h.tick(&traffic(&[(A, 30), (B, 100)]));
+    assert_eq!(kinds(&ev), [(EventKind::End, ip(A))]);
+    assert_eq!(
+        h.threshold(A, &params).pps,
+        40.0,
+        "after the incident: the pre-attack one"
+    );
+
+    // Learning resumes once the incident is over.
+    assert_eq!(h.tick(&traffic(&[(A, 30), (B, 100)])), []);
+    assert_eq!(h.threshold(A, &params).pps, 60.0, "learning did not resume");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Warm-up, then the learned baseline.
+
+#[test]
+fn static_thresholds_apply_during_warm_up_and_the_learned_ones_after() {
+    // 10 ticks of warm-up at static 100 pps, then 2 × the largest of the last 10 learned
+    // samples; every target learns 20 pps, so its learned threshold is 40 pps.
+    let params = learned_threshold(10, 100);
+    let mut h = Harness::new(group(params, 1, 1));
+    let steady = [(A, 20), (B, 20), (C, 20)];
+    assert_eq!(h.ticks(9, &traffic(&steady)), []);
+    assert_eq!(h.threshold(C, &params).pps, 100.0, "static during warm-up");
+
+    // Tick 9, the last of the warm-up (its sample is the 10th learned): A at 60 pps, over
+    // the learned 40 but under the static 100, opens nothing; B at 150 pps, over the static,
+    // opens an incident at the static threshold.
+    let ev = h.tick(&traffic(&[(A, 60), (B, 150), (C, 20)]));
+    assert_eq!(kinds(&ev), [(EventKind::Start, ip(B))]);
+    assert_eq!(ev[0].threshold.pps, 100.0);
+    assert_eq!(h.threshold(C, &params).pps, 40.0, "learned once warm");
+
+    // Tick 10, the first after the warm-up: C at the same 60 pps, under the static 100 but
+    // over the learned 40, opens an incident at the learned threshold.
+    let ev = h.tick(&traffic(&[(A, 20), (B, 150), (C, 60)]));
+    assert_eq!(kinds(&ev), [(EventKind::Start, ip(C))]);
+    assert_eq!(ev[0].threshold.pps, 40.0);
 }
 
 // ---------------------------------------------------------------------------------------------
