@@ -2,9 +2,9 @@
 //!
 //! Every tick is made the way the sensor makes it, through per-ip's public API only: packets
 //! ([`PacketSummary`]) are spread over [`Shard`]s, the shards' [`TickDelta`]s are merged by
-//! [`Accounting::end_tick`], the [`ClosedTick`] goes to [`Detector::on_tick`] (with the idle
-//! ticks that follow it), and the deltas go back to the shards with the admitted set and the
-//! detector's watch list ([`Detector::watch_list`] → [`Accounting::set_watch`]).
+//! [`Accounting::close_tick`], whose closed tick goes to [`Detector::on_tick`] (with the
+//! idle ticks that follow it) and whose answer is the detector's watch list
+//! ([`Detector::watch_list`]); the deltas go back to the shards with [`Shard::rearm`].
 //!
 //! Ticks are 100 ms long, so a target receiving `n` packets in a tick is at `10 · n` pps.
 //! Thresholds are in pps only: every test puts the bps floor and static threshold at 1 Gbit/s,
@@ -18,7 +18,7 @@ use surgewatch_detect::{
     Detector, DetectorConfig, EventKind, GroupDetection, IncidentEvent, IncidentSummary,
 };
 use surgewatch_per_ip::{
-    Accounting, ClosedTick, GroupId, Monitor, PrefixTable, Shard, TickDelta, TickLength,
+    Accounting, GroupId, Monitor, NextTick, PrefixTable, Shard, TickDelta, TickLength,
 };
 use surgewatch_pipeline::{proto, tcp_flags, PacketSummary};
 
@@ -224,14 +224,18 @@ impl Harness {
         }
         let mut deltas: Vec<TickDelta> = self.shards.iter_mut().map(Shard::take_tick).collect();
         let mut out = Vec::new();
-        let closed: ClosedTick<'_> = self.acct.end_tick(tick_start(self.next_tick), &mut deltas);
-        self.det.on_tick(&closed, idle_after, &mut out);
-        let watch = self.acct.set_watch(self.det.watch_list());
-        let admitted = self.acct.admitted();
+        let det = &mut self.det;
+        let rearm = self
+            .acct
+            .close_tick(tick_start(self.next_tick), &mut deltas, |closed| {
+                det.on_tick(closed, idle_after, &mut out);
+                NextTick {
+                    watch: Some(det.watch_list()),
+                    monitor: None,
+                }
+            });
         for (shard, d) in self.shards.iter_mut().zip(deltas) {
-            shard.recycle(d);
-            shard.install_admitted(admitted.clone());
-            shard.install_watch(watch.clone());
+            shard.rearm(d, &rearm);
         }
         self.next_tick += 1 + idle_after;
         out
