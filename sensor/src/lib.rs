@@ -11,3 +11,4 @@ pub mod live;
 pub mod livesrc;
 pub mod replay;
 pub mod signals;
+pub mod sys;
