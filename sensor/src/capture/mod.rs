@@ -5,11 +5,13 @@
 //! UMEM mappings, `bpf(2)`) are made through [`crate::sys`]; what stays here is the ring
 //! protocols (who owns which block or chunk, when it goes back to the kernel), the policy
 //! (fallbacks, retries, what an errno means to an operator) and the pure parts, such as the
-//! XDP program's instructions ([`xdp_prog`]).
+//! XDP program's instructions ([`xdp_prog`], assembled and tested without a kernel; loaded by
+//! [`xdp_load`]).
 
 pub mod afpacket;
 pub mod afxdp;
 pub mod pcap;
+pub mod xdp_load;
 pub mod xdp_prog;
 
 use std::path::PathBuf;
