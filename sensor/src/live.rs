@@ -144,7 +144,7 @@ pub fn run_live<C: Capture + Send>(
                 .name(format!("surgewatch-q{i}"))
                 .spawn_scoped(scope, move || {
                     if let Some(core) = spec.core {
-                        core_affinity::set_for_current(core_affinity::CoreId { id: core });
+                        let _ = crate::sys::sched::pin_to_core(core);
                     }
                     worker(i, spec.source, shard, parse, rx, hand_tx, &wstop);
                 });
