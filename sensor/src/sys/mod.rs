@@ -27,7 +27,7 @@
 //! - no policy: which errno means what to an operator is decided by the callers (e.g.
 //!   [`crate::capture::CaptureError`] mapping);
 //! - descriptors are taken as [`BorrowedFd`](std::os::fd::BorrowedFd) and returned as
-//!   [`OwnedFd`](std::os::fd::OwnedFd).
+//!   [`OwnedFd`].
 #![allow(unsafe_code)]
 
 pub mod bpf;
