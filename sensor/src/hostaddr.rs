@@ -1,54 +1,24 @@
-//! The host's own addresses (for the host-agent mode), from `getifaddrs(3)`.
+//! The host's own addresses (for the host-agent mode), from `getifaddrs(3)` (through
+//! [`crate::sys::netdev::interface_addresses`]).
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 /// Addresses configured on the host's interfaces (in the caller's network namespace),
 /// excluding loopback and IPv6 link-local ones; with `only`, just those interfaces'.
 /// Sorted, without duplicates.
 pub fn host_addresses(only: &[String]) -> std::io::Result<Vec<IpAddr>> {
-    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: `head` receives a list allocated by libc, freed below with freeifaddrs.
-    if unsafe { libc::getifaddrs(&mut head) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
     let mut out = BTreeSet::new();
-    let mut cur = head;
-    while !cur.is_null() {
-        // SAFETY: `cur` is a node of the list getifaddrs returned, valid until freeifaddrs.
-        let ifa = unsafe { &*cur };
-        cur = ifa.ifa_next;
-        if ifa.ifa_addr.is_null() || ifa.ifa_name.is_null() {
+    for (name, ip) in crate::sys::netdev::interface_addresses()? {
+        if !only.is_empty() && !only.contains(&name) {
             continue;
         }
-        // SAFETY: `ifa_name` is a NUL-terminated string owned by the list.
-        let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) }.to_string_lossy();
-        if !only.is_empty() && !only.iter().any(|o| *o == name) {
-            continue;
-        }
-        // SAFETY: `ifa_addr` is non-null and points to a sockaddr whose family says its type.
-        let family = i32::from(unsafe { (*ifa.ifa_addr).sa_family });
-        let ip = match family {
-            libc::AF_INET => {
-                // SAFETY: family AF_INET means the sockaddr is a sockaddr_in.
-                let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
-                IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)))
-            }
-            libc::AF_INET6 => {
-                // SAFETY: family AF_INET6 means the sockaddr is a sockaddr_in6.
-                let sin6 = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in6) };
-                IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr))
-            }
-            _ => continue,
-        };
         let link_local_v6 = matches!(ip, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80);
         if ip.is_loopback() || ip.is_unspecified() || link_local_v6 {
             continue;
         }
         out.insert(ip);
     }
-    // SAFETY: `head` came from getifaddrs and is freed exactly once.
-    unsafe { libc::freeifaddrs(head) };
     Ok(out.into_iter().collect())
 }
 

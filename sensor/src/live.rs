@@ -119,7 +119,7 @@ pub fn run_live<C: Capture + Send>(
                 .name(format!("surgewatch-q{i}"))
                 .spawn_scoped(scope, move || {
                     if let Some(core) = spec.core {
-                        core_affinity::set_for_current(core_affinity::CoreId { id: core });
+                        let _ = crate::sys::sched::pin_to_core(core);
                     }
                     worker(i, spec.source, shard, parse, rx, hand_tx, &wstop);
                 });
@@ -270,41 +270,19 @@ fn keep_off_worker_cores(worker_cores: &[usize]) {
     };
     let free = control_cores(&allowed, worker_cores);
     if !free.is_empty() {
-        // SAFETY: cpu_set_t is plain old data; all-zero is the empty set.
-        let mut only: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-        for &c in &free {
-            // SAFETY: CPU_SET writes one bit inside `only` (`c` is below its size in bits:
-            // it came from `allowed_cores`).
-            unsafe { libc::CPU_SET(c, &mut only) };
-        }
-        // SAFETY: `only` is a valid cpu_set_t of the size passed; pid 0 is the calling thread.
-        unsafe {
-            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &only);
-        }
+        let _ = crate::sys::sched::set_affinity(&free);
     } else {
-        // SAFETY: gettid has no preconditions.
-        let tid = unsafe { libc::syscall(libc::SYS_gettid) };
-        // SAFETY: setpriority on this thread's id (Linux: per-thread nice); lowering the
-        // priority needs no privilege.
-        unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 5) };
+        // Lowering the priority needs no privilege.
+        let _ = crate::sys::sched::set_thread_nice(5);
     }
 }
 
 /// The cores the calling thread may run on (its affinity mask, e.g. narrowed by `taskset` or
 /// a cgroup's cpuset), in ascending order; `None` if the kernel does not say.
 pub fn allowed_cores() -> Option<Vec<usize>> {
-    // SAFETY: cpu_set_t is plain old data; all-zero is the empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    let size = std::mem::size_of::<libc::cpu_set_t>();
-    // SAFETY: `set` is a valid cpu_set_t of `size` bytes; pid 0 is the calling thread.
-    if unsafe { libc::sched_getaffinity(0, size, &mut set) } != 0 {
-        return None;
-    }
-    let cores: Vec<usize> = (0..8 * size)
-        // SAFETY: CPU_ISSET reads one bit inside `set` (`c` is below its size in bits).
-        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
-        .collect();
-    (!cores.is_empty()).then_some(cores)
+    crate::sys::sched::allowed_cores()
+        .ok()
+        .filter(|cores| !cores.is_empty())
 }
 
 /// The cores the control thread keeps to: those it may run on that no worker is pinned to

@@ -2,6 +2,7 @@
 //! program), AF_PACKET (one TPACKET_V3 socket per worker in a flow-hash fanout group), or AF_XDP
 //! with a fallback to AF_PACKET, and pinning each worker to a core.
 
+use std::os::fd::AsFd;
 use std::time::Duration;
 
 use crate::capture::afpacket::{AfPacketConfig, AfPacketSource, Fanout};
@@ -9,6 +10,7 @@ use crate::capture::afxdp::{self, rx_queues, AfXdpConfig, AfXdpSource, XdpMode};
 use crate::capture::xdp_prog::XdpFallback;
 use crate::capture::{Capture, CaptureError, CaptureStats, Frame, Poll};
 use crate::live::WorkerSpec;
+use crate::sys::socket;
 
 /// Which capture method to use.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -90,50 +92,19 @@ pub struct PromiscGuard {
 impl PromiscGuard {
     /// Puts `interface` in promiscuous mode for the guard's lifetime.
     pub fn new(interface: &str) -> Result<Self, CaptureError> {
-        use std::os::fd::FromRawFd;
-        let sock_err = |op: &'static str| CaptureError::Socket {
+        let sock_err = |op: &'static str, source| CaptureError::Socket {
             interface: interface.to_owned(),
             op,
-            source: std::io::Error::last_os_error(),
+            source,
         };
-        let name =
-            std::ffi::CString::new(interface).map_err(|_| CaptureError::NoSuchInterface {
+        let ifindex =
+            crate::sys::netdev::ifindex(interface).map_err(|_| CaptureError::NoSuchInterface {
                 interface: interface.to_owned(),
             })?;
-        // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
-        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
-        if ifindex == 0 {
-            return Err(CaptureError::NoSuchInterface {
-                interface: interface.to_owned(),
-            });
-        }
-        // SAFETY: plain socket(2) call; the result is checked before use.
-        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-        if fd < 0 {
-            return Err(sock_err("socket(AF_PACKET)"));
-        }
-        // SAFETY: `fd` is a fresh descriptor owned by nobody else.
-        let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
-        let mreq = libc::packet_mreq {
-            mr_ifindex: i32::try_from(ifindex).unwrap_or(0),
-            mr_type: libc::PACKET_MR_PROMISC as libc::c_ushort,
-            mr_alen: 0,
-            mr_address: [0; 8],
-        };
-        // SAFETY: `mreq` is a valid packet_mreq and its size is passed with it.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_PACKET,
-                libc::PACKET_ADD_MEMBERSHIP,
-                std::ptr::addr_of!(mreq).cast(),
-                std::mem::size_of::<libc::packet_mreq>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(sock_err("PACKET_ADD_MEMBERSHIP (promiscuous)"));
-        }
-        Ok(PromiscGuard { _fd: owned })
+        let fd = socket::packet_socket().map_err(|e| sock_err("socket(AF_PACKET)", e))?;
+        socket::add_promisc_membership(fd.as_fd(), ifindex)
+            .map_err(|e| sock_err("PACKET_ADD_MEMBERSHIP (promiscuous)", e))?;
+        Ok(PromiscGuard { _fd: fd })
     }
 }
 

@@ -38,7 +38,8 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use surgewatch_bench::sender::{ifindex, pin_to_core, stop_on_signals, stop_requested};
 use surgewatch_bench::synthetic_frames;
-use surgewatch_sensor::capture::xdp_prog::{load_xdp_insns, test_run_live_frames, BpfInsn};
+use surgewatch_sensor::capture::xdp_load::{load_xdp_insns, test_run_live_frames};
+use surgewatch_sensor::capture::xdp_prog::BpfInsn;
 
 #[derive(Parser, Debug)]
 #[command(

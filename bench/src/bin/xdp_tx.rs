@@ -32,7 +32,7 @@ use clap::Parser;
 use surgewatch_bench::sender::{pin_to_core, stop_on_signals, stop_requested};
 use surgewatch_sensor::capture::afxdp::{raise_memlock, UmemArea};
 use xdpilone::xdp::XdpDesc;
-use xdpilone::{DeviceQueue, IfInfo, RingTx, Socket, SocketConfig, Umem, UmemConfig};
+use xdpilone::{DeviceQueue, IfInfo, RingTx, Socket, SocketConfig, UmemConfig};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -277,10 +277,11 @@ impl TxQueue {
             headroom: 0,
             flags: 0,
         };
-        // SAFETY: `area` is a page-aligned mapping that outlives the UMEM, its rings and
+        // The UMEM borrows `area` until it is dropped below; `area` outlives the rings and
         // socket (it is the last field of `TxQueue`).
-        let umem = unsafe { Umem::new(ucfg, area.as_slice_ptr()) }
-            .map_err(xerr("register UMEM (needs root / CAP_IPC_LOCK)"))?;
+        let umem = area
+            .register(ucfg)
+            .context("register UMEM (needs root / CAP_IPC_LOCK)")?;
         let sock = Socket::with_shared(&info, &umem).map_err(xerr("socket(AF_XDP)"))?;
         let cq = umem.fq_cq(&sock).map_err(xerr("fill/completion rings"))?;
         let scfg = SocketConfig {
@@ -303,6 +304,7 @@ impl TxQueue {
             )
         } == 0;
         umem.bind(&user).map_err(xerr("bind"))?;
+        drop(umem);
         Ok(TxQueue {
             queue,
             tx,

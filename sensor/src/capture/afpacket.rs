@@ -77,18 +77,27 @@
 //! Every value read from the ring is checked against the block bounds; a block whose frame
 //! headers point outside it is given back to the kernel and counted in
 //! [`CaptureStats::invalid_descs`] (never seen in practice; it would mean a kernel bug).
+//!
+//! ## System calls
+//! This module is safe Rust: the socket, its options, the ioctls and `poll(2)` go through
+//! [`crate::sys::socket`] and [`crate::sys::netdev`], and the ring is a
+//! [`crate::sys::mem::Mapping`], read through bounds-checked accessors (block status words as
+//! atomics). What stays here is the ring protocol: a block is read only between the kernel's
+//! `TP_STATUS_USER` and our `TP_STATUS_KERNEL`.
 
-use std::ffi::CString;
 use std::fmt;
 use std::io;
-use std::mem::{size_of, MaybeUninit};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::mem::size_of;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use surgewatch_pipeline::LinkType;
 
-use super::{ifreq_for, ioctl_ifreq, Capture, CaptureError, CaptureStats, Frame, Poll};
+use crate::sys::mem::{page_size, Mapping};
+use crate::sys::{netdev, socket};
+
+use super::{Capture, CaptureError, CaptureStats, Frame, Poll};
 
 /// Default ring block size: 4 MiB.
 pub const DEFAULT_BLOCK_SIZE: u32 = 4 << 20;
@@ -292,9 +301,10 @@ pub struct AfPacketKernelStats {
 /// A live capture on one interface through a `TPACKET_V3` ring, optionally one member of a
 /// fanout group. See the [module documentation](self).
 pub struct AfPacketSource {
+    // Field order is drop order: the ring is unmapped before the socket closes (which also
+    // drops the promiscuous and fanout memberships).
+    ring: Mapping,
     fd: OwnedFd,
-    ring: *mut u8,
-    ring_len: usize,
     block_size: usize,
     block_count: usize,
     interface: String,
@@ -315,27 +325,13 @@ pub struct AfPacketSource {
     pending: Option<CaptureError>,
 }
 
-// SAFETY: the ring pointer refers to a private mapping owned by this value alone (unmapped in
-// Drop); nothing else aliases it in this process, so moving the source to another thread is
-// sound. It is not Sync: `poll` needs `&mut self`.
-unsafe impl Send for AfPacketSource {}
-
-fn page_size() -> u64 {
-    // SAFETY: sysconf has no memory-safety preconditions.
-    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    u64::try_from(p).ok().filter(|&p| p > 0).unwrap_or(4096)
-}
-
-fn setsockopt<T>(fd: RawFd, level: libc::c_int, opt: libc::c_int, val: &T) -> io::Result<()> {
-    let len = libc::socklen_t::try_from(size_of::<T>())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: `val` points to a live, initialised `T` of `len` bytes; the kernel only reads it.
-    let rc = unsafe { libc::setsockopt(fd, level, opt, (val as *const T).cast(), len) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+/// `setsockopt(SOL_PACKET, opt, val)`.
+fn set_packet_option<T: crate::sys::Plain>(
+    fd: &OwnedFd,
+    opt: libc::c_int,
+    val: &T,
+) -> io::Result<()> {
+    socket::set_option(fd.as_fd(), libc::SOL_PACKET, opt, val)
 }
 
 impl AfPacketSource {
@@ -361,67 +357,33 @@ impl AfPacketSource {
                 }
             }
         };
-        let cname =
-            CString::new(cfg.interface.as_str()).map_err(|_| CaptureError::InvalidConfig {
+        let ifindex = netdev::ifindex(&cfg.interface).map_err(|e| match e.raw_os_error() {
+            Some(libc::ENODEV | libc::ENXIO) | None => CaptureError::NoSuchInterface {
                 interface: interface.clone(),
-                reason: "interface name contains a NUL byte".into(),
-            })?;
-        // SAFETY: `cname` is a valid NUL-terminated string for the duration of the call.
-        let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
-        if ifindex == 0 {
-            let e = io::Error::last_os_error();
-            return Err(match e.raw_os_error() {
-                Some(libc::ENODEV | libc::ENXIO) | None => CaptureError::NoSuchInterface {
-                    interface: interface.clone(),
-                },
-                _ => sock_err("if_nametoindex", e),
-            });
-        }
-        let ifindex_c = libc::c_int::try_from(ifindex).map_err(|_| CaptureError::Socket {
-            interface: interface.clone(),
-            op: "if_nametoindex",
-            source: io::Error::from(io::ErrorKind::InvalidData),
+            },
+            _ => sock_err("if_nametoindex", e),
         })?;
 
         // Protocol 0: no frame is queued before the ring exists and the socket is bound.
-        // SAFETY: plain system call with constant arguments.
-        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-        if raw < 0 {
-            return Err(sock_err("socket(AF_PACKET)", io::Error::last_os_error()));
-        }
-        // SAFETY: `raw` is a freshly created descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let fdr = fd.as_raw_fd();
+        let fd = socket::packet_socket().map_err(|e| sock_err("socket(AF_PACKET)", e))?;
 
-        // The name was checked above: never `None`, mapped for completeness.
-        let name_req = || {
-            ifreq_for(&cfg.interface).ok_or_else(|| CaptureError::NoSuchInterface {
-                interface: cfg.interface.clone(),
-            })
-        };
-        let mut ifr = name_req()?;
-        ioctl_ifreq(fdr, libc::SIOCGIFHWADDR, &mut ifr)
+        let hw_type = netdev::hw_type(fd.as_fd(), &cfg.interface)
             .map_err(|e| sock_err("ioctl(SIOCGIFHWADDR)", e))?;
-        // SAFETY: SIOCGIFHWADDR filled the `ifru_hwaddr` member of the union.
-        let hw_type = unsafe { ifr.ifr_ifru.ifru_hwaddr.sa_family };
         if hw_type != ARPHRD_ETHER && hw_type != ARPHRD_LOOPBACK {
             return Err(CaptureError::UnsupportedHardware { interface, hw_type });
         }
-        let mut ifr = name_req()?;
-        ioctl_ifreq(fdr, libc::SIOCGIFFLAGS, &mut ifr)
-            .map_err(|e| sock_err("ioctl(SIOCGIFFLAGS)", e))?;
-        // SAFETY: SIOCGIFFLAGS filled the `ifru_flags` member of the union.
-        let flags = unsafe { ifr.ifr_ifru.ifru_flags };
-        if libc::c_int::from(flags) & libc::IFF_UP == 0 {
+        if !netdev::is_up(fd.as_fd(), &cfg.interface)
+            .map_err(|e| sock_err("ioctl(SIOCGIFFLAGS)", e))?
+        {
             return Err(CaptureError::InterfaceDown { interface });
         }
 
         let version = libc::tpacket_versions::TPACKET_V3 as libc::c_int;
-        setsockopt(fdr, libc::SOL_PACKET, libc::PACKET_VERSION, &version)
+        set_packet_option(&fd, libc::PACKET_VERSION, &version)
             .map_err(|e| sock_err("setsockopt(PACKET_VERSION)", e))?;
         if cfg.ignore_outgoing {
             let one: libc::c_int = 1;
-            setsockopt(fdr, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, &one)
+            set_packet_option(&fd, libc::PACKET_IGNORE_OUTGOING, &one)
                 .map_err(|e| sock_err("setsockopt(PACKET_IGNORE_OUTGOING)", e))?;
         }
         let timeout_ms = u32::try_from(cfg.block_timeout.as_millis()).unwrap_or(u32::MAX);
@@ -434,32 +396,17 @@ impl AfPacketSource {
             tp_sizeof_priv: 0,
             tp_feature_req_word: 0,
         };
-        setsockopt(fdr, libc::SOL_PACKET, libc::PACKET_RX_RING, &req)
+        set_packet_option(&fd, libc::PACKET_RX_RING, &req)
             .map_err(|e| sock_err("setsockopt(PACKET_RX_RING)", e))?;
 
         let block_size = cfg.block_size as usize;
         let block_count = cfg.block_count as usize;
-        let ring_len = block_size * block_count;
-        // SAFETY: maps the ring the kernel just allocated for this socket; length and offset are
-        // those the kernel expects; the result is checked against MAP_FAILED.
-        let ring = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                ring_len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_POPULATE,
-                fdr,
-                0,
-            )
-        };
-        if ring == libc::MAP_FAILED {
-            return Err(sock_err("mmap(ring)", io::Error::last_os_error()));
-        }
+        let ring = Mapping::shared(fd.as_fd(), block_size * block_count)
+            .map_err(|e| sock_err("mmap(ring)", e))?;
         // From here on Drop unmaps the ring and closes the socket on any error.
         let src = AfPacketSource {
+            ring,
             fd,
-            ring: ring.cast(),
-            ring_len,
             block_size,
             block_count,
             interface,
@@ -474,21 +421,7 @@ impl AfPacketSource {
             pending: None,
         };
 
-        // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
-        let mut sll: libc::sockaddr_ll = unsafe { MaybeUninit::zeroed().assume_init() };
-        sll.sll_family = libc::AF_PACKET as libc::c_ushort;
-        sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
-        sll.sll_ifindex = ifindex_c;
-        // SAFETY: `sll` is a valid sockaddr_ll and the length passed is its size.
-        let rc = unsafe {
-            libc::bind(
-                fdr,
-                (&sll as *const libc::sockaddr_ll).cast(),
-                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            let e = io::Error::last_os_error();
+        if let Err(e) = socket::bind_packet(src.fd.as_fd(), ifindex) {
             return Err(match e.raw_os_error() {
                 Some(libc::ENETDOWN) => CaptureError::InterfaceDown {
                     interface: src.interface.clone(),
@@ -500,18 +433,12 @@ impl AfPacketSource {
             });
         }
         if cfg.promiscuous {
-            let mreq = libc::packet_mreq {
-                mr_ifindex: ifindex_c,
-                mr_type: libc::PACKET_MR_PROMISC as libc::c_ushort,
-                mr_alen: 0,
-                mr_address: [0; 8],
-            };
-            setsockopt(fdr, libc::SOL_PACKET, libc::PACKET_ADD_MEMBERSHIP, &mreq)
+            socket::add_promisc_membership(src.fd.as_fd(), ifindex)
                 .map_err(|e| sock_err("setsockopt(PACKET_ADD_MEMBERSHIP promisc)", e))?;
         }
         if let Some(fanout) = cfg.fanout {
             let arg: u32 = fanout.raw();
-            setsockopt(fdr, libc::SOL_PACKET, libc::PACKET_FANOUT, &arg)
+            set_packet_option(&src.fd, libc::PACKET_FANOUT, &arg)
                 .map_err(|e| sock_err("setsockopt(PACKET_FANOUT)", e))?;
         }
         Ok(src)
@@ -547,23 +474,17 @@ impl AfPacketSource {
         if self.ready() {
             return Ok(true);
         }
-        let ms = timeout.as_nanos().div_ceil(1_000_000);
-        let ms = libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX);
-        let mut pfd = libc::pollfd {
-            fd: self.fd.as_raw_fd(),
-            events: libc::POLLIN | libc::POLLRDNORM,
-            revents: 0,
-        };
-        // SAFETY: `pfd` is one valid pollfd, exclusively borrowed for the call.
-        let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if rc < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                return Ok(self.ready());
-            }
-            return Err(self.socket_error("poll", e));
+        let mut pfd = [socket::PollFd::new(
+            self.fd.as_fd(),
+            libc::POLLIN | libc::POLLRDNORM,
+        )];
+        // Rounded up to whole milliseconds.
+        match socket::poll(&mut pfd, timeout) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(self.ready()),
+            Err(e) => return Err(self.socket_error("poll", e)),
         }
-        if pfd.revents & libc::POLLERR != 0 {
+        if pfd[0].revents() & libc::POLLERR != 0 {
             if let Some(e) = self.take_socket_error() {
                 return Err(self.socket_error("capture socket", e));
             }
@@ -595,43 +516,16 @@ impl AfPacketSource {
 
     /// Reads and clears the socket's pending error (SO_ERROR).
     fn take_socket_error(&self) -> Option<io::Error> {
-        let mut err: libc::c_int = 0;
-        let mut len = size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: `err` and `len` are valid for writes and `len` holds the size of `err`.
-        let rc = unsafe {
-            libc::getsockopt(
-                self.fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_ERROR,
-                (&mut err as *mut libc::c_int).cast(),
-                &mut len,
-            )
-        };
-        if rc != 0 {
-            return Some(io::Error::last_os_error());
-        }
-        (err != 0).then(|| io::Error::from_raw_os_error(err))
+        socket::take_error(self.fd.as_fd()).unwrap_or_else(Some)
     }
 
     fn refresh_kernel_stats(&mut self) {
-        let mut st = libc::tpacket_stats_v3 {
-            tp_packets: 0,
-            tp_drops: 0,
-            tp_freeze_q_cnt: 0,
-        };
-        let mut len = size_of::<libc::tpacket_stats_v3>() as libc::socklen_t;
-        // SAFETY: `st` and `len` are valid for writes and `len` holds the size of `st`; the
-        // kernel writes at most `len` bytes.
-        let rc = unsafe {
-            libc::getsockopt(
-                self.fd.as_raw_fd(),
-                libc::SOL_PACKET,
-                libc::PACKET_STATISTICS,
-                (&mut st as *mut libc::tpacket_stats_v3).cast(),
-                &mut len,
-            )
-        };
-        if rc == 0 {
+        let st = socket::get_option::<libc::tpacket_stats_v3>(
+            self.fd.as_fd(),
+            libc::SOL_PACKET,
+            libc::PACKET_STATISTICS,
+        );
+        if let Ok(st) = st {
             // The read reset the kernel's counters: accumulate.
             self.kernel.packets += u64::from(st.tp_packets);
             self.kernel.drops += u64::from(st.tp_drops);
@@ -639,41 +533,42 @@ impl AfPacketSource {
         }
     }
 
-    /// Pointer to the start of block `i` (< block_count).
-    fn block_ptr(&self, i: usize) -> *mut u8 {
-        debug_assert!(i < self.block_count);
-        // SAFETY: i < block_count, so the offset stays inside the mapping of
-        // block_size * block_count bytes.
-        unsafe { self.ring.add(i * self.block_size) }
+    /// Offset of block `i` (< block_count) in the ring.
+    fn block_offset(&self, i: usize) -> usize {
+        i * self.block_size
     }
 
     /// The kernel-shared status word of block `i`, read with acquire ordering so that the
-    /// frames the kernel wrote before handing the block over are visible.
+    /// frames the kernel wrote before handing the block over are visible. A word outside the
+    /// ring (never: `i` < block_count) reads as owned by the kernel.
     fn block_status(&self, i: usize) -> u32 {
-        self.status_word(i).load(Ordering::Acquire)
+        self.status_word(i)
+            .map_or(libc::TP_STATUS_KERNEL, |w| w.load(Ordering::Acquire))
     }
 
-    fn status_word(&self, i: usize) -> &AtomicU32 {
+    /// The status word of block `i`: it sits in the block descriptor at the start of every
+    /// block (page aligned, so the u32 is aligned) and is shared with the kernel, which is why
+    /// it is only accessed atomically.
+    fn status_word(&self, i: usize) -> Option<&AtomicU32> {
         let off = std::mem::offset_of!(libc::tpacket_block_desc, hdr)
             + std::mem::offset_of!(libc::tpacket_hdr_v1, block_status);
-        // SAFETY: the block descriptor sits at the start of every block (page aligned, so the
-        // u32 is aligned); the word is shared with the kernel, which is why it is only accessed
-        // atomically; the mapping outlives `&self`.
-        unsafe { AtomicU32::from_ptr(self.block_ptr(i).add(off).cast()) }
+        self.ring.atomic_u32(self.block_offset(i) + off)
     }
 
-    /// Reads a `u32` field of the block descriptor of block `i` at `off`.
+    /// Reads a `u32` field of the block descriptor of block `i` at `off` (0 if outside the
+    /// ring). The block is owned by user space (checked by the caller), so the kernel does not
+    /// write it concurrently.
     fn block_u32(&self, i: usize, off: usize) -> u32 {
-        // SAFETY: `off` is the offset of a u32 field of the descriptor at the start of the
-        // block, inside the mapping; the block is owned by user space (checked by the caller),
-        // so the kernel does not write it concurrently.
-        unsafe { std::ptr::read_volatile(self.block_ptr(i).add(off).cast::<u32>()) }
+        self.ring
+            .read_volatile_u32(self.block_offset(i) + off)
+            .unwrap_or(0)
     }
 
     /// Gives the current block back to the kernel and moves to the next one.
     fn release_block(&mut self) {
-        self.status_word(self.block)
-            .store(libc::TP_STATUS_KERNEL, Ordering::Release);
+        if let Some(w) = self.status_word(self.block) {
+            w.store(libc::TP_STATUS_KERNEL, Ordering::Release);
+        }
         self.block = (self.block + 1) % self.block_count;
         self.in_block = false;
         self.left = 0;
@@ -713,29 +608,32 @@ impl Capture for AfPacketSource {
                 self.left = num;
                 self.offset = first;
             }
-            let base = self.block_ptr(self.block);
+            let base = self.block_offset(self.block);
             while n < budget && self.left > 0 {
                 let at = self.offset;
-                if !matches!(at.checked_add(hdr_len), Some(end) if end <= bsz) {
+                // The header and then the frame must lie inside this block, which user space
+                // owns until it is released (after every frame has been lent and `f` has
+                // returned; no slice outlives this iteration).
+                let h = match at.checked_add(hdr_len) {
+                    Some(end) if end <= bsz => self.ring.read::<libc::tpacket3_hdr>(base + at),
+                    _ => None,
+                };
+                let Some(h) = h else {
                     self.stats.invalid_descs += 1;
                     self.left = 0;
                     break;
-                }
-                // SAFETY: `at + hdr_len <= block_size`, so the header lies inside this block,
-                // which user space owns until released; read_unaligned copies it out.
-                let h =
-                    unsafe { std::ptr::read_unaligned(base.add(at).cast::<libc::tpacket3_hdr>()) };
+                };
                 let mac = at + usize::from(h.tp_mac);
                 let snap = h.tp_snaplen as usize;
-                if !matches!(mac.checked_add(snap), Some(end) if end <= bsz) {
+                let data = match mac.checked_add(snap) {
+                    Some(end) if end <= bsz => self.ring.bytes(base + mac, snap),
+                    _ => None,
+                };
+                let Some(data) = data else {
                     self.stats.invalid_descs += 1;
                     self.left = 0;
                     break;
-                }
-                // SAFETY: `mac + snap <= block_size`: the bytes lie inside this block, which
-                // stays owned by user space (not released) until every frame has been lent and
-                // `f` has returned; the slice does not outlive this iteration.
-                let data = unsafe { std::slice::from_raw_parts(base.add(mac), snap) };
+                };
                 let ts_nanos = u64::from(h.tp_sec) * 1_000_000_000 + u64::from(h.tp_nsec);
                 let mut wire_len = h.tp_len;
                 let data: &[u8] = if h.tp_status & libc::TP_STATUS_VLAN_VALID != 0 && snap >= 12 {
@@ -799,17 +697,6 @@ impl Capture for AfPacketSource {
     fn wait(&mut self, timeout: Duration) {
         if let Err(e) = self.wait_ready(timeout) {
             self.pending = Some(e);
-        }
-    }
-}
-
-impl Drop for AfPacketSource {
-    fn drop(&mut self) {
-        // SAFETY: `ring`/`ring_len` are exactly the mapping made in `open`, unmapped only here;
-        // no frame borrowed from it can outlive `&mut self`. The socket closes after this
-        // (OwnedFd), which also drops the promiscuous membership and the fanout membership.
-        unsafe {
-            libc::munmap(self.ring.cast(), self.ring_len);
         }
     }
 }

@@ -36,21 +36,33 @@
 //! - Registering a UMEM locks its memory: without `CAP_IPC_LOCK`, `RLIMIT_MEMLOCK` must cover
 //!   it. The soft limit is raised (up to the hard limit, or beyond with `CAP_SYS_RESOURCE`) when
 //!   too low, else [`CaptureError::MemlockTooLow`].
+//!
+//! This module is safe Rust. Sockets and rings are `xdpilone`'s safe API; the two places where
+//! `xdpilone` asks for `unsafe` (registering the UMEM over memory it cannot check, and a
+//! ring's raw descriptor) and the UMEM memory itself ([`UmemArea`]: its frames are read
+//! through bounds-checked borrows) live in [`crate::sys::xsk`]; socket options, `poll(2)` and
+//! the interface ioctls in [`crate::sys::socket`] and [`crate::sys::netdev`]. What stays here
+//! is the ring protocol: a chunk is lent only between its RX descriptor and its return to the
+//! fill ring.
 
 use std::ffi::CString;
-use std::fs;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, RawFd};
-use std::ptr::NonNull;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use surgewatch_pipeline::LinkType;
 use xdpilone::xdp::XdpDesc;
-use xdpilone::{DeviceQueue, IfInfo, RingRx, Socket, SocketConfig, Umem, UmemConfig};
+use xdpilone::{DeviceQueue, IfInfo, RingRx, Socket, SocketConfig, UmemConfig};
 
-use super::xdp_prog::{ifindex, XdpAttachMode, XdpFallback, XdpProgram};
-use super::{ifreq_for, ioctl_ifreq, Capture, CaptureError, CaptureStats, Frame, Poll};
+use crate::sys::xsk::rx_fd;
+use crate::sys::{netdev, socket};
+
+use super::xdp_prog::{XdpAttachMode, XdpFallback, XdpProgram};
+use super::{ifindex, Capture, CaptureError, CaptureStats, Frame, Poll};
+
+pub use crate::sys::mem::raise_memlock;
+pub use crate::sys::xsk::UmemArea;
 
 /// How the socket moves frames between driver and UMEM.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -117,7 +129,7 @@ const BUSY_RETRY: Duration = Duration::from_millis(1000);
 /// from the driver's channel count (`ETHTOOL_GCHANNELS`), else just queue 0.
 pub fn rx_queues(ifname: &str) -> Result<Vec<u32>, CaptureError> {
     let idx = ifindex(ifname)?;
-    if let Some(q) = sysfs_rx_queues(ifname, idx) {
+    if let Some(q) = netdev::sysfs_rx_queues(ifname, idx) {
         return Ok(q);
     }
     if let Some(n) = ethtool_rx_channels(ifname).filter(|&n| n > 0) {
@@ -126,88 +138,35 @@ pub fn rx_queues(ifname: &str) -> Result<Vec<u32>, CaptureError> {
     Ok(vec![0])
 }
 
-/// Queues from sysfs, only when sysfs belongs to this thread's namespace (a thread that
-/// `setns`'d still sees the sysfs of the namespace it was mounted in).
-fn sysfs_rx_queues(ifname: &str, idx: u32) -> Option<Vec<u32>> {
-    let dir = format!("/sys/class/net/{ifname}");
-    let sys_idx: u32 = fs::read_to_string(format!("{dir}/ifindex"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    if sys_idx != idx {
-        return None;
-    }
-    let mut q: Vec<u32> = fs::read_dir(format!("{dir}/queues"))
-        .ok()?
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str()?.strip_prefix("rx-")?.parse().ok())
-        .collect();
-    q.sort_unstable();
-    (!q.is_empty()).then_some(q)
-}
-
-/// A datagram socket for interface ioctls (works in any network namespace).
-fn ioctl_socket() -> Option<std::os::fd::OwnedFd> {
-    use std::os::fd::FromRawFd;
-    // SAFETY: plain socket(2) call with constant arguments.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    // SAFETY: `fd` was just returned by socket(2) and is owned by nobody else.
-    (fd >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
-}
-
 /// RX channels (rx-only + combined) the driver reports, if it implements `get_channels`.
 fn ethtool_rx_channels(ifname: &str) -> Option<u32> {
-    use std::os::fd::AsRawFd;
-    const SIOCETHTOOL: libc::c_ulong = 0x8946;
-    const ETHTOOL_GCHANNELS: u32 = 0x3c;
-    // struct ethtool_channels: cmd, max_rx, max_tx, max_other, max_combined, rx_count,
-    // tx_count, other_count, combined_count.
-    let mut ch = [0u32; 9];
-    ch[0] = ETHTOOL_GCHANNELS;
-    let sock = ioctl_socket()?;
-    let mut req = ifreq_for(ifname)?;
-    req.ifr_ifru.ifru_data = ch.as_mut_ptr().cast();
-    // SAFETY: SIOCETHTOOL with a valid ifreq whose data pointer refers to a live
-    // `struct ethtool_channels` (9 × u32) that the kernel fills.
-    let r = unsafe { libc::ioctl(sock.as_raw_fd(), SIOCETHTOOL as _, &mut req) };
-    (r == 0).then(|| ch[5].saturating_add(ch[8]))
+    let sock = netdev::ioctl_socket().ok()?;
+    netdev::rx_channels(sock.as_fd(), ifname).ok()
 }
 
 /// Whether the interface is administratively up (`IFF_UP`).
 fn interface_up(ifname: &str) -> Result<bool, CaptureError> {
-    use std::os::fd::AsRawFd;
     let err = |source| CaptureError::Socket {
         interface: ifname.to_owned(),
         op: "ioctl(SIOCGIFFLAGS)",
         source,
     };
-    let sock = ioctl_socket().ok_or_else(|| err(io::Error::last_os_error()))?;
-    let mut req = ifreq_for(ifname).ok_or_else(|| CaptureError::NoSuchInterface {
-        interface: ifname.to_owned(),
-    })?;
-    if let Err(e) = ioctl_ifreq(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) {
-        return Err(if e.raw_os_error() == Some(libc::ENODEV) {
+    let sock = netdev::ioctl_socket().map_err(err)?;
+    netdev::is_up(sock.as_fd(), ifname).map_err(|e| {
+        if e.raw_os_error() == Some(libc::ENODEV) {
             CaptureError::NoSuchInterface {
                 interface: ifname.to_owned(),
             }
         } else {
             err(e)
-        });
-    }
-    // SAFETY: SIOCGIFFLAGS succeeded, so the union holds `ifru_flags`.
-    let flags = unsafe { req.ifr_ifru.ifru_flags };
-    Ok(flags & libc::IFF_UP as libc::c_short != 0)
+        }
+    })
 }
 
 /// The interface's MTU (`SIOCGIFMTU`), if it can be read.
 pub fn interface_mtu(ifname: &str) -> Option<u32> {
-    use std::os::fd::AsRawFd;
-    let sock = ioctl_socket()?;
-    let mut req = ifreq_for(ifname)?;
-    ioctl_ifreq(sock.as_raw_fd(), libc::SIOCGIFMTU, &mut req).ok()?;
-    // SAFETY: SIOCGIFMTU succeeded, so the union holds `ifru_mtu`.
-    u32::try_from(unsafe { req.ifr_ifru.ifru_mtu }).ok()
+    let sock = netdev::ioctl_socket().ok()?;
+    netdev::mtu(sock.as_fd(), ifname).ok()
 }
 
 /// The UMEM chunk size for an interface whose longest frame is `longest` bytes: 2048, or
@@ -231,159 +190,15 @@ pub fn longest_frame(mtu: u32) -> u32 {
     mtu.saturating_add(14 + 8)
 }
 
-/// Raises the soft `RLIMIT_MEMLOCK` so that `needed` more bytes can be locked, when it is not
-/// unlimited. Failure is not an error here: `CAP_IPC_LOCK` makes the limit irrelevant, and
-/// UMEM registration reports the real problem. Returns the soft limit now in force.
-pub fn raise_memlock(needed: u64) -> u64 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the valid `lim`.
-    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } != 0 {
-        return 0;
-    }
-    if lim.rlim_cur == libc::RLIM_INFINITY {
-        return u64::MAX;
-    }
-    let want = lim.rlim_cur.saturating_add(needed);
-    let new = libc::rlimit {
-        rlim_cur: want,
-        rlim_max: lim.rlim_max.max(want),
-    };
-    // SAFETY: setrlimit reads the valid `new`.
-    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &new) } == 0 {
-        return want;
-    }
-    // Without CAP_SYS_RESOURCE: up to the hard limit.
-    let capped = libc::rlimit {
-        rlim_cur: want.min(lim.rlim_max),
-        rlim_max: lim.rlim_max,
-    };
-    // SAFETY: as above.
-    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &capped) } == 0 {
-        capped.rlim_cur
-    } else {
-        lim.rlim_cur
-    }
-}
-
 fn now_nanos() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
-/// An anonymous, page-aligned, pre-faulted mapping holding one UMEM (also used by the
-/// AF_XDP TX generator of the benches); unmapped on drop.
-pub struct UmemArea {
-    ptr: NonNull<u8>,
-    len: usize,
-}
-
-// SAFETY: the mapping is plain memory owned by this value alone; the pointer is never shared
-// with another thread except through `&self`/`&mut self` borrows of its owner.
-unsafe impl Send for UmemArea {}
-
-impl UmemArea {
-    /// Maps `len` bytes.
-    pub fn new(len: usize) -> io::Result<Self> {
-        // SAFETY: anonymous private mapping with no address hint; the result is checked.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let ptr = NonNull::new(p.cast::<u8>())
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))?;
-        Ok(UmemArea { ptr, len })
-    }
-
-    /// The whole mapping, as `xdpilone::Umem::new` takes it.
-    pub fn as_slice_ptr(&self) -> NonNull<[u8]> {
-        NonNull::slice_from_raw_parts(self.ptr, self.len)
-    }
-
-    /// Copies `data` to offset `at` before the area is registered as a UMEM; false (and
-    /// nothing written) when it does not fit.
-    pub fn write(&mut self, at: usize, data: &[u8]) -> bool {
-        match at.checked_add(data.len()) {
-            Some(end) if end <= self.len => {
-                // SAFETY: `at..end` lies inside the live mapping, which `&mut self` borrows
-                // exclusively; `data` cannot overlap it (it is borrowed separately).
-                unsafe {
-                    std::ptr::copy_nonoverlapping(
-                        data.as_ptr(),
-                        self.ptr.as_ptr().add(at),
-                        data.len(),
-                    );
-                }
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// Hints the CPU to fetch the first two cache lines at `addr` (no effect outside the
-    /// mapping).
-    #[inline]
-    fn prefetch(&self, addr: u64) {
-        let Ok(start) = usize::try_from(addr) else {
-            return;
-        };
-        if start >= self.len {
-            return;
-        }
-        let p = self.ptr.as_ptr().wrapping_add(start);
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `prefetcht0` is a hint: it never faults and has no effect the program can
-        // observe; SSE is part of the x86_64 baseline.
-        unsafe {
-            use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>());
-            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(64).cast::<i8>());
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = p;
-    }
-
-    /// The `len` bytes at `addr`, when inside the area.
-    #[inline]
-    fn get(&self, addr: u64, len: u32) -> Option<&[u8]> {
-        let start = usize::try_from(addr).ok()?;
-        let end = start.checked_add(len as usize)?;
-        if end > self.len {
-            return None;
-        }
-        // SAFETY: `start..end` lies inside the live mapping. The chunk holding it was handed
-        // to us on the RX ring, so the kernel will not write it until we put it back on the
-        // fill ring, which happens only after this borrow (tied to `&self`) has ended.
-        Some(unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(start), len as usize) })
-    }
-}
-
-impl Drop for UmemArea {
-    fn drop(&mut self) {
-        // SAFETY: `ptr`/`len` are exactly the mapping created in `new`, unmapped once here.
-        // The kernel keeps its own pin on the pages while a socket still references the UMEM.
-        unsafe {
-            libc::munmap(self.ptr.as_ptr().cast(), self.len);
-        }
-    }
-}
-
 /// One AF_XDP socket bound to one queue, with its own UMEM.
 struct XskQueue {
     queue: u32,
-    fd: RawFd,
     mode: XdpMode,
     frame_size: u32,
     // Field order is drop order: rings (and their mmaps, and the socket fd) before the UMEM.
@@ -420,9 +235,10 @@ enum Napi {
 }
 
 impl Napi {
-    /// `Polled` if socket `fd` has a NAPI id now, else `without`.
-    fn of(fd: RawFd, without: Napi) -> Napi {
-        if napi_id(fd) == 0 {
+    /// `Polled` if socket `fd` has a NAPI id now, else `without` (also when the kernel does
+    /// not know `SO_INCOMING_NAPI_ID`).
+    fn of(fd: BorrowedFd<'_>, without: Napi) -> Napi {
+        if socket::napi_id(fd).unwrap_or(0) == 0 {
             without
         } else {
             Napi::Polled
@@ -473,10 +289,9 @@ impl XskQueue {
             headroom: 0,
             flags: 0,
         };
-        // SAFETY: `area` is a page-aligned mapping of `len` bytes that outlives every ring and
-        // socket made from this UMEM (it is dropped last in `XskQueue`).
-        let umem =
-            unsafe { Umem::new(ucfg, area.as_slice_ptr()) }.map_err(errno("register UMEM"))?;
+        // The UMEM borrows `area` until it is dropped below; the rings and socket made from it
+        // do not (the kernel holds the pages), and `area` is dropped last in `XskQueue`.
+        let umem = area.register(ucfg).map_err(os("register UMEM"))?;
         let sock = Socket::with_shared(&info, &umem).map_err(errno("socket"))?;
         let mut fq = umem.fq_cq(&sock).map_err(errno("fill/completion rings"))?;
         let mut bind_flags = SocketConfig::XDP_BIND_NEED_WAKEUP;
@@ -505,18 +320,18 @@ impl XskQueue {
         refill(&mut fq, &mut free);
 
         umem.bind(&user).map_err(errno("bind"))?;
-        let fd = user.as_raw_fd();
+        drop(umem);
         if cfg.busy_poll_us > 0 {
-            set_busy_poll(fd, cfg.busy_poll_us, BUSY_POLL_BUDGET).map_err(|(stage, e)| {
-                OpenError {
+            socket::set_busy_poll(rx_fd(&rx), cfg.busy_poll_us, BUSY_POLL_BUDGET).map_err(
+                |(stage, e)| OpenError {
                     errno: e.raw_os_error().unwrap_or(libc::EINVAL),
                     stage,
-                }
-            })?;
+                },
+            )?;
         }
+        let napi = Napi::of(rx_fd(&rx), Napi::Unknown);
         Ok(XskQueue {
             queue,
-            fd,
             mode: if zero_copy {
                 XdpMode::ZeroCopy
             } else {
@@ -530,7 +345,7 @@ impl XskQueue {
             bytes: 0,
             bad_descs: 0,
             busy: cfg.busy_poll_us > 0,
-            napi: Napi::of(fd, Napi::Unknown),
+            napi,
             head: None,
             area,
         })
@@ -587,7 +402,7 @@ impl XskQueue {
         }
         drop(rx);
         if n > 0 && self.busy && self.napi == Napi::Unknown {
-            self.napi = Napi::of(self.fd, Napi::Absent);
+            self.napi = Napi::of(rx_fd(&self.rx), Napi::Absent);
         }
         self.received += n as u64;
         refill(&mut self.fq, &mut self.free);
@@ -604,19 +419,8 @@ impl XskQueue {
         if self.busy && self.napi == Napi::Absent {
             std::hint::spin_loop();
         } else if self.busy {
-            // SAFETY: a zero-length non-blocking receive on our own socket: no buffer is
-            // written (the pointer is null with length 0). Its only effect is the busy poll;
-            // errors (EAGAIN) carry no information here.
-            unsafe {
-                libc::recvfrom(
-                    self.fd,
-                    std::ptr::null_mut(),
-                    0,
-                    libc::MSG_DONTWAIT,
-                    std::ptr::null_mut(),
-                    std::ptr::null_mut(),
-                );
-            }
+            // Its only effect is the busy poll; errors (EAGAIN) carry no information here.
+            let _ = socket::busy_poll_once(rx_fd(&self.rx));
         } else {
             self.fq.wake();
         }
@@ -629,8 +433,7 @@ impl XskQueue {
 
 impl AsFd for XskQueue {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        // SAFETY: `fd` is the socket held open by `rx` and `fq` for as long as `self` lives.
-        unsafe { BorrowedFd::borrow_raw(self.fd) }
+        rx_fd(&self.rx)
     }
 }
 
@@ -679,7 +482,7 @@ impl Lender<'_> {
     #[inline(always)]
     fn give_back(&mut self, addr: u64) {
         let chunk = addr & self.chunk_mask;
-        if chunk < self.area.len as u64 {
+        if chunk < self.area.len() as u64 {
             self.free.push(chunk);
         }
     }
@@ -725,61 +528,6 @@ const PREFETCH_GROUP: usize = 16;
 
 /// `SO_BUSY_POLL_BUDGET`: frames one busy poll may process (the kernel's NAPI weight).
 const BUSY_POLL_BUDGET: u32 = 64;
-const SO_PREFER_BUSY_POLL: libc::c_int = 69;
-const SO_BUSY_POLL_BUDGET: libc::c_int = 70;
-
-/// `SO_INCOMING_NAPI_ID` of a socket: the NAPI context a busy poll runs (0: none, or the
-/// option is unknown to the kernel).
-fn napi_id(fd: RawFd) -> u32 {
-    const SO_INCOMING_NAPI_ID: libc::c_int = 56;
-    let mut id: u32 = 0;
-    let mut len = std::mem::size_of::<u32>() as libc::socklen_t;
-    // SAFETY: `id` and `len` are valid for writes of the sizes given; the kernel writes at
-    // most `len` bytes.
-    let r = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            SO_INCOMING_NAPI_ID,
-            (&mut id as *mut u32).cast(),
-            &mut len,
-        )
-    };
-    if r == 0 {
-        id
-    } else {
-        0
-    }
-}
-
-/// Turns on preferred busy polling on an AF_XDP socket.
-fn set_busy_poll(fd: RawFd, usecs: u32, budget: u32) -> Result<(), (&'static str, io::Error)> {
-    let set = |opt: libc::c_int, v: u32, stage: &'static str| {
-        let v = libc::c_int::try_from(v).unwrap_or(libc::c_int::MAX);
-        // SAFETY: `v` is a valid c_int for the duration of the call and its size is passed.
-        let r = unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                opt,
-                (&v as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if r == 0 {
-            Ok(())
-        } else {
-            Err((stage, io::Error::last_os_error()))
-        }
-    };
-    set(SO_PREFER_BUSY_POLL, 1, "setsockopt(SO_PREFER_BUSY_POLL)")?;
-    set(libc::SO_BUSY_POLL, usecs, "setsockopt(SO_BUSY_POLL)")?;
-    set(
-        SO_BUSY_POLL_BUDGET,
-        budget,
-        "setsockopt(SO_BUSY_POLL_BUDGET)",
-    )
-}
 
 /// Moves chunks from `free` to the fill ring: exactly as many as the ring reserved.
 #[inline]
@@ -996,30 +744,22 @@ impl AfXdpSource {
             }
             return Ok(self.queues.iter().any(|q| q.rx.available() > 0));
         }
-        let mut fds: Vec<libc::pollfd> = self
+        let mut fds: Vec<socket::PollFd<'_>> = self
             .queues
             .iter()
-            .map(|q| libc::pollfd {
-                fd: q.fd,
-                events: libc::POLLIN,
-                revents: 0,
-            })
+            .map(|q| socket::PollFd::new(q.as_fd(), libc::POLLIN))
             .collect();
-        let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
-        // SAFETY: `fds` is a valid array of `fds.len()` pollfd structures.
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                return Ok(false);
-            }
-            return Err(CaptureError::Socket {
+        // Whole milliseconds, rounded down.
+        let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        match socket::poll(&mut fds, Duration::from_millis(ms)) {
+            Ok(n) => Ok(n > 0),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(false),
+            Err(e) => Err(CaptureError::Socket {
                 interface: self.program.interface().to_owned(),
                 op: "poll",
                 source: e,
-            });
+            }),
         }
-        Ok(r > 0)
     }
 }
 

@@ -1,9 +1,17 @@
 //! Capture sources: everything that produces frames. Each source lends its frames, one at a
 //! time, to a closure; nothing downstream ever owns a copy of a frame.
+//!
+//! All of this is safe Rust. The system calls of the live sources (sockets, ioctls, ring and
+//! UMEM mappings, `bpf(2)`) are made through [`crate::sys`]; what stays here is the ring
+//! protocols (who owns which block or chunk, when it goes back to the kernel), the policy
+//! (fallbacks, retries, what an errno means to an operator) and the pure parts, such as the
+//! XDP program's instructions ([`xdp_prog`], assembled and tested without a kernel; loaded by
+//! [`xdp_load`]).
 
 pub mod afpacket;
 pub mod afxdp;
 pub mod pcap;
+pub mod xdp_load;
 pub mod xdp_prog;
 
 use std::path::PathBuf;
@@ -178,35 +186,19 @@ pub enum CaptureError {
     },
 }
 
-/// An `ifreq` naming `ifname`, or `None` if the name is empty or too long for the kernel.
-pub(crate) fn ifreq_for(ifname: &str) -> Option<libc::ifreq> {
-    let bytes = ifname.as_bytes();
-    if bytes.is_empty() || bytes.len() >= libc::IFNAMSIZ {
-        return None;
-    }
-    // SAFETY: `ifreq` is plain old data (names and a union of integers and pointers); all
-    // zeroes is a valid value.
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (d, &s) in req.ifr_name.iter_mut().zip(bytes) {
-        *d = s as libc::c_char;
-    }
-    Some(req)
-}
-
-/// A `SIOCGIF*` request on `ifr` through socket `fd`.
-pub(crate) fn ioctl_ifreq(
-    fd: std::os::fd::RawFd,
-    req: libc::c_ulong,
-    ifr: &mut libc::ifreq,
-) -> std::io::Result<()> {
-    // SAFETY: SIOCGIF* requests read the name and write at most one `ifreq` into `ifr`, which
-    // is valid and exclusively borrowed for the call.
-    let rc = unsafe { libc::ioctl(fd, req as _, ifr as *mut libc::ifreq) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+/// Index of interface `ifname` in the calling thread's network namespace; an unknown name,
+/// or one the kernel could not hold, is [`CaptureError::NoSuchInterface`].
+pub(crate) fn ifindex(ifname: &str) -> Result<u32, CaptureError> {
+    crate::sys::netdev::ifindex(ifname).map_err(|e| match e.raw_os_error() {
+        Some(libc::ENODEV | libc::ENXIO) => CaptureError::NoSuchInterface {
+            interface: ifname.to_owned(),
+        },
+        _ => CaptureError::Socket {
+            interface: ifname.to_owned(),
+            op: "if_nametoindex",
+            source: e,
+        },
+    })
 }
 
 /// Counters of a capture source, as the kernel and the source see them. Monotonic since the

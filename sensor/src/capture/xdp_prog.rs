@@ -1,5 +1,10 @@
-//! The XDP program that steers an interface's frames into AF_XDP sockets, loaded without a C
-//! compiler, an ELF loader or libbpf.
+//! The XDP program that steers an interface's frames into AF_XDP sockets, assembled by hand:
+//! no C compiler, no ELF loader, no libbpf.
+//!
+//! This module is pure: it assembles instructions and makes no system call, so everything in
+//! it is tested without a kernel. Loading and attaching are [`super::xdp_load`]'s (which
+//! defines [`XdpProgram`], re-exported here), over the raw `bpf(2)` calls of
+//! [`crate::sys::bpf`].
 //!
 //! The program is six hand-assembled eBPF instructions (see [`program`]):
 //!
@@ -16,20 +21,15 @@
 //! default) hands the frame to the kernel stack as if no program were attached;
 //! [`XdpFallback::Drop`] suits a dedicated mirror port whose frames nobody else wants.
 //!
-//! Everything goes through raw `bpf(2)` calls: `BPF_MAP_CREATE` (an `XSKMAP`, key and value
-//! `u32`, one entry per queue), `BPF_PROG_LOAD` (`BPF_PROG_TYPE_XDP`), `BPF_LINK_CREATE`
-//! (`BPF_XDP`), first in driver mode then, when the driver cannot (`EOPNOTSUPP`, `EINVAL`,
-//! or `ERANGE` for an MTU too large for native XDP), in generic (skb) mode.
-//!
-//! The attachment is a **bpf_link**: the kernel detaches the program when the last file
-//! descriptor of the link is closed, which happens when [`XdpProgram`] is dropped and also
-//! when the process dies in any way (even `kill -9`). Nothing is left behind on the interface.
+//! The loader creates the `XSKMAP` (key and value `u32`, one entry per queue), loads the
+//! program as `BPF_PROG_TYPE_XDP` and attaches it through a **bpf_link**, which the kernel
+//! detaches when its last descriptor closes, so nothing is left behind on the interface even
+//! after `kill -9`.
 
-use std::ffi::CString;
-use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::ffi::CStr;
+use std::os::fd::RawFd;
 
-use super::CaptureError;
+pub use super::xdp_load::XdpProgram;
 
 /// What the program does with a frame of a queue that has no AF_XDP socket registered.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
@@ -71,24 +71,11 @@ impl XdpAttachMode {
     }
 }
 
-// ---- Kernel ABI constants (include/uapi/linux/bpf.h, if_link.h) ----
+// ---- Kernel ABI constants of the program (include/uapi/linux/bpf.h) ----
 
-const BPF_MAP_CREATE: libc::c_long = 0;
-const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
-const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
-const BPF_PROG_LOAD: libc::c_long = 5;
-const BPF_LINK_CREATE: libc::c_long = 28;
-
-const BPF_MAP_TYPE_XSKMAP: u32 = 17;
-const BPF_PROG_TYPE_XDP: u32 = 6;
-/// `enum bpf_attach_type` value of `BPF_XDP`.
-const BPF_XDP: u32 = 37;
 const BPF_PSEUDO_MAP_FD: u8 = 1;
 /// `BPF_FUNC_redirect_map`.
 const BPF_FUNC_REDIRECT_MAP: i32 = 51;
-
-const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
-const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;
 
 const XDP_DROP: i32 = 1;
 const XDP_PASS: i32 = 2;
@@ -123,7 +110,7 @@ const BPF_JMP_EXIT: u8 = op(BPF_JMP, BPF_EXIT, 0);
 
 /// License string given to the kernel (`bpf_redirect_map` is not GPL-only, but a GPL-compatible
 /// license keeps every helper available).
-const LICENSE: &[u8] = b"Dual MIT/GPL\0";
+pub const LICENSE: &CStr = c"Dual MIT/GPL";
 
 /// One eBPF instruction, `struct bpf_insn`.
 #[repr(C)]
@@ -168,501 +155,150 @@ pub fn program(map_fd: RawFd, fallback: XdpFallback) -> [BpfInsn; 6] {
     ]
 }
 
-// ---- `union bpf_attr`, the parts used here ----
-
-#[repr(C)]
-#[derive(Copy, Clone)]
-struct MapCreateAttr {
-    map_type: u32,
-    key_size: u32,
-    value_size: u32,
-    max_entries: u32,
-    map_flags: u32,
-    inner_map_fd: u32,
-    numa_node: u32,
-    map_name: [u8; 16],
-}
-
-#[repr(C)]
-#[derive(Copy, Clone)]
-struct MapElemAttr {
-    map_fd: u32,
-    _pad: u32,
-    key: u64,
-    value: u64,
-    flags: u64,
-}
-
-#[repr(C)]
-#[derive(Copy, Clone)]
-struct ProgLoadAttr {
-    prog_type: u32,
-    insn_cnt: u32,
-    insns: u64,
-    license: u64,
-    log_level: u32,
-    log_size: u32,
-    log_buf: u64,
-    kern_version: u32,
-    prog_flags: u32,
-    prog_name: [u8; 16],
-    prog_ifindex: u32,
-    expected_attach_type: u32,
-}
-
-#[repr(C)]
-#[derive(Copy, Clone)]
-struct LinkCreateAttr {
-    prog_fd: u32,
-    target_ifindex: u32,
-    attach_type: u32,
-    flags: u32,
-}
-
-/// `union bpf_attr`, zero-padded to 128 bytes (the kernel checks that bytes it does not know
-/// are zero, and zero-fills what it knows beyond the size passed).
-#[repr(C)]
-union BpfAttr {
-    map_create: MapCreateAttr,
-    map_elem: MapElemAttr,
-    prog_load: ProgLoadAttr,
-    link_create: LinkCreateAttr,
-    test_run: TestRunAttr,
-    _size: [u64; 16],
-}
-
-impl BpfAttr {
-    fn zeroed() -> Self {
-        BpfAttr { _size: [0; 16] }
-    }
-}
-
-/// `bpf(cmd, attr, sizeof attr)`, returning the non-negative result or the errno.
-fn sys_bpf(cmd: libc::c_long, attr: &mut BpfAttr) -> io::Result<libc::c_long> {
-    // SAFETY: `attr` is a valid, fully initialised `union bpf_attr` of the size passed; every
-    // pointer inside it (instructions, license, log buffer, key, value) is set by the caller to
-    // memory that outlives this call.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd,
-            attr as *mut BpfAttr,
-            std::mem::size_of::<BpfAttr>(),
-        )
-    };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
-}
-
-/// Like [`sys_bpf`] for commands that return a new file descriptor.
-fn sys_bpf_fd(cmd: libc::c_long, attr: &mut BpfAttr) -> io::Result<OwnedFd> {
-    let fd = sys_bpf(cmd, attr)?;
-    let fd = RawFd::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
-    // SAFETY: the kernel just returned this descriptor to us (with O_CLOEXEC); nothing else
-    // owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// Index of an interface in the calling thread's network namespace.
-pub(crate) fn ifindex(ifname: &str) -> Result<u32, CaptureError> {
-    let no_such = || CaptureError::NoSuchInterface {
-        interface: ifname.to_owned(),
-    };
-    if ifname.is_empty() || ifname.len() >= libc::IFNAMSIZ {
-        return Err(no_such());
-    }
-    let c = CString::new(ifname).map_err(|_| no_such())?;
-    // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
-    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    if idx == 0 {
-        Err(no_such())
-    } else {
-        Ok(idx)
-    }
-}
-
-/// Maps an errno of a `bpf(2)` call to an operator-friendly error.
-fn bpf_error(interface: &str, op: &'static str, e: io::Error) -> CaptureError {
-    match e.raw_os_error() {
-        Some(libc::EPERM) | Some(libc::EACCES) => CaptureError::NeedsCapabilities {
-            interface: interface.to_owned(),
-            caps: "CAP_NET_ADMIN and CAP_BPF",
-        },
-        _ => CaptureError::Socket {
-            interface: interface.to_owned(),
-            op,
-            source: e,
-        },
-    }
-}
-
-/// An XDP program attached to one interface through a bpf_link, with its XSKMAP. Shared by all
-/// the AF_XDP sockets of the interface (wrap it in an `Arc`); dropping the last owner detaches
-/// the program.
-#[derive(Debug)]
-pub struct XdpProgram {
-    interface: String,
-    ifindex: u32,
-    n_queues: u32,
-    mode: XdpAttachMode,
-    fallback: XdpFallback,
-    // Declaration order is drop order: the link first (detaches), then program and map.
-    link: OwnedFd,
-    prog: OwnedFd,
-    map: OwnedFd,
-}
-
-impl XdpProgram {
-    /// Creates an XSKMAP of `n_queues` entries, loads the program and attaches it to `ifname`
-    /// (in the calling thread's network namespace), in driver mode when the driver supports it,
-    /// else in generic (skb) mode; [`XdpProgram::mode`] says which.
-    ///
-    /// `n_queues` must exceed the highest queue index that will be registered (use
-    /// `rx_queues(ifname)`'s largest entry + 1).
-    pub fn attach(
-        ifname: &str,
-        n_queues: u32,
-        fallback: XdpFallback,
-    ) -> Result<XdpProgram, CaptureError> {
-        Self::attach_with(ifname, n_queues, fallback, false)
-    }
-
-    /// [`XdpProgram::attach`], with `frags`: the program is loaded as able to handle frames in
-    /// several buffers (`BPF_F_XDP_HAS_FRAGS`), which drivers require before they take it on an
-    /// interface whose MTU exceeds a page (multi-buffer AF_XDP sockets need it).
-    pub fn attach_with(
-        ifname: &str,
-        n_queues: u32,
-        fallback: XdpFallback,
-        frags: bool,
-    ) -> Result<XdpProgram, CaptureError> {
-        let ifindex = ifindex(ifname)?;
-        let map = create_xskmap(ifname, n_queues.max(1))?;
-        let prog = load_program(ifname, &map, fallback, frags)?;
-        let (link, mode) = match create_link(&prog, ifindex, XDP_FLAGS_DRV_MODE) {
-            Ok(link) => (link, XdpAttachMode::Driver),
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::EOPNOTSUPP) | Some(libc::EINVAL) | Some(libc::ERANGE)
-                ) =>
-            {
-                let link = create_link(&prog, ifindex, XDP_FLAGS_SKB_MODE)
-                    .map_err(|e| link_error(ifname, e))?;
-                (link, XdpAttachMode::Skb)
-            }
-            Err(e) => return Err(link_error(ifname, e)),
-        };
-        Ok(XdpProgram {
-            interface: ifname.to_owned(),
-            ifindex,
-            n_queues: n_queues.max(1),
-            mode,
-            fallback,
-            link,
-            prog,
-            map,
-        })
-    }
-
-    /// Steers the frames of `queue` to `socket` (an AF_XDP socket bound to that queue of this
-    /// interface). Replaces an earlier registration of the same queue.
-    pub fn register(&self, queue: u32, socket: &impl AsFd) -> Result<(), CaptureError> {
-        if queue >= self.n_queues {
-            return Err(CaptureError::NoSuchQueue {
-                interface: self.interface.clone(),
-                queue,
-            });
-        }
-        let key = queue;
-        let value = u32::try_from(socket.as_fd().as_raw_fd()).unwrap_or(u32::MAX);
-        let mut attr = BpfAttr::zeroed();
-        attr.map_elem = MapElemAttr {
-            map_fd: self.map_fd(),
-            _pad: 0,
-            key: &key as *const u32 as u64,
-            value: &value as *const u32 as u64,
-            flags: 0, // BPF_ANY
-        };
-        sys_bpf(BPF_MAP_UPDATE_ELEM, &mut attr)
-            .map(drop)
-            .map_err(|e| bpf_error(&self.interface, "register socket in XSKMAP", e))
-    }
-
-    /// Stops steering the frames of `queue` to a socket (they get the fallback action).
-    pub fn unregister(&self, queue: u32) -> Result<(), CaptureError> {
-        let key = queue;
-        let mut attr = BpfAttr::zeroed();
-        attr.map_elem = MapElemAttr {
-            map_fd: self.map_fd(),
-            _pad: 0,
-            key: &key as *const u32 as u64,
-            value: 0,
-            flags: 0,
-        };
-        match sys_bpf(BPF_MAP_DELETE_ELEM, &mut attr) {
-            Ok(_) => Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
-            Err(e) => Err(bpf_error(&self.interface, "remove socket from XSKMAP", e)),
-        }
-    }
-
-    /// Driver or generic (skb) mode.
-    pub fn mode(&self) -> XdpAttachMode {
-        self.mode
-    }
-
-    /// The action for frames of queues without a socket.
-    pub fn fallback(&self) -> XdpFallback {
-        self.fallback
-    }
-
-    /// The interface name.
-    pub fn interface(&self) -> &str {
-        &self.interface
-    }
-
-    /// The interface index (in the namespace where the program was attached).
-    pub fn ifindex(&self) -> u32 {
-        self.ifindex
-    }
-
-    /// Entries of the XSKMAP.
-    pub fn n_queues(&self) -> u32 {
-        self.n_queues
-    }
-
-    /// The bpf_link's file descriptor (closing it detaches the program).
-    pub fn link_fd(&self) -> RawFd {
-        self.link.as_raw_fd()
-    }
-
-    /// The program's file descriptor.
-    pub fn prog_fd(&self) -> RawFd {
-        self.prog.as_raw_fd()
-    }
-
-    fn map_fd(&self) -> u32 {
-        u32::try_from(self.map.as_raw_fd()).unwrap_or(u32::MAX)
-    }
-}
-
 /// A kernel object name (at most 15 bytes, NUL-padded).
-fn obj_name(s: &[u8]) -> [u8; 16] {
+pub fn obj_name(s: &[u8]) -> [u8; 16] {
     let mut name = [0u8; 16];
-    let n = s.len().min(15);
-    name[..n].copy_from_slice(&s[..n]);
+    for (d, &b) in name.iter_mut().zip(s.iter().take(15)) {
+        *d = b;
+    }
     name
 }
 
-fn create_xskmap(ifname: &str, n_queues: u32) -> Result<OwnedFd, CaptureError> {
-    let name = obj_name(b"sw_xskmap");
-    let mut attr = BpfAttr::zeroed();
-    attr.map_create = MapCreateAttr {
-        map_type: BPF_MAP_TYPE_XSKMAP,
-        key_size: 4,
-        value_size: 4,
-        max_entries: n_queues,
-        map_flags: 0,
-        inner_map_fd: 0,
-        numa_node: 0,
-        map_name: name,
-    };
-    sys_bpf_fd(BPF_MAP_CREATE, &mut attr).map_err(|e| bpf_error(ifname, "create XSKMAP", e))
-}
-
-fn load_program(
-    ifname: &str,
-    map: &OwnedFd,
-    fallback: XdpFallback,
-    frags: bool,
-) -> Result<OwnedFd, CaptureError> {
-    let insns = program(map.as_raw_fd(), fallback);
-    let flags = if frags { BPF_F_XDP_HAS_FRAGS } else { 0 };
-    load_xdp_insns_with_flags(ifname, b"sw_xsk_redirect", &insns, flags)
-}
-
-/// `BPF_PROG_LOAD` flag: the XDP program handles multi-buffer frames (Linux 5.18+).
-const BPF_F_XDP_HAS_FRAGS: u32 = 1 << 5;
-
-/// Loads `insns` as a `BPF_PROG_TYPE_XDP` program named `name` (at most 15 bytes are kept),
-/// not attached to anything. `ifname` only labels errors. A program the verifier rejects is
-/// loaded again with the verifier log, whose last line becomes the error.
-pub fn load_xdp_insns(
-    ifname: &str,
-    name: &[u8],
-    insns: &[BpfInsn],
-) -> Result<OwnedFd, CaptureError> {
-    load_xdp_insns_with_flags(ifname, name, insns, 0)
-}
-
-/// [`load_xdp_insns`] with `BPF_PROG_LOAD` `prog_flags`.
-fn load_xdp_insns_with_flags(
-    ifname: &str,
-    name: &[u8],
-    insns: &[BpfInsn],
-    prog_flags: u32,
-) -> Result<OwnedFd, CaptureError> {
-    let name = obj_name(name);
-    let load = |log: &mut [u8], level: u32| {
-        let mut attr = BpfAttr::zeroed();
-        attr.prog_load = ProgLoadAttr {
-            prog_type: BPF_PROG_TYPE_XDP,
-            insn_cnt: u32::try_from(insns.len()).unwrap_or(u32::MAX),
-            insns: insns.as_ptr() as u64,
-            license: LICENSE.as_ptr() as u64,
-            log_level: level,
-            log_size: if level == 0 { 0 } else { log.len() as u32 },
-            log_buf: if level == 0 {
-                0
-            } else {
-                log.as_mut_ptr() as u64
-            },
-            kern_version: 0,
-            prog_flags,
-            prog_name: name,
-            prog_ifindex: 0,
-            expected_attach_type: BPF_XDP,
-        };
-        sys_bpf_fd(BPF_PROG_LOAD, &mut attr)
-    };
-    let mut log = vec![0u8; 16 * 1024];
-    match load(&mut log, 0) {
-        Ok(fd) => Ok(fd),
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => Err(bpf_error(ifname, "load", e)),
-        Err(first) => {
-            // Load again with the verifier log to say why.
-            let _ = load(&mut log, 1);
-            let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
-            let text = String::from_utf8_lossy(&log[..end]);
-            let text = text.trim().lines().last().unwrap_or("").to_owned();
-            Err(CaptureError::XdpProgramRejected {
-                interface: ifname.to_owned(),
-                reason: if text.is_empty() {
-                    first.to_string()
-                } else {
-                    text
-                },
-            })
-        }
-    }
-}
-
-/// `BPF_F_TEST_XDP_LIVE_FRAMES`.
-const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
-const BPF_PROG_TEST_RUN: libc::c_long = 10;
-
-#[repr(C)]
-#[derive(Copy, Clone)]
-struct TestRunAttr {
-    prog_fd: u32,
-    retval: u32,
-    data_size_in: u32,
-    data_size_out: u32,
-    data_in: u64,
-    data_out: u64,
-    repeat: u32,
-    duration: u32,
-    ctx_size_in: u32,
-    ctx_size_out: u32,
-    ctx_in: u64,
-    ctx_out: u64,
-    flags: u32,
-    cpu: u32,
-    batch_size: u32,
-}
-
-/// Runs the XDP program `prog` `repeat` times over copies of `frame` in **live-frames** mode
-/// (`BPF_PROG_TEST_RUN` with `BPF_F_TEST_XDP_LIVE_FRAMES`, Linux 5.18+): what the program
-/// returns is carried out, so `XDP_TX`/`XDP_REDIRECT` really transmit, `batch` frames at a
-/// time (0: the kernel's default of 64). Runs in the calling thread, in its network namespace.
-/// This is how a traffic generator sends at XDP speed without a NIC queue of its own.
-pub fn test_run_live_frames(
-    prog: &OwnedFd,
-    frame: &[u8],
-    repeat: u32,
-    batch: u32,
-) -> io::Result<()> {
-    let mut attr = BpfAttr::zeroed();
-    attr.test_run = TestRunAttr {
-        prog_fd: u32::try_from(prog.as_raw_fd()).unwrap_or(u32::MAX),
-        retval: 0,
-        data_size_in: u32::try_from(frame.len()).unwrap_or(u32::MAX),
-        data_size_out: 0,
-        data_in: frame.as_ptr() as u64,
-        data_out: 0,
-        repeat,
-        duration: 0,
-        ctx_size_in: 0,
-        ctx_size_out: 0,
-        ctx_in: 0,
-        ctx_out: 0,
-        flags: BPF_F_TEST_XDP_LIVE_FRAMES,
-        cpu: 0,
-        batch_size: batch,
-    };
-    sys_bpf(BPF_PROG_TEST_RUN, &mut attr).map(|_| ())
-}
-
-fn create_link(prog: &OwnedFd, ifindex: u32, flags: u32) -> io::Result<OwnedFd> {
-    let mut attr = BpfAttr::zeroed();
-    attr.link_create = LinkCreateAttr {
-        prog_fd: u32::try_from(prog.as_raw_fd()).unwrap_or(u32::MAX),
-        target_ifindex: ifindex,
-        attach_type: BPF_XDP,
-        flags,
-    };
-    sys_bpf_fd(BPF_LINK_CREATE, &mut attr)
-}
-
-fn link_error(ifname: &str, e: io::Error) -> CaptureError {
-    match e.raw_os_error() {
-        // EBUSY: a bpf_link or a program of the same mode is attached; EEXIST: a program in
-        // the other mode is attached.
-        Some(libc::EBUSY) | Some(libc::EEXIST) => CaptureError::XdpProgramPresent {
-            interface: ifname.to_owned(),
-        },
-        Some(libc::ENODEV) => CaptureError::NoSuchInterface {
-            interface: ifname.to_owned(),
-        },
-        _ => bpf_error(ifname, "attach XDP program", e),
-    }
-}
+/// Name of the steering program.
+pub const PROGRAM_NAME: &[u8] = b"sw_xsk_redirect";
+/// Name of its XSKMAP.
+pub const MAP_NAME: &[u8] = b"sw_xskmap";
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// An instruction as the kernel reads it (little-endian host).
+    fn encode(i: &BpfInsn) -> [u8; 8] {
+        let [o0, o1] = i.off.to_le_bytes();
+        let [m0, m1, m2, m3] = i.imm.to_le_bytes();
+        [i.code, i.regs, o0, o1, m0, m1, m2, m3]
+    }
+
     #[test]
     fn program_encoding() {
-        let p = program(7, XdpFallback::Pass);
-        let bytes: Vec<[u8; 8]> = p
-            .iter()
-            .map(|i| {
-                let mut b = [0u8; 8];
-                b[0] = i.code;
-                b[1] = i.regs;
-                b[2..4].copy_from_slice(&i.off.to_le_bytes());
-                b[4..8].copy_from_slice(&i.imm.to_le_bytes());
-                b
-            })
-            .collect();
-        assert_eq!(
-            bytes,
-            vec![
-                [0x61, 0x12, 16, 0, 0, 0, 0, 0],
-                [0x18, 0x11, 0, 0, 7, 0, 0, 0],
-                [0, 0, 0, 0, 0, 0, 0, 0],
-                [0xb7, 0x03, 0, 0, 2, 0, 0, 0],
-                [0x85, 0x00, 0, 0, 51, 0, 0, 0],
-                [0x95, 0x00, 0, 0, 0, 0, 0, 0],
-            ]
-        );
-        assert_eq!(program(7, XdpFallback::Drop)[3].imm, 1);
+        for (fallback, action) in [(XdpFallback::Pass, 2), (XdpFallback::Drop, 1)] {
+            let bytes: Vec<[u8; 8]> = program(7, fallback).iter().map(encode).collect();
+            assert_eq!(
+                bytes,
+                vec![
+                    [0x61, 0x12, 16, 0, 0, 0, 0, 0],
+                    [0x18, 0x11, 0, 0, 7, 0, 0, 0],
+                    [0, 0, 0, 0, 0, 0, 0, 0],
+                    [0xb7, 0x03, 0, 0, action, 0, 0, 0],
+                    [0x85, 0x00, 0, 0, 51, 0, 0, 0],
+                    [0x95, 0x00, 0, 0, 0, 0, 0, 0],
+                ],
+                "{fallback:?}"
+            );
+        }
+        // The map descriptor lands in the immediate whatever its value.
+        assert_eq!(program(0x1234_5678, XdpFallback::Pass)[1].imm, 0x1234_5678);
         assert_eq!(std::mem::size_of::<BpfInsn>(), 8);
-        assert_eq!(std::mem::size_of::<BpfAttr>(), 128);
+    }
+
+    #[test]
+    fn registers_pack_destination_low_and_source_high() {
+        let i = BpfInsn::new(BPF_LDX_MEM_W, 2, 1, -4, 0);
+        assert_eq!(i.regs, 0x12);
+        assert_eq!(encode(&i)[2..4], [0xfc, 0xff]);
+        assert_eq!(BpfInsn::new(0, 10, 0, 0, 0).regs, 0x0a);
+    }
+
+    #[test]
+    fn fallback_actions_are_the_kernels_numbers() {
+        assert_eq!(XdpFallback::default(), XdpFallback::Pass);
+        assert_eq!(XdpFallback::Pass.action(), 2); // XDP_PASS
+        assert_eq!(XdpFallback::Drop.action(), 1); // XDP_DROP
+        assert_eq!(XdpAttachMode::Driver.as_str(), "driver");
+        assert_eq!(XdpAttachMode::Skb.as_str(), "skb");
+    }
+
+    #[test]
+    fn object_names_are_truncated_and_nul_padded() {
+        assert_eq!(&obj_name(b"abc")[..4], b"abc\0");
+        let long = obj_name(b"a-name-longer-than-fifteen");
+        assert_eq!(&long[..15], b"a-name-longer-t");
+        assert_eq!(long[15], 0);
+        assert!(obj_name(PROGRAM_NAME).ends_with(&[0]));
+        assert_eq!(LICENSE.to_bytes(), b"Dual MIT/GPL");
+    }
+
+    /// What a register holds in [`run`].
+    #[derive(Copy, Clone, Debug, PartialEq, Eq)]
+    enum Val {
+        Unset,
+        Ctx,
+        Map(i32),
+        Scalar(u64),
+    }
+
+    /// Runs `prog` the way the kernel would for a frame of queue `rx_queue`, with the helper
+    /// `bpf_redirect_map` modelled (`XDP_REDIRECT` when the queue has a socket, else the low
+    /// two bits of the flags); returns the XDP action. Panics on anything else: the program
+    /// must use nothing but what is modelled here.
+    fn run(prog: &[BpfInsn], map_fd: i32, rx_queue: u32, bound: &[u32]) -> u64 {
+        const XDP_REDIRECT: u64 = 4;
+        // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index,
+        // egress_ifindex (u32 each).
+        let ctx = [0x1000, 0x1040, 0x1000, 3, rx_queue, 0];
+        let mut r = [Val::Unset; 11];
+        r[1] = Val::Ctx;
+        let mut pc = 0;
+        loop {
+            let i = prog[pc];
+            let (dst, src) = (usize::from(i.regs & 0x0f), usize::from(i.regs >> 4));
+            match i.code {
+                BPF_LDX_MEM_W => {
+                    assert_eq!(r[src], Val::Ctx, "load from the context only");
+                    let off = usize::try_from(i.off).expect("offset");
+                    assert_eq!(off % 4, 0);
+                    r[dst] = Val::Scalar(u64::from(ctx[off / 4]));
+                }
+                BPF_LD_IMM_DW => {
+                    assert_eq!(src, usize::from(BPF_PSEUDO_MAP_FD));
+                    assert_eq!(prog[pc + 1], BpfInsn::new(0, 0, 0, 0, 0), "second slot");
+                    r[dst] = Val::Map(i.imm);
+                    pc += 1;
+                }
+                BPF_ALU64_MOV_K => r[dst] = Val::Scalar(i64::from(i.imm) as u64),
+                BPF_JMP_CALL => {
+                    assert_eq!(i.imm, BPF_FUNC_REDIRECT_MAP);
+                    assert_eq!(r[1], Val::Map(map_fd));
+                    let (Val::Scalar(key), Val::Scalar(flags)) = (r[2], r[3]) else {
+                        panic!("helper arguments {:?}", &r[1..4]);
+                    };
+                    let found = bound.iter().any(|&q| u64::from(q) == key);
+                    r[0] = Val::Scalar(if found { XDP_REDIRECT } else { flags & 3 });
+                    // Caller-saved registers are clobbered by a call.
+                    r[1..6].fill(Val::Unset);
+                }
+                BPF_JMP_EXIT => {
+                    let Val::Scalar(action) = r[0] else {
+                        panic!("r0 not set at exit: {:?}", r[0]);
+                    };
+                    return action;
+                }
+                code => panic!("unexpected opcode {code:#x} at {pc}"),
+            }
+            pc += 1;
+        }
+    }
+
+    #[test]
+    fn frames_of_bound_queues_are_redirected_the_others_get_the_fallback() {
+        for fallback in [XdpFallback::Pass, XdpFallback::Drop] {
+            let prog = program(9, fallback);
+            let other = fallback.action() as u64;
+            assert_eq!(run(&prog, 9, 0, &[0, 1]), 4, "{fallback:?}");
+            assert_eq!(run(&prog, 9, 1, &[0, 1]), 4, "{fallback:?}");
+            assert_eq!(run(&prog, 9, 2, &[0, 1]), other, "{fallback:?}");
+            assert_eq!(run(&prog, 9, 0, &[]), other, "{fallback:?}");
+        }
     }
 }
