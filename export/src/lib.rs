@@ -1,7 +1,8 @@
 //! # surgewatch-export
 //!
 //! Everything that leaves the process goes through here: the stable JSON-lines event stream,
-//! the human-readable text output (later also Prometheus metrics, alerts and forensics).
+//! the human-readable text output (later also Prometheus metrics, alerts and forensics), and
+//! the sensor's diagnostics on stderr ([`diag`]), each written and counted.
 //!
 //! Contract: output field names are defined here and only here and are part of surgewatch's
 //! public interface (documented in the README); changing one is a breaking change. Per-IP data
@@ -10,5 +11,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod diag;
 pub mod events;
 pub mod summary;
+pub mod terminal;
+
+#[cfg(test)]
+mod testing;
