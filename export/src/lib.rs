@@ -1,8 +1,9 @@
 //! # surgewatch-export
 //!
 //! Everything that leaves the process goes through here: the stable JSON-lines event stream,
-//! the human-readable text output (later also Prometheus metrics, alerts and forensics), and
-//! the sensor's diagnostics on stderr ([`diag`]), each written and counted.
+//! the human-readable text output (later also Prometheus metrics, alerts and forensics), as
+//! [`sink`]s on threads of their own behind bounded queues, and the sensor's diagnostics on
+//! stderr ([`diag`]), each written and counted.
 //!
 //! Contract: output field names are defined here and only here and are part of surgewatch's
 //! public interface (documented in the README); changing one is a breaking change. Per-IP data
@@ -13,6 +14,7 @@
 
 pub mod diag;
 pub mod events;
+pub mod sink;
 pub mod summary;
 pub mod terminal;
 
