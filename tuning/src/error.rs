@@ -59,8 +59,11 @@ impl fmt::Display for ConfigError {
         if !prefix.is_empty() {
             write!(f, "{prefix}: ")?;
         }
-        if !self.key.is_empty() {
-            write!(f, "{}: ", self.key)?;
+        match (&self.kind, self.key.is_empty()) {
+            // A command-line option reads as typed: `--tick "10ms": ...`.
+            (ConfigErrorKind::BadOption { .. }, false) => write!(f, "{} ", self.key)?,
+            (_, false) => write!(f, "{}: ", self.key)?,
+            (_, true) => {}
         }
         write!(f, "{}", self.kind)
     }
@@ -144,6 +147,23 @@ pub enum ConfigErrorKind {
         /// Name of the group of its first occurrence.
         first_group: String,
     },
+
+    /// A command-line override is refused (see [`crate::Overrides`]); the error's key is
+    /// the option (`--tick`).
+    #[error("{}", option_value(.value, .reason))]
+    BadOption {
+        /// The value as typed (quoted where it is a string), when it matters.
+        value: Option<String>,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+fn option_value(value: &Option<String>, reason: &str) -> String {
+    match value {
+        Some(v) => format!("{v}: {reason}"),
+        None => reason.to_owned(),
+    }
 }
 
 fn unknown_key_hint(suggestion: &Option<&'static str>, expected: &[&str]) -> String {

@@ -59,12 +59,22 @@
 //!   [`MIN_TICK`]`..=`[`MAX_TICK`]. Floors and thresholds must be positive.
 //! * **`baseline.path` must be absolute** (a daemon's working directory is not stable).
 //!
+//! ## Command-line overrides
+//!
+//! The options that replace config values for one run (`--tick`, `--top`, `--workers`,
+//! `--baselines`, `--monitor`, `--threshold-pps`/`--threshold-mbps`, the capture and live
+//! options) are checked by [`Overrides::apply`], with the limits of the keys they replace,
+//! every refusal at once, as [`ConfigErrors`] keyed by the option
+//! (`--tick "10ms": must lie between 100ms and 1m`). Its [`Effective`] is what a run is set
+//! up from.
+//!
 //! Host and NIC tuning checks will live here too; they are not built yet.
 
 #![warn(missing_docs)]
 
 mod decode;
 mod error;
+mod overrides;
 mod schema;
 pub mod units;
 mod validate;
@@ -75,6 +85,7 @@ use std::path::Path;
 use toml_edit::{ImDocument, Item, Value};
 
 pub use error::{ConfigError, ConfigErrorKind, ConfigErrors, Location};
+pub use overrides::{CaptureOverrides, Effective, LiveOverrides, Overrides, QuickThresholds};
 pub use schema::{
     BaselineConfig, CaptureConfig, CaptureMethod, Config, DecapConfig, DetectionConfig,
     DetectionOverrides, GroupConfig, ResolvedGroup, SensorConfig, XdpFallback, DEFAULT_GROUP_NAME,
