@@ -1,6 +1,7 @@
 //! The `surgewatch` command line.
 
 mod cli;
+mod settings;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -12,18 +13,17 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ipnet::IpNet;
-use surgewatch_detect::baseline::BaselineParams;
-use surgewatch_detect::{Detector, DetectorConfig, GroupDetection, IncidentEvent};
+use surgewatch_detect::{Detector, IncidentEvent};
+use surgewatch_export::diag;
 use surgewatch_export::events::EventJson;
 use surgewatch_export::summary::{RunInfo, SummaryJson};
-use surgewatch_per_ip::{ClosedTick, GroupId, Monitor, NextTick, PrefixTable, TickLength};
+use surgewatch_per_ip::{ClosedTick, Monitor, NextTick};
 use surgewatch_sensor::replay::{self, ReplayConfig};
 use surgewatch_sensor::tick::{TickInfo, TickObserver};
-use surgewatch_tuning::Config;
+use surgewatch_tuning::{Config, Overrides};
 
-use crate::cli::{
-    AgentArgs, CaptureArg, Cli, Cmd, DetectArgs, Format, LiveArgs, ReplayArgs, RunArgs,
-};
+use crate::cli::{AgentArgs, Cli, Cmd, Format, ReplayArgs, RunArgs};
+use crate::settings::Settings;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -76,82 +76,6 @@ fn cmd_check_config(file: &std::path::Path) -> Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
-}
-
-/// Parses `--monitor` values: a CIDR, or a bare address taken as a host prefix.
-fn parse_monitor(s: &str) -> Result<IpNet> {
-    let s = s.trim();
-    if let Ok(net) = s.parse::<IpNet>() {
-        if net.trunc() != net {
-            bail!(
-                "--monitor {s}: host bits set (did you mean {}?)",
-                net.trunc()
-            );
-        }
-        return Ok(net);
-    }
-    if let Ok(ip) = s.parse::<std::net::IpAddr>() {
-        return Ok(IpNet::from(ip));
-    }
-    bail!("--monitor {s:?}: not a CIDR prefix or an IP address")
-}
-
-struct Setup {
-    monitor: Arc<Monitor>,
-    groups: Vec<String>,
-    detection: Vec<surgewatch_tuning::DetectionConfig>,
-    mode: &'static str,
-}
-
-/// Builds what is monitored from the config and `--monitor`.
-fn monitor_setup(cfg: &Config, extra: &[String]) -> Result<Setup> {
-    let mut groups: Vec<String> = Vec::new();
-    let mut detection = Vec::new();
-    let mut prefixes: Vec<(IpNet, GroupId)> = Vec::new();
-    for g in cfg.resolved_groups() {
-        let id = GroupId(u16::try_from(groups.len()).context("too many groups (at most 65535)")?);
-        prefixes.extend(g.prefixes.iter().map(|p| (*p, id)));
-        groups.push(g.name.clone());
-        detection.push(g.detection.clone());
-    }
-    if !extra.is_empty() {
-        let id = GroupId(u16::try_from(groups.len()).context("too many groups")?);
-        groups.push("cli".to_string());
-        detection.push(cfg.detection.clone());
-        let mut errors = Vec::new();
-        for s in extra {
-            match parse_monitor(s) {
-                Ok(net) if prefixes.iter().any(|(p, _)| *p == net) => {}
-                Ok(net) => prefixes.push((net, id)),
-                Err(e) => errors.push(e.to_string()),
-            }
-        }
-        if !errors.is_empty() {
-            bail!("{}", errors.join("; "));
-        }
-    }
-    if prefixes.is_empty() {
-        let limit = cfg.sensor.auto_monitor_limit.get() as usize;
-        eprintln!(
-            "surgewatch: no monitored prefixes given: monitoring every destination address (inbound only), up to {limit} addresses"
-        );
-        groups.push("auto".to_string());
-        detection.push(cfg.detection.clone());
-        let id = GroupId(u16::try_from(groups.len() - 1).unwrap_or(0));
-        return Ok(Setup {
-            monitor: Arc::new(Monitor::auto(limit, id)),
-            groups,
-            detection,
-            mode: "auto",
-        });
-    }
-    let table = PrefixTable::new(prefixes).context("building the monitored prefix table")?;
-    Ok(Setup {
-        monitor: Arc::new(Monitor::prefixes(table)),
-        groups,
-        detection,
-        mode: "prefixes",
-    })
 }
 
 struct Observer {
@@ -222,14 +146,6 @@ impl TickObserver for Observer {
     }
 }
 
-/// Everything a pipeline run needs from the config and the command line.
-struct Prepared {
-    cfg: Config,
-    tick: TickLength,
-    top_n: usize,
-    baseline_path: Option<PathBuf>,
-}
-
 fn load_config(path: Option<&std::path::Path>) -> Result<Config> {
     Ok(match path {
         Some(path) => surgewatch_tuning::load(path).map_err(|e| {
@@ -245,54 +161,34 @@ fn load_config(path: Option<&std::path::Path>) -> Result<Config> {
     })
 }
 
-fn prepare(args: &DetectArgs) -> Result<Prepared> {
-    let cfg = load_config(args.config.as_deref())?;
-    let tick = match &args.tick {
-        Some(t) => {
-            let d = surgewatch_tuning::units::parse_duration(t)
-                .map_err(|e| anyhow::anyhow!("--tick {t:?}: {e}"))?;
-            if d < surgewatch_tuning::MIN_TICK || d > surgewatch_tuning::MAX_TICK {
-                bail!("--tick {t:?}: must lie between 100ms and 1m");
-            }
-            d
-        }
-        None => cfg.sensor.tick,
-    };
-    let tick = TickLength::from_duration(tick).context("tick length must be positive")?;
-    let top_n = args.top.unwrap_or(cfg.sensor.top_n as usize);
-    let baseline_path = args.baselines.clone().or_else(|| cfg.baseline.path.clone());
-    Ok(Prepared {
-        cfg,
-        tick,
-        top_n,
-        baseline_path,
-    })
+/// The settings of a run: the config (if any) with the command line's overrides applied.
+fn prepare(config: Option<&std::path::Path>, overrides: &Overrides) -> Result<Settings> {
+    let effective = overrides.apply(load_config(config)?)?;
+    Settings::new(effective, &[])
 }
 
 impl Observer {
     /// The observer of a run: a detector (with baselines loaded), events to stdout.
-    fn new(
-        p: &Prepared,
-        setup: &Setup,
-        args: &DetectArgs,
-        bar: Option<ProgressBar>,
-    ) -> Result<Self> {
-        let mut detector = Detector::new(detector_config(setup, args, p.tick, p.top_n)?);
-        if let Some(path) = &p.baseline_path {
+    fn new(s: &Settings, format: Format, bar: Option<ProgressBar>) -> Self {
+        let mut detector = Detector::new(s.detector.clone());
+        let (baseline_path, save_interval) = match &s.baselines {
+            Some((path, every)) => (Some(path.clone()), *every),
+            None => (None, Duration::MAX),
+        };
+        if let Some(path) = &baseline_path {
             load_baselines(&mut detector, path);
         }
-        Ok(Observer {
+        Observer {
             bar,
             detector,
             events: Vec::new(),
-            format: args.format,
-            groups: setup.groups.clone(),
+            format,
+            groups: s.monitor.groups.clone(),
             out: std::io::BufWriter::new(std::io::stdout()),
-            baseline_path: p.baseline_path.clone(),
-            save_interval_ns: u64::try_from(p.cfg.baseline.save_interval.as_nanos())
-                .unwrap_or(u64::MAX),
+            baseline_path,
+            save_interval_ns: u64::try_from(save_interval.as_nanos()).unwrap_or(u64::MAX),
             last_save_ns: None,
-        })
+        }
     }
 
     /// Saves baselines every `save_interval` of (capture or wall-clock) time.
@@ -333,21 +229,18 @@ impl Observer {
 }
 
 fn cmd_replay(args: ReplayArgs) -> Result<ExitCode> {
-    let p = prepare(&args.detect)?;
-    let (cfg, tick, top_n) = (&p.cfg, p.tick, p.top_n);
-    let workers = match args.workers {
-        Some(0) => bail!("--workers must be at least 1"),
-        Some(n) => n,
-        None if cfg.sensor.workers > 0 => cfg.sensor.workers as usize,
-        None => 1,
-    };
+    let overrides = args.overrides();
+    let effective = overrides.apply(load_config(args.detect.config.as_deref())?)?;
     for f in &args.files {
         if f.is_dir() {
             bail!("{}: is a directory, not a capture file", f.display());
         }
     }
     let sources = replay::open_all(&args.files)?;
-    let setup = monitor_setup(cfg, &args.detect.monitor)?;
+    let settings = Settings::new(effective, &[])?;
+    for note in &settings.notes {
+        diag::emit(note.clone());
+    }
     let total = replay::total_size(&sources);
     let bar = (!args.no_progress && std::io::stderr().is_terminal()).then(|| {
         let b = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(5));
@@ -358,22 +251,22 @@ fn cmd_replay(args: ReplayArgs) -> Result<ExitCode> {
         b.enable_steady_tick(Duration::from_millis(200));
         b
     });
-    let mut observer = Observer::new(&p, &setup, &args.detect, bar)?;
+    let mut observer = Observer::new(&settings, args.detect.format, bar);
     let rcfg = ReplayConfig {
         files: args.files.clone(),
-        monitor: setup.monitor.clone(),
-        tick,
-        workers,
-        parse: parse_options(cfg),
+        monitor: settings.monitor.monitor.clone(),
+        tick: settings.tick,
+        workers: settings.workers,
+        parse: settings.parse,
     };
     let outcome = replay::replay(&rcfg, sources, &mut observer);
     let errors: Vec<String> = outcome.errors.iter().map(|e| e.to_string()).collect();
     let info = RunInfo {
         inputs: args.files.iter().map(|p| p.display().to_string()).collect(),
-        groups: setup.groups,
-        monitor_mode: setup.mode,
-        tick_secs: tick.as_duration().as_secs_f64(),
-        workers,
+        groups: settings.monitor.groups.clone(),
+        monitor_mode: settings.monitor.mode,
+        tick_secs: settings.tick.as_duration().as_secs_f64(),
+        workers: settings.workers,
         time_span_ns: outcome.time_span_ns,
         late_frames: outcome.late_frames,
         errors: errors.clone(),
@@ -381,7 +274,7 @@ fn cmd_replay(args: ReplayArgs) -> Result<ExitCode> {
         capture: None,
         queues: Vec::new(),
     };
-    observer.finish(&outcome.accounting, info, top_n);
+    observer.finish(&outcome.accounting, info, settings.top_n);
     for e in &errors {
         eprintln!("surgewatch: error: {e}");
     }
@@ -389,84 +282,6 @@ fn cmd_replay(args: ReplayArgs) -> Result<ExitCode> {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
-    })
-}
-
-/// Detection settings per group, with the command line's quick-run overrides.
-fn detector_config(
-    setup: &Setup,
-    args: &DetectArgs,
-    tick: TickLength,
-    top_n: usize,
-) -> Result<DetectorConfig> {
-    if let Some(p) = args.threshold_pps {
-        if !(p.is_finite() && p > 0.0) {
-            bail!("--threshold-pps {p}: must be a positive number");
-        }
-    }
-    if let Some(m) = args.threshold_mbps {
-        if !(m.is_finite() && m > 0.0) {
-            bail!("--threshold-mbps {m}: must be a positive number");
-        }
-    }
-    let tick_d = tick.as_duration();
-    let groups = setup
-        .detection
-        .iter()
-        .map(|d| {
-            let ticks = |dur: Duration| -> u32 {
-                let n = dur.as_nanos() / tick_d.as_nanos().max(1);
-                u32::try_from(n).unwrap_or(u32::MAX).max(1)
-            };
-            let mut b = BaselineParams {
-                window_samples: ticks(d.baseline_window),
-                percentile: d.baseline_percentile,
-                multiplier: d.baseline_multiplier,
-                recompute_ticks: ticks(d.baseline_recompute),
-                floor_pps: d.floor_pps.get(),
-                floor_bps: (d.floor_mbps * 1e6) as u64,
-                static_pps: d.static_pps.get(),
-                static_bps: (d.static_mbps * 1e6) as u64,
-                warmup_ticks: u32::try_from(d.warmup.as_nanos() / tick_d.as_nanos().max(1))
-                    .unwrap_or(u32::MAX),
-                ..BaselineParams::default()
-            };
-            if let Some(p) = args.threshold_pps {
-                b.static_pps = p.ceil() as u64;
-                b.floor_pps = p.ceil() as u64;
-            }
-            if let Some(m) = args.threshold_mbps {
-                b.static_bps = (m * 1e6) as u64;
-                b.floor_bps = (m * 1e6) as u64;
-            }
-            if args.threshold_pps.is_some() && args.threshold_mbps.is_none() {
-                // A pps-only quick run: the bit-rate thresholds must not trigger on their own.
-                b.static_bps = u64::MAX / 2;
-                b.floor_bps = u64::MAX / 2;
-            }
-            if args.threshold_mbps.is_some() && args.threshold_pps.is_none() {
-                b.static_pps = u64::MAX / 2;
-                b.floor_pps = u64::MAX / 2;
-            }
-            let effective = b.policy().effective_percentile();
-            if (effective - b.percentile).abs() > 1e-6 {
-                eprintln!(
-                    "surgewatch: warning: a baseline percentile of {} over {} samples keeps more samples than the baseline sketch holds; using p{effective:.2}",
-                    b.percentile, b.window_samples
-                );
-            }
-            GroupDetection {
-                baseline: b,
-                start_ticks: d.start_ticks.get(),
-                end_ticks: d.end_ticks.get(),
-            }
-        })
-        .collect();
-    Ok(DetectorConfig {
-        groups,
-        tick_ns: tick.as_nanos(),
-        update_interval_ns: 1_000_000_000u64.max(tick.as_nanos()),
-        top_n: 10.min(top_n.max(1)),
     })
 }
 
@@ -505,10 +320,6 @@ fn save_baselines(
     }
 }
 
-fn parse_duration_arg(flag: &str, s: &str) -> Result<Duration> {
-    surgewatch_tuning::units::parse_duration(s).map_err(|e| anyhow::anyhow!("{flag} {s:?}: {e}"))
-}
-
 /// The live-run observer: detection and events (as in replay), plus a periodic status line.
 struct LiveObs {
     inner: Observer,
@@ -525,7 +336,7 @@ struct LiveObs {
 struct AgentAddrs {
     cfg: Config,
     interfaces: Vec<String>,
-    extra: Vec<String>,
+    extra: Vec<IpNet>,
     current: Vec<std::net::IpAddr>,
     last_check: std::time::Instant,
 }
@@ -550,9 +361,9 @@ impl AgentAddrs {
         if now == self.current || now.is_empty() {
             return None;
         }
-        let mut monitor: Vec<String> = now.iter().map(|a| a.to_string()).collect();
-        monitor.extend(self.extra.iter().cloned());
-        match monitor_setup(&self.cfg, &monitor) {
+        let mut monitor: Vec<IpNet> = now.iter().map(|&a| IpNet::from(a)).collect();
+        monitor.extend(self.extra.iter().copied());
+        match settings::monitor_setup(&self.cfg, &monitor) {
             Ok(setup) => {
                 eprintln!(
                     "surgewatch: host addresses changed: now watching {}",
@@ -650,27 +461,15 @@ struct LiveRun {
 }
 
 /// Runs opened workers until a signal or `--duration`, then drains and reports.
-fn run_workers(
-    p: &Prepared,
-    setup: Setup,
-    detect: &DetectArgs,
-    live: &LiveArgs,
-    run: LiveRun,
-) -> Result<ExitCode> {
+fn run_workers(settings: Settings, format: Format, run: LiveRun) -> Result<ExitCode> {
     let LiveRun {
         workers,
         inputs,
         capture,
         agent,
     } = run;
-    let status_every = parse_duration_arg("--status-interval", &live.status_interval)?;
-    let duration = live
-        .duration
-        .as_deref()
-        .map(|d| parse_duration_arg("--duration", d))
-        .transpose()?;
     let stop = surgewatch_sensor::signals::install();
-    if let Some(d) = duration {
+    if let Some(d) = settings.duration {
         std::thread::spawn(move || {
             std::thread::sleep(d);
             stop.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -679,8 +478,8 @@ fn run_workers(
     eprintln!("surgewatch: capturing {capture}");
     let n = workers.len();
     let mut obs = LiveObs {
-        inner: Observer::new(p, &setup, detect, None)?,
-        status_every_ns: u64::try_from(status_every.as_nanos()).unwrap_or(u64::MAX),
+        inner: Observer::new(&settings, format, None),
+        status_every_ns: u64::try_from(settings.status_interval.as_nanos()).unwrap_or(u64::MAX),
         last_status_ns: 0,
         warned_busy_spin: false,
         last_received: 0,
@@ -688,16 +487,16 @@ fn run_workers(
     };
     let started = surgewatch_sensor::live::now_ns();
     let lcfg = surgewatch_sensor::live::LiveConfig {
-        monitor: setup.monitor.clone(),
-        tick: p.tick,
-        parse: parse_options(&p.cfg),
+        monitor: settings.monitor.monitor.clone(),
+        tick: settings.tick,
+        parse: settings.parse,
     };
     let (acct, queues) = surgewatch_sensor::live::run_live(&lcfg, workers, stop, &mut obs);
     let info = RunInfo {
         inputs,
-        groups: setup.groups,
-        monitor_mode: setup.mode,
-        tick_secs: p.tick.as_duration().as_secs_f64(),
+        groups: settings.monitor.groups.clone(),
+        monitor_mode: settings.monitor.mode,
+        tick_secs: settings.tick.as_duration().as_secs_f64(),
         workers: n,
         time_span_ns: Some((started, surgewatch_sensor::live::now_ns())),
         late_frames: 0,
@@ -706,73 +505,23 @@ fn run_workers(
         capture: Some(capture),
         queues: queues.iter().map(queue_json).collect(),
     };
-    obs.inner.finish(&acct, info, p.top_n);
+    obs.inner.finish(&acct, info, settings.top_n);
     Ok(ExitCode::SUCCESS)
 }
 
 fn cmd_run(args: RunArgs) -> Result<ExitCode> {
-    let p = prepare(&args.detect)?;
-    let setup = monitor_setup(&p.cfg, &args.detect.monitor)?;
-    let c = &p.cfg.capture;
-    let method = match args.capture {
-        Some(CaptureArg::AfXdp) => surgewatch_sensor::livesrc::Method::AfXdp,
-        Some(CaptureArg::AfPacket) => surgewatch_sensor::livesrc::Method::AfPacket,
-        Some(CaptureArg::Auto) => surgewatch_sensor::livesrc::Method::Auto,
-        None => match c.method {
-            surgewatch_tuning::CaptureMethod::AfXdp => surgewatch_sensor::livesrc::Method::AfXdp,
-            surgewatch_tuning::CaptureMethod::AfPacket => {
-                surgewatch_sensor::livesrc::Method::AfPacket
-            }
-            _ => surgewatch_sensor::livesrc::Method::Auto,
-        },
-    };
-    let opts = surgewatch_sensor::livesrc::LiveOptions {
-        interface: args.interface.clone(),
-        method,
-        queues: if args.queues.is_empty() {
-            c.queues.clone()
-        } else {
-            args.queues.clone()
-        },
-        cores: if args.cores.is_empty() {
-            c.cores.clone()
-        } else {
-            args.cores.clone()
-        },
-        promiscuous: c.promiscuous && !args.no_promisc,
-        xdp_fallback: match c.xdp_fallback {
-            surgewatch_tuning::XdpFallback::Drop => {
-                surgewatch_sensor::capture::xdp_prog::XdpFallback::Drop
-            }
-            _ => surgewatch_sensor::capture::xdp_prog::XdpFallback::Pass,
-        },
-        packet_ring: None,
-        busy_poll: match &args.busy_poll {
-            Some(s) => {
-                let d = parse_duration_arg("--busy-poll", s)?;
-                use surgewatch_tuning::{units::format_duration, MAX_BUSY_POLL, MIN_BUSY_POLL};
-                if !(MIN_BUSY_POLL..=MAX_BUSY_POLL).contains(&d) {
-                    anyhow::bail!(
-                        "--busy-poll {s:?}: must be from {} to {}",
-                        format_duration(MIN_BUSY_POLL),
-                        format_duration(MAX_BUSY_POLL)
-                    );
-                }
-                Some(d)
-            }
-            None => c.busy_poll,
-        },
-        xdp_frames: Some(c.xdp_frames),
-    };
+    let settings = prepare(args.detect.config.as_deref(), &args.overrides())?;
+    for note in &settings.notes {
+        diag::emit(note.clone());
+    }
+    let opts = settings::live_options(&settings.config, &args.interface);
     let opened = surgewatch_sensor::livesrc::open(&opts, &mut |w| {
         eprintln!("surgewatch: {}: {w}", args.interface)
     })?;
     let _promisc = opened.promisc;
     run_workers(
-        &p,
-        setup,
-        &args.detect,
-        &args.live,
+        settings,
+        args.detect.format,
         LiveRun {
             workers: opened.workers,
             inputs: vec![args.interface.clone()],
@@ -783,7 +532,8 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
 }
 
 fn cmd_agent(args: AgentArgs) -> Result<ExitCode> {
-    let p = prepare(&args.detect)?;
+    let overrides = args.overrides();
+    let effective = overrides.apply(load_config(args.detect.config.as_deref())?)?;
     let interfaces = if args.interfaces.is_empty() {
         surgewatch_sensor::hostaddr::up_interfaces().context("listing interfaces")?
     } else {
@@ -794,9 +544,7 @@ fn cmd_agent(args: AgentArgs) -> Result<ExitCode> {
     }
     let addrs = surgewatch_sensor::hostaddr::host_addresses(&interfaces)
         .context("reading the host's addresses")?;
-    let mut extra: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
-    extra.extend(args.detect.monitor.iter().cloned());
-    if extra.is_empty() {
+    if addrs.is_empty() && effective.monitor.is_empty() {
         bail!("no address to watch on {}", interfaces.join(", "));
     }
     eprintln!(
@@ -808,23 +556,14 @@ fn cmd_agent(args: AgentArgs) -> Result<ExitCode> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let setup = monitor_setup(&p.cfg, &extra)?;
+    let settings = Settings::new(effective, &addrs)?;
+    for note in &settings.notes {
+        diag::emit(note.clone());
+    }
     let mut workers = Vec::new();
     let mut descriptions = Vec::new();
     for ifname in &interfaces {
-        let opts = surgewatch_sensor::livesrc::LiveOptions {
-            interface: ifname.clone(),
-            method: surgewatch_sensor::livesrc::Method::AfPacket,
-            queues: vec![0],
-            cores: Vec::new(),
-            promiscuous: false,
-            xdp_fallback: surgewatch_sensor::capture::xdp_prog::XdpFallback::Pass,
-            // 4 MiB: about a second of 10 kpps of full-size frames, which keeps the agent's
-            // footprint small (the ring is resident memory).
-            packet_ring: Some((1 << 20, 4)),
-            busy_poll: None,
-            xdp_frames: None,
-        };
+        let opts = settings::agent_live_options(ifname);
         let mut opened = surgewatch_sensor::livesrc::open(&opts, &mut |w| {
             eprintln!("surgewatch: {ifname}: {w}")
         })?;
@@ -836,17 +575,15 @@ fn cmd_agent(args: AgentArgs) -> Result<ExitCode> {
         descriptions.push(opened.description);
     }
     let agent = AgentAddrs {
-        cfg: p.cfg.clone(),
+        cfg: settings.config.clone(),
         interfaces: interfaces.clone(),
-        extra: args.detect.monitor.clone(),
+        extra: settings.extra_monitor.clone(),
         current: addrs,
         last_check: std::time::Instant::now(),
     };
     run_workers(
-        &p,
-        setup,
-        &args.detect,
-        &args.live,
+        settings,
+        args.detect.format,
         LiveRun {
             workers,
             inputs: interfaces,
@@ -854,19 +591,4 @@ fn cmd_agent(args: AgentArgs) -> Result<ExitCode> {
             agent: Some(agent),
         },
     )
-}
-
-/// Frame parsing options from `[capture.decap]`: the mirror's own wrapper only (one level).
-fn parse_options(cfg: &Config) -> surgewatch_pipeline::ParseOptions {
-    let d = &cfg.capture.decap;
-    let mut decap = surgewatch_pipeline::Decap::MIRROR;
-    decap.gre = d.gre;
-    decap.erspan = d.erspan;
-    decap.vxlan = d.vxlan;
-    decap.vxlan_ports = [0; 4];
-    for (slot, port) in decap.vxlan_ports.iter_mut().zip(&d.vxlan_ports) {
-        *slot = *port;
-    }
-    decap.max_depth = 1;
-    surgewatch_pipeline::ParseOptions::new(decap)
 }
