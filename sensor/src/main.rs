@@ -1,27 +1,28 @@
 //! The `surgewatch` command line.
 
+mod agent_addrs;
+mod baseline_file;
 mod cli;
 mod settings;
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use ipnet::IpNet;
 use surgewatch_detect::{Detector, IncidentEvent};
 use surgewatch_export::diag;
 use surgewatch_export::events::EventJson;
 use surgewatch_export::summary::{RunInfo, SummaryJson};
-use surgewatch_per_ip::{ClosedTick, Monitor, NextTick};
+use surgewatch_per_ip::{ClosedTick, NextTick};
 use surgewatch_sensor::replay::{self, ReplayConfig};
 use surgewatch_sensor::tick::{TickInfo, TickObserver};
 use surgewatch_tuning::{Config, Overrides};
 
+use crate::agent_addrs::AgentAddrs;
+use crate::baseline_file::BaselineFile;
 use crate::cli::{AgentArgs, Cli, Cmd, Format, ReplayArgs, RunArgs};
 use crate::settings::Settings;
 
@@ -85,9 +86,7 @@ struct Observer {
     format: Format,
     groups: Vec<String>,
     out: std::io::BufWriter<std::io::Stdout>,
-    baseline_path: Option<PathBuf>,
-    save_interval_ns: u64,
-    last_save_ns: Option<u64>,
+    baselines: Option<BaselineFile>,
 }
 
 impl Observer {
@@ -171,12 +170,14 @@ impl Observer {
     /// The observer of a run: a detector (with baselines loaded), events to stdout.
     fn new(s: &Settings, format: Format, bar: Option<ProgressBar>) -> Self {
         let mut detector = Detector::new(s.detector.clone());
-        let (baseline_path, save_interval) = match &s.baselines {
-            Some((path, every)) => (Some(path.clone()), *every),
-            None => (None, Duration::MAX),
-        };
-        if let Some(path) = &baseline_path {
-            load_baselines(&mut detector, path);
+        let baselines = s
+            .baselines
+            .as_ref()
+            .map(|(path, every)| BaselineFile::new(path.clone(), *every));
+        if let Some(f) = &baselines {
+            if let Some(bytes) = f.read() {
+                f.loaded(detector.load_baselines(&bytes));
+            }
         }
         Observer {
             bar,
@@ -185,25 +186,16 @@ impl Observer {
             format,
             groups: s.monitor.groups.clone(),
             out: std::io::BufWriter::new(std::io::stdout()),
-            baseline_path,
-            save_interval_ns: u64::try_from(save_interval.as_nanos()).unwrap_or(u64::MAX),
-            last_save_ns: None,
+            baselines,
         }
     }
 
     /// Saves baselines every `save_interval` of (capture or wall-clock) time.
     fn maybe_save(&mut self, acct: &surgewatch_per_ip::Accounting) {
-        let Some(path) = self.baseline_path.clone() else {
-            return;
-        };
-        let now = acct.ticks_closed().saturating_mul(acct.tick_ns());
-        match self.last_save_ns {
-            None => self.last_save_ns = Some(now),
-            Some(last) if now.saturating_sub(last) >= self.save_interval_ns => {
-                self.last_save_ns = Some(now);
-                save_baselines(&mut self.detector, acct, &path);
+        if let Some(f) = &mut self.baselines {
+            if f.due(acct.ticks_closed().saturating_mul(acct.tick_ns())) {
+                f.save(&self.detector.encode_baselines(acct));
             }
-            Some(_) => {}
         }
     }
 
@@ -215,8 +207,8 @@ impl Observer {
         }
         self.detector.finish(&mut self.events);
         self.emit();
-        if let Some(path) = self.baseline_path.clone() {
-            save_baselines(&mut self.detector, acct, &path);
+        if let Some(f) = &self.baselines {
+            f.save(&self.detector.encode_baselines(acct));
         }
         info.incidents = self.detector.closed().to_vec();
         let summary = SummaryJson::new(&acct.report(top_n), &info);
@@ -285,41 +277,6 @@ fn cmd_replay(args: ReplayArgs) -> Result<ExitCode> {
     })
 }
 
-/// Loads baselines; a missing file is a fresh start, a corrupt or foreign one a warning.
-fn load_baselines(detector: &mut Detector, path: &std::path::Path) {
-    match std::fs::read(path) {
-        Ok(bytes) => match detector.load_baselines(&bytes) {
-            Ok(n) => eprintln!("surgewatch: loaded {n} baselines from {}", path.display()),
-            Err(e) => eprintln!(
-                "surgewatch: warning: {}: {e}; starting with fresh baselines",
-                path.display()
-            ),
-        },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => eprintln!(
-            "surgewatch: warning: {}: {e}; starting with fresh baselines",
-            path.display()
-        ),
-    }
-}
-
-/// Saves baselines atomically (temporary file, then rename); failure is a warning.
-fn save_baselines(
-    detector: &mut Detector,
-    acct: &surgewatch_per_ip::Accounting,
-    path: &std::path::Path,
-) {
-    let bytes = detector.encode_baselines(acct);
-    let tmp = path.with_extension("tmp");
-    let res = std::fs::write(&tmp, &bytes).and_then(|_| std::fs::rename(&tmp, path));
-    if let Err(e) = res {
-        eprintln!(
-            "surgewatch: warning: cannot save baselines to {}: {e}",
-            path.display()
-        );
-    }
-}
-
 /// The live-run observer: detection and events (as in replay), plus a periodic status line.
 struct LiveObs {
     inner: Observer,
@@ -330,59 +287,6 @@ struct LiveObs {
     warned_busy_spin: bool,
     /// Host agent: follows the host's addresses.
     agent: Option<AgentAddrs>,
-}
-
-/// The host agent's view of the host's addresses, re-read every few seconds.
-struct AgentAddrs {
-    cfg: Config,
-    interfaces: Vec<String>,
-    extra: Vec<IpNet>,
-    current: Vec<std::net::IpAddr>,
-    last_check: std::time::Instant,
-}
-
-/// How often the agent re-reads the host's addresses.
-const ADDRESS_REFRESH: Duration = Duration::from_secs(5);
-
-impl AgentAddrs {
-    /// A new monitor when the host's addresses changed since the last look.
-    fn refresh(&mut self) -> Option<Arc<Monitor>> {
-        if self.last_check.elapsed() < ADDRESS_REFRESH {
-            return None;
-        }
-        self.last_check = std::time::Instant::now();
-        let now = match surgewatch_sensor::hostaddr::host_addresses(&self.interfaces) {
-            Ok(v) => v,
-            Err(e) => {
-                eprintln!("surgewatch: warning: cannot read the host's addresses: {e}");
-                return None;
-            }
-        };
-        if now == self.current || now.is_empty() {
-            return None;
-        }
-        let mut monitor: Vec<IpNet> = now.iter().map(|&a| IpNet::from(a)).collect();
-        monitor.extend(self.extra.iter().copied());
-        match settings::monitor_setup(&self.cfg, &monitor) {
-            Ok(setup) => {
-                eprintln!(
-                    "surgewatch: host addresses changed: now watching {}",
-                    now.iter()
-                        .map(|a| a.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-                self.current = now;
-                Some(setup.monitor)
-            }
-            Err(e) => {
-                eprintln!(
-                    "surgewatch: warning: host addresses changed but cannot be monitored: {e}"
-                );
-                None
-            }
-        }
-    }
 }
 
 impl TickObserver for LiveObs {
@@ -574,13 +478,12 @@ fn cmd_agent(args: AgentArgs) -> Result<ExitCode> {
         workers.extend(opened.workers);
         descriptions.push(opened.description);
     }
-    let agent = AgentAddrs {
-        cfg: settings.config.clone(),
-        interfaces: interfaces.clone(),
-        extra: settings.extra_monitor.clone(),
-        current: addrs,
-        last_check: std::time::Instant::now(),
-    };
+    let agent = AgentAddrs::new(
+        settings.config.clone(),
+        interfaces.clone(),
+        settings.extra_monitor.clone(),
+        addrs,
+    );
     run_workers(
         settings,
         args.detect.format,
