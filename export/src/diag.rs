@@ -145,6 +145,11 @@ pub enum Diag {
         /// The error.
         error: String,
     },
+    /// An output failed (other than its reader going away, which is not worth a message).
+    OutputFailed {
+        /// The sink and its error.
+        error: String,
+    },
 }
 
 /// One queue in a [`Diag::Status`] line.
@@ -204,11 +209,13 @@ pub enum DiagKind {
     WorkersLate,
     /// [`Diag::WorkerCaptureFailed`].
     WorkerCaptureFailed,
+    /// [`Diag::OutputFailed`].
+    OutputFailed,
 }
 
 impl DiagKind {
     /// Number of kinds.
-    pub const COUNT: usize = 20;
+    pub const COUNT: usize = 21;
 
     /// Every kind, in index order.
     pub const ALL: [DiagKind; Self::COUNT] = [
@@ -232,6 +239,7 @@ impl DiagKind {
         DiagKind::WorkerNotStarted,
         DiagKind::WorkersLate,
         DiagKind::WorkerCaptureFailed,
+        DiagKind::OutputFailed,
     ];
 
     /// Dense index, `0..COUNT`.
@@ -264,6 +272,7 @@ impl Diag {
             Diag::WorkerNotStarted { .. } => DiagKind::WorkerNotStarted,
             Diag::WorkersLate { .. } => DiagKind::WorkersLate,
             Diag::WorkerCaptureFailed { .. } => DiagKind::WorkerCaptureFailed,
+            Diag::OutputFailed { .. } => DiagKind::OutputFailed,
         }
     }
 }
@@ -375,6 +384,7 @@ impl fmt::Display for Diag {
             Diag::WorkerCaptureFailed { worker, error } => {
                 write!(f, "surgewatch: error: worker {worker}: {error}")
             }
+            Diag::OutputFailed { error } => write!(f, "surgewatch: warning: {error}"),
         }
     }
 }
@@ -552,6 +562,9 @@ mod tests {
                 worker: 0,
                 error: "e".into(),
             },
+            Diag::OutputFailed {
+                error: "output stdout: disk full".into(),
+            },
         ]
     }
 
@@ -588,6 +601,7 @@ mod tests {
             "surgewatch: error: cannot start worker 2: e",
             "surgewatch: warning: 1 worker(s) did not hand over their tick in time",
             "surgewatch: error: worker 0: e",
+            "surgewatch: warning: output stdout: disk full",
         ];
         assert_eq!(lines, want);
     }

@@ -15,7 +15,8 @@ use ipnet::IpNet;
 use surgewatch_detect::baseline::BaselineParams;
 use surgewatch_detect::{DetectorConfig, GroupDetection};
 use surgewatch_export::diag::Diag;
-use surgewatch_export::sink::stdout::Format as OutputFormat;
+use surgewatch_export::sink::stdout::{Format as OutputFormat, StdoutConfig};
+use surgewatch_export::sink::SinkConfig;
 use surgewatch_per_ip::{GroupId, Monitor, PrefixTable, TickLength};
 use surgewatch_pipeline::{Decap, ParseOptions};
 use surgewatch_sensor::capture::xdp_prog;
@@ -50,6 +51,8 @@ pub struct Settings {
     pub parse: ParseOptions,
     /// Where baselines are loaded from and saved to, and how often.
     pub baselines: Option<(PathBuf, Duration)>,
+    /// The outputs.
+    pub outputs: Vec<SinkConfig>,
     /// Live runs: stop after this long.
     pub duration: Option<Duration>,
     /// Live runs: a status line this often (zero: never).
@@ -75,8 +78,9 @@ pub struct MonitorSetup {
 
 impl Settings {
     /// The settings of a run from `eff` (the config with the command line applied), with
-    /// `host` (the agent's host addresses) monitored before `--monitor`'s prefixes.
-    pub fn new(eff: Effective, host: &[IpAddr]) -> Result<Self> {
+    /// `host` (the agent's host addresses) monitored before `--monitor`'s prefixes, events and
+    /// the summary on stdout as `format`.
+    pub fn new(eff: Effective, format: Format, host: &[IpAddr]) -> Result<Self> {
         let Effective {
             config,
             monitor: extra_monitor,
@@ -110,6 +114,9 @@ impl Settings {
                 .path
                 .clone()
                 .map(|p| (p, config.baseline.save_interval)),
+            outputs: vec![SinkConfig::Stdout(StdoutConfig {
+                format: format.into(),
+            })],
             duration,
             status_interval: status_interval.unwrap_or(DEFAULT_STATUS_INTERVAL),
             notes,
@@ -581,7 +588,7 @@ mod tests {
             baselines: Some("b.bin".into()),
             ..Overrides::default()
         };
-        let s = Settings::new(effective(Config::default(), &o), &[]).unwrap();
+        let s = Settings::new(effective(Config::default(), &o), Format::Json, &[]).unwrap();
         assert_eq!(
             (s.top_n, s.workers),
             (3, 1),
@@ -594,6 +601,12 @@ mod tests {
             s.baselines,
             Some((PathBuf::from("b.bin"), Duration::from_secs(60)))
         );
+        assert_eq!(
+            s.outputs,
+            [SinkConfig::Stdout(StdoutConfig {
+                format: OutputFormat::Json
+            })]
+        );
         assert_eq!(s.status_interval, DEFAULT_STATUS_INTERVAL);
         assert!(s.notes.is_empty());
 
@@ -604,13 +617,18 @@ mod tests {
             workers: Some(4),
             ..Overrides::default()
         };
-        let s = Settings::new(effective(Config::default(), &o), &[host]).unwrap();
+        let s = Settings::new(effective(Config::default(), &o), Format::Text, &[host]).unwrap();
         assert_eq!(s.workers, 4);
         assert_eq!(s.monitor.groups, ["cli"]);
         assert_eq!(s.extra_monitor, [net("198.51.100.0/24")]);
 
         // Nothing monitored: the note comes with the settings.
-        let s = Settings::new(effective(Config::default(), &Overrides::default()), &[]).unwrap();
+        let s = Settings::new(
+            effective(Config::default(), &Overrides::default()),
+            Format::Text,
+            &[],
+        )
+        .unwrap();
         assert_eq!(s.notes, [Diag::AutoMonitor { limit: 100_000 }]);
     }
 }

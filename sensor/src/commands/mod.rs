@@ -1,0 +1,46 @@
+//! The commands: `replay`, `run`, `agent` and `check-config`. Each takes its parsed
+//! arguments, sets the run up from the config and the command line ([`crate::settings`]),
+//! runs it and returns the exit status; errors that stop a command before it runs
+//! (unusable input, a bad option) are returned for `main` to report.
+
+mod check_config;
+mod live;
+mod observer;
+mod replay;
+
+use std::path::Path;
+
+use anyhow::Result;
+use surgewatch_export::diag;
+use surgewatch_tuning::{Config, Effective, Overrides};
+
+pub use check_config::check_config;
+pub use live::{agent, run};
+pub use replay::replay;
+
+use crate::settings::Settings;
+
+/// The config at `path` (the defaults without one) with the command line's `overrides`
+/// applied; an invalid config is one error line listing every problem.
+fn effective(path: Option<&Path>, overrides: &Overrides) -> Result<Effective> {
+    let config = match path {
+        Some(path) => surgewatch_tuning::load(path).map_err(|e| {
+            let text = e.to_string();
+            let lines: Vec<&str> = text.lines().collect();
+            anyhow::anyhow!(
+                "invalid configuration ({} error(s)): {}",
+                lines.len(),
+                lines.join("; ")
+            )
+        })?,
+        None => Config::default(),
+    };
+    Ok(overrides.apply(config)?)
+}
+
+/// Says what the operator should hear about the settings, once the run starts.
+fn announce(settings: &Settings) {
+    for note in &settings.notes {
+        diag::emit(note.clone());
+    }
+}

@@ -1,0 +1,218 @@
+//! What a run does at each closed tick: detection (its events go to the outputs), baseline
+//! saving and, live, the status line and the agent's address changes. With `settings` (which
+//! builds the detector's config), the only module of the binary that names `surgewatch_detect`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use indicatif::ProgressBar;
+use surgewatch_detect::{Detector, IncidentEvent};
+use surgewatch_export::diag::{self, Diag, QueueStatus};
+use surgewatch_export::sink::{self, Delivery, Message, Outputs, RunContext, RunSummary};
+use surgewatch_export::summary::RunInfo;
+use surgewatch_export::terminal::Terminal;
+use surgewatch_per_ip::{Accounting, ClosedTick, NextTick};
+use surgewatch_sensor::tick::{TickInfo, TickObserver};
+
+use crate::agent_addrs::AgentAddrs;
+use crate::baseline_file::BaselineFile;
+use crate::settings::Settings;
+
+/// The progress bar, as the terminal the text output and the diagnostics write around.
+struct Bar(ProgressBar);
+
+impl Terminal for Bar {
+    fn suspend(&self, write: &mut dyn FnMut()) {
+        self.0.suspend(write);
+    }
+}
+
+/// The detector of a run, its outputs and its baselines file.
+pub struct Observer {
+    bar: Option<ProgressBar>,
+    detector: Detector,
+    events: Vec<IncidentEvent>,
+    outputs: Outputs,
+    baselines: Option<BaselineFile>,
+}
+
+impl Observer {
+    /// A detector (with baselines loaded) and the run's outputs, started with `delivery`;
+    /// `bar` is the replay's progress bar, which the outputs write around.
+    pub fn start(s: &Settings, delivery: Delivery, bar: Option<ProgressBar>) -> Result<Self> {
+        let terminal = bar.clone().map(|b| Arc::new(Bar(b)) as Arc<dyn Terminal>);
+        diag::set_terminal(terminal.clone());
+        let ctx = RunContext {
+            groups: s.monitor.groups.clone().into(),
+            terminal,
+        };
+        let sinks = s.outputs.iter().map(|c| sink::build(c, &ctx)).collect();
+        let outputs = Outputs::start(sinks, delivery, sink::DEFAULT_QUEUE)?;
+        let mut detector = Detector::new(s.detector.clone());
+        let baselines = s
+            .baselines
+            .as_ref()
+            .map(|(path, every)| BaselineFile::new(path.clone(), *every));
+        if let Some(f) = &baselines {
+            if let Some(bytes) = f.read() {
+                f.loaded(detector.load_baselines(&bytes));
+            }
+        }
+        Ok(Observer {
+            bar,
+            detector,
+            events: Vec::new(),
+            outputs,
+            baselines,
+        })
+    }
+
+    fn emit(&mut self) {
+        for e in self.events.drain(..) {
+            self.outputs.send(Message::Incident(e));
+        }
+    }
+
+    /// Saves baselines every `save_interval` of (capture or wall-clock) time.
+    fn maybe_save(&mut self, acct: &Accounting) {
+        if let Some(f) = &mut self.baselines {
+            if f.due(acct.ticks_closed().saturating_mul(acct.tick_ns())) {
+                f.save(&self.detector.encode_baselines(acct));
+            }
+        }
+    }
+
+    /// Ends open incidents, saves baselines, sends the summary last and closes the outputs
+    /// (a closed stdout is not worth a message; other output errors are warnings).
+    pub fn finish(mut self, acct: &Accounting, mut info: RunInfo, top_n: usize) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+            diag::set_terminal(None);
+        }
+        self.detector.finish(&mut self.events);
+        // The run is over: nothing is left to stall, nothing may be dropped.
+        for e in self.events.drain(..) {
+            self.outputs.send_blocking(Message::Incident(e));
+        }
+        if let Some(f) = &self.baselines {
+            f.save(&self.detector.encode_baselines(acct));
+        }
+        info.incidents = self.detector.closed().to_vec();
+        self.outputs.send_blocking(Message::Summary(RunSummary {
+            report: acct.report(top_n),
+            info,
+        }));
+        for e in self.outputs.finish().errors {
+            if !e.is_broken_pipe() {
+                diag::emit(Diag::OutputFailed {
+                    error: e.to_string(),
+                });
+            }
+        }
+    }
+}
+
+impl TickObserver for Observer {
+    fn on_tick(&mut self, tick: &ClosedTick<'_>, info: &TickInfo<'_>) -> NextTick {
+        self.detector
+            .on_tick(tick, info.idle_after, &mut self.events);
+        self.emit();
+        NextTick {
+            watch: Some(self.detector.watch_list()),
+            monitor: None,
+        }
+    }
+
+    fn after_tick(&mut self, acct: &Accounting) {
+        self.maybe_save(acct);
+    }
+
+    fn on_progress(&mut self, bytes_done: u64) {
+        if let Some(b) = &self.bar {
+            b.set_position(bytes_done);
+        }
+    }
+
+    fn on_time_shift(&mut self, file: &std::path::Path, shift_ns: u64) {
+        diag::emit(Diag::TimeShifted {
+            file: file.to_owned(),
+            shift_ns,
+        });
+    }
+}
+
+/// The live-run observer: detection and outputs (as in replay), a periodic status line, the
+/// busy-polling warning and, for the host agent, the host's addresses.
+pub struct LiveObs {
+    inner: Observer,
+    status_every_ns: u64,
+    last_status_ns: u64,
+    last_received: u64,
+    /// The "busy polling without a NAPI context" warning was given.
+    warned_busy_spin: bool,
+    agent: Option<AgentAddrs>,
+}
+
+impl LiveObs {
+    /// `inner` with a status line every `status_interval` (zero: never).
+    pub fn new(inner: Observer, status_interval: Duration, agent: Option<AgentAddrs>) -> Self {
+        LiveObs {
+            inner,
+            status_every_ns: u64::try_from(status_interval.as_nanos()).unwrap_or(u64::MAX),
+            last_status_ns: 0,
+            last_received: 0,
+            warned_busy_spin: false,
+            agent,
+        }
+    }
+
+    /// See [`Observer::finish`].
+    pub fn finish(self, acct: &Accounting, info: RunInfo, top_n: usize) {
+        self.inner.finish(acct, info, top_n);
+    }
+}
+
+impl TickObserver for LiveObs {
+    fn on_tick(&mut self, tick: &ClosedTick<'_>, info: &TickInfo<'_>) -> NextTick {
+        let queues = info.queues;
+        let mut next = self.inner.on_tick(tick, info);
+        next.monitor = self.agent.as_mut().and_then(AgentAddrs::refresh);
+        if !self.warned_busy_spin && queues.iter().any(|q| q.capture.busy_poll_without_napi) {
+            self.warned_busy_spin = true;
+            diag::emit(Diag::BusyPollWithoutNapi);
+        }
+        let now = tick.tick_start_ns;
+        if self.status_every_ns > 0
+            && now.saturating_sub(self.last_status_ns) >= self.status_every_ns
+        {
+            let received: u64 = queues.iter().map(|q| q.capture.received).sum();
+            let secs = (now.saturating_sub(self.last_status_ns)) as f64 / 1e9;
+            let pps = if self.last_status_ns == 0 {
+                0.0
+            } else {
+                (received - self.last_received.min(received)) as f64 / secs
+            };
+            diag::emit(Diag::Status {
+                pps,
+                open_incidents: self.inner.detector.open_incidents(),
+                queues: queues
+                    .iter()
+                    .map(|q| QueueStatus {
+                        name: q.name.clone(),
+                        received: q.capture.received,
+                        drops: q.capture.kernel_drops + q.capture.rx_ring_full,
+                        parse_errors: q.parse_errors,
+                    })
+                    .collect(),
+            });
+            self.last_status_ns = now;
+            self.last_received = received;
+        }
+        next
+    }
+
+    fn after_tick(&mut self, acct: &Accounting) {
+        self.inner.maybe_save(acct);
+    }
+}
