@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use surgewatch_export::diag::{self, Diag};
 use surgewatch_per_ip::{Accounting, Monitor, Rearm, Shard, TickDelta, TickLength};
 use surgewatch_pipeline::PacketSummary;
 
@@ -124,7 +125,10 @@ pub fn run_live<C: Capture + Send>(
                     worker(i, spec.source, shard, parse, rx, hand_tx, &wstop);
                 });
             if let Err(e) = spawned {
-                eprintln!("surgewatch: error: cannot start worker {i}: {e}");
+                diag::emit(Diag::WorkerNotStarted {
+                    worker: i,
+                    error: e.to_string(),
+                });
             }
         }
         drop(hand_tx);
@@ -174,10 +178,9 @@ fn close_tick(
         match hand_rx.recv_timeout(DELTA_TIMEOUT) {
             Ok(h) => got.push(h),
             Err(RecvTimeoutError::Timeout) => {
-                eprintln!(
-                    "surgewatch: warning: {} worker(s) did not hand over their tick in time",
-                    asked - got.len()
-                );
+                diag::emit(Diag::WorkersLate {
+                    missing: asked - got.len(),
+                });
                 break;
             }
             Err(RecvTimeoutError::Disconnected) => break,
@@ -249,7 +252,10 @@ fn worker<C: Capture>(
             Ok(Poll::Idle) => src.wait(IDLE_WAIT),
             Ok(Poll::End) => src.wait(IDLE_WAIT),
             Err(e) => {
-                eprintln!("surgewatch: error: worker {id}: {e}");
+                diag::emit(Diag::WorkerCaptureFailed {
+                    worker: id,
+                    error: e.to_string(),
+                });
                 src.wait(IDLE_WAIT);
             }
         }
