@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use surgewatch_detect::{EventKind, IncidentEvent, IncidentSummary};
 
+use crate::contract::{class_name, event_name, family_name};
+
 fn secs(ns: u64) -> f64 {
     ns as f64 / 1e9
 }
@@ -43,6 +45,9 @@ pub type TimelineJson = (f64, u64, u64);
 /// One incident event line.
 #[derive(Serialize, Clone, Debug)]
 pub struct EventJson {
+    /// The kind, for the text line (the JSON has its name, `event`).
+    #[serde(skip)]
+    pub kind: EventKind,
     /// `"start"`, `"update"` or `"end"`.
     pub event: &'static str,
     /// Incident number, from 1.
@@ -106,12 +111,13 @@ impl EventJson {
     /// Maps an event; `groups` names the group ids.
     pub fn new(e: &IncidentEvent, groups: &[String]) -> Self {
         EventJson {
-            event: e.kind.as_str(),
+            kind: e.kind,
+            event: event_name(e.kind),
             incident_id: e.incident_id,
             target: e.target.to_string(),
             group: groups.get(e.group.index()).cloned().unwrap_or_default(),
-            family: e.family.as_str(),
-            vectors: e.vectors.iter().map(|f| f.as_str()).collect(),
+            family: family_name(e.family),
+            vectors: e.vectors.iter().map(|&f| family_name(f)).collect(),
             confidence: e.confidence,
             ts: secs(e.ts_ns),
             onset_ts: secs(e.onset_ns),
@@ -121,7 +127,7 @@ impl EventJson {
             peak_bps: e.peak_bps,
             packets: e.packets,
             bytes: e.bytes,
-            over_classes: e.over_classes.iter().map(|c| c.as_str()).collect(),
+            over_classes: e.over_classes.iter().map(|&c| class_name(c)).collect(),
             threshold_pps: finite_threshold(e.threshold.pps),
             threshold_bps: finite_threshold(e.threshold.bps),
             unique_sources: e.unique_sources,
@@ -166,10 +172,10 @@ impl EventJson {
     /// One readable line.
     pub fn to_text(&self) -> String {
         let mut o = String::new();
-        let kind = match self.event {
-            "start" => "ATTACK START",
-            "update" => "attack update",
-            _ => "ATTACK END",
+        let kind = match self.kind {
+            EventKind::Start => "ATTACK START",
+            EventKind::Update => "attack update",
+            EventKind::End => "ATTACK END",
         };
         let _ = write!(
             o,
@@ -203,7 +209,7 @@ impl EventJson {
         if let Some(p) = self.top_dst_ports.first() {
             let _ = write!(o, ", top dst port {}", p.port);
         }
-        if self.event == "end" {
+        if self.kind == EventKind::End {
             let _ = write!(o, ", lasted {:.1} s", self.ts - self.onset_ts);
         }
         o
@@ -243,8 +249,8 @@ impl IncidentJson {
         IncidentJson {
             incident_id: s.incident_id,
             target: s.target.to_string(),
-            family: s.family.as_str(),
-            vectors: s.vectors.iter().map(|f| f.as_str()).collect(),
+            family: family_name(s.family),
+            vectors: s.vectors.iter().map(|&f| family_name(f)).collect(),
             confidence: s.confidence,
             onset_ts: secs(s.onset_ns),
             end_ts: secs(s.end_ns),
@@ -254,9 +260,4 @@ impl IncidentJson {
             bytes: s.bytes,
         }
     }
-}
-
-/// Whether an event kind is written in text mode (updates are, too: at most one per second).
-pub fn kind_name(k: EventKind) -> &'static str {
-    k.as_str()
 }

@@ -5,13 +5,15 @@
 //! [`sink`]s on threads of their own behind bounded queues, and the sensor's diagnostics on
 //! stderr ([`diag`]), each written and counted.
 //!
-//! Contract: output field names are defined here and only here and are part of surgewatch's
-//! public interface (documented in the README); changing one is a breaking change. Per-IP data
+//! Contract: output field names, and the names of the domain values in the output
+//! ([`contract`]), are defined here and only here and are part of surgewatch's public
+//! interface (documented in the README); changing one is a breaking change. Per-IP data
 //! appears only for a bounded set (the top-N of a report).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod contract;
 pub mod diag;
 pub mod events;
 pub mod sink;

@@ -7,6 +7,8 @@ use serde::Serialize;
 use surgewatch_per_ip::{IpReport, Report};
 use surgewatch_pipeline::ParseStatus;
 
+use crate::contract::{class_name, monitor_mode_name, parse_status_name, MonitorMode};
+
 /// Facts about the run that the per-ip report does not know.
 #[derive(Clone, Debug, Default)]
 pub struct RunInfo {
@@ -14,8 +16,8 @@ pub struct RunInfo {
     pub inputs: Vec<String>,
     /// Names of the configured groups, indexed by group id.
     pub groups: Vec<String>,
-    /// `"prefixes"` or `"auto"` (every destination monitored).
-    pub monitor_mode: &'static str,
+    /// Configured prefixes, or every destination monitored.
+    pub monitor_mode: MonitorMode,
     /// Tick length in seconds.
     pub tick_secs: f64,
     /// Worker threads used.
@@ -162,7 +164,7 @@ impl SummaryJson {
         let parse_errors = ParseStatus::ALL
             .iter()
             .filter(|s| s.is_error())
-            .map(|&s| (s.as_str(), t.parse_status(s)))
+            .map(|&s| (parse_status_name(s), t.parse_status(s)))
             .collect();
         SummaryJson {
             event: "summary",
@@ -172,7 +174,7 @@ impl SummaryJson {
             parse_errors,
             parse_errors_total: t.parse_errors(),
             non_ip: t.parse_status(ParseStatus::NonIp),
-            monitor_mode: info.monitor_mode,
+            monitor_mode: monitor_mode_name(info.monitor_mode),
             monitored_ips_seen: t.monitored_ips_seen,
             unmonitored_overflow_packets: t.overflow_packets,
             tick_secs: info.tick_secs,
@@ -233,7 +235,7 @@ impl SummaryJson {
             errs.join(", ")
         );
         let _ = writeln!(o, "  non-IP frames: {}", self.non_ip);
-        let mode = if self.monitor_mode == "auto" {
+        let mode = if self.monitor_mode == monitor_mode_name(MonitorMode::Auto) {
             " (every destination monitored)"
         } else {
             ""
@@ -347,7 +349,7 @@ fn top_ip(ip: &IpReport, info: &RunInfo) -> TopIpJson {
             .iter()
             .map(|c| {
                 (
-                    c.class.as_str(),
+                    class_name(c.class),
                     ClassJson {
                         packets_in: c.packets_in,
                         bytes_in: c.bytes_in,

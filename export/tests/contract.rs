@@ -10,6 +10,10 @@ use std::path::PathBuf;
 
 use surgewatch_detect::baseline::Rates;
 use surgewatch_detect::{EventKind, Family, IncidentEvent, IncidentSummary, TimelinePoint};
+use surgewatch_export::contract::{
+    class_name, direction_name, encap_name, event_name, family_name, monitor_mode_name,
+    parse_status_name, MonitorMode,
+};
 use surgewatch_export::events::EventJson;
 use surgewatch_export::summary::{QueueJson, RunInfo, SummaryJson};
 use surgewatch_per_ip::{ClassReport, Direction, GroupId, IpReport, Report, ReportTotals};
@@ -212,7 +216,7 @@ fn replay_info() -> RunInfo {
     RunInfo {
         inputs: vec!["pcaps/captures/multi_vector.pcap".into()],
         groups: groups(),
-        monitor_mode: "prefixes",
+        monitor_mode: MonitorMode::Prefixes,
         tick_secs: 1.0,
         workers: 2,
         time_span_ns: Some((T0, T0 + 5 * SEC + 900_000_000)),
@@ -228,7 +232,7 @@ fn live_info() -> RunInfo {
     RunInfo {
         inputs: vec!["eth0".into()],
         groups: vec!["auto".into()],
-        monitor_mode: "auto",
+        monitor_mode: MonitorMode::Auto,
         tick_secs: 0.1,
         workers: 2,
         time_span_ns: Some((T0, T0 + 10 * SEC)),
@@ -295,7 +299,7 @@ fn summaries_are_the_contract() {
     let nothing = RunInfo {
         inputs: vec!["empty.pcap".into()],
         groups: vec!["auto".into()],
-        monitor_mode: "auto",
+        monitor_mode: MonitorMode::Auto,
         tick_secs: 1.0,
         workers: 1,
         ..RunInfo::default()
@@ -316,16 +320,27 @@ fn event_kinds() -> [EventKind; 3] {
     all
 }
 
+/// Every variant of `MonitorMode`: a new one fails to compile here.
+fn monitor_modes() -> [MonitorMode; 2] {
+    let all = [MonitorMode::Prefixes, MonitorMode::Auto];
+    for m in all {
+        match m {
+            MonitorMode::Prefixes | MonitorMode::Auto => {}
+        }
+    }
+    all
+}
+
 #[test]
 fn every_name_of_the_contract() {
     let names = serde_json::json!({
-        "event": event_kinds().map(|k| k.as_str()),
-        "family": Family::ALL.map(|f| f.as_str()),
-        "traffic_class": TrafficClass::ALL.map(|c| c.as_str()),
-        "parse_status": ParseStatus::ALL.map(|s| s.as_str()),
-        "direction": Direction::ALL.map(|d| d.as_str()),
-        "encap": Encap::ALL.map(|e| e.as_str()),
-        "monitor_mode": ["prefixes", "auto"],
+        "event": event_kinds().map(event_name),
+        "family": Family::ALL.map(family_name),
+        "traffic_class": TrafficClass::ALL.map(class_name),
+        "parse_status": ParseStatus::ALL.map(parse_status_name),
+        "direction": Direction::ALL.map(direction_name),
+        "encap": Encap::ALL.map(encap_name),
+        "monitor_mode": monitor_modes().map(monitor_mode_name),
     });
     let text = serde_json::to_string_pretty(&names).expect("json") + "\n";
     check("names.json", &text);

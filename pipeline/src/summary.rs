@@ -169,9 +169,11 @@ impl ParseStatus {
 /// The encapsulation a summary was taken out of (see [`crate::Decap`]).
 ///
 /// With nested tunnels it names the outermost one, the mirror transport.
+///
+/// Exhaustive on purpose: `export` names every variant in one `match`, so a new
+/// encapsulation cannot reach the output unnamed.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 #[repr(u8)]
-#[non_exhaustive]
 pub enum Encap {
     /// Not decapsulated: the summary describes the frame as captured.
     #[default]

@@ -14,6 +14,7 @@ use anyhow::{Context, Result};
 use ipnet::IpNet;
 use surgewatch_detect::baseline::BaselineParams;
 use surgewatch_detect::{DetectorConfig, GroupDetection};
+use surgewatch_export::contract::MonitorMode;
 use surgewatch_export::diag::Diag;
 use surgewatch_export::sink::stdout::{Format as OutputFormat, StdoutConfig};
 use surgewatch_export::sink::SinkConfig;
@@ -70,8 +71,8 @@ pub struct MonitorSetup {
     pub groups: Vec<String>,
     /// Group detection settings, indexed by group id.
     pub detection: Vec<DetectionConfig>,
-    /// `"prefixes"` or `"auto"`.
-    pub mode: &'static str,
+    /// Configured prefixes, or every destination.
+    pub mode: MonitorMode,
     /// Auto mode says so.
     pub note: Option<Diag>,
 }
@@ -253,7 +254,7 @@ pub fn monitor_setup(cfg: &Config, extra: &[IpNet]) -> Result<MonitorSetup> {
             monitor: Arc::new(Monitor::auto(limit as usize, id)),
             groups,
             detection,
-            mode: "auto",
+            mode: MonitorMode::Auto,
             note: Some(Diag::AutoMonitor { limit }),
         });
     }
@@ -262,7 +263,7 @@ pub fn monitor_setup(cfg: &Config, extra: &[IpNet]) -> Result<MonitorSetup> {
         monitor: Arc::new(Monitor::prefixes(table)),
         groups,
         detection,
-        mode: "prefixes",
+        mode: MonitorMode::Prefixes,
         note: None,
     })
 }
@@ -447,7 +448,7 @@ mod tests {
         ];
         let m = monitor_setup(&cfg, &extra).unwrap();
         assert_eq!(m.groups, ["web", "dns", "cli"]);
-        assert_eq!(m.mode, "prefixes");
+        assert_eq!(m.mode, MonitorMode::Prefixes);
         assert!(m.note.is_none());
         assert_eq!(m.detection[0].static_pps.get(), 5000);
         assert_eq!(
@@ -461,7 +462,7 @@ mod tests {
     fn nothing_to_monitor_means_every_destination_and_says_so() {
         let m = monitor_setup(&Config::default(), &[]).unwrap();
         assert_eq!(m.groups, ["auto"]);
-        assert_eq!(m.mode, "auto");
+        assert_eq!(m.mode, MonitorMode::Auto);
         assert_eq!(m.monitor.auto_group(), Some(GroupId(0)));
         assert_eq!(m.monitor.ip_limit(), Some(100_000));
         assert_eq!(m.note, Some(Diag::AutoMonitor { limit: 100_000 }));
