@@ -128,30 +128,6 @@ impl Family {
     pub fn index(self) -> usize {
         self as usize
     }
-
-    /// Stable snake_case name (JSON value, metric label).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Family::SynFlood => "syn_flood",
-            Family::SynackFlood => "synack_flood",
-            Family::AckFlood => "ack_flood",
-            Family::RstFlood => "rst_flood",
-            Family::TcpFlood => "tcp_flood",
-            Family::UdpFlood => "udp_flood",
-            Family::IcmpFlood => "icmp_flood",
-            Family::FragmentFlood => "fragment_flood",
-            Family::DnsAmplification => "dns_amplification",
-            Family::NtpAmplification => "ntp_amplification",
-            Family::MemcachedAmplification => "memcached_amplification",
-            Family::SsdpAmplification => "ssdp_amplification",
-            Family::CldapAmplification => "cldap_amplification",
-            Family::SnmpAmplification => "snmp_amplification",
-            Family::ChargenAmplification => "chargen_amplification",
-            Family::UdpAmplification => "udp_amplification",
-            Family::MultiVector => "multi_vector",
-            Family::Unknown => "unknown",
-        }
-    }
 }
 
 /// The family of an amplification bucket's responses.
@@ -572,14 +548,11 @@ mod tests {
     }
 
     #[test]
-    fn names_are_unique_and_ordered() {
-        let names: std::collections::BTreeSet<_> = Family::ALL.iter().map(|f| f.as_str()).collect();
-        assert_eq!(names.len(), Family::COUNT);
+    fn families_index_densely() {
+        // Their names are export's (`surgewatch_export::contract::family_name`).
         for (i, f) in Family::ALL.iter().enumerate() {
             assert_eq!(f.index(), i);
         }
-        assert_eq!(Family::UdpAmplification.as_str(), "udp_amplification");
-        assert_eq!(Family::MultiVector.as_str(), "multi_vector");
     }
 
     #[test]

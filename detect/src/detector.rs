@@ -96,17 +96,6 @@ pub enum EventKind {
     End,
 }
 
-impl EventKind {
-    /// `"start"`, `"update"` or `"end"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::Start => "start",
-            EventKind::Update => "update",
-            EventKind::End => "end",
-        }
-    }
-}
-
 /// Packets and bytes of one tick of an incident.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct TimelinePoint {

@@ -41,14 +41,6 @@ impl Direction {
     pub fn index(self) -> usize {
         self as usize
     }
-
-    /// Stable snake_case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Direction::In => "in",
-            Direction::Out => "out",
-        }
-    }
 }
 
 /// A compact, cheaply hashed key for one IPv4 or IPv6 address (24 bytes, 8-byte aligned).

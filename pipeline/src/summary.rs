@@ -142,28 +142,6 @@ impl ParseStatus {
     pub fn is_error(self) -> bool {
         !matches!(self, ParseStatus::Ok | ParseStatus::NonIp)
     }
-
-    /// Stable snake_case name, used as a JSON key and a metric label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ParseStatus::Ok => "ok",
-            ParseStatus::NonIp => "non_ip",
-            ParseStatus::UnsupportedLinkType => "unsupported_link_type",
-            ParseStatus::TruncatedLink => "truncated_link",
-            ParseStatus::TruncatedVlan => "truncated_vlan",
-            ParseStatus::TooManyVlans => "too_many_vlans",
-            ParseStatus::TruncatedIpv4 => "truncated_ipv4",
-            ParseStatus::BadIpv4Header => "bad_ipv4_header",
-            ParseStatus::BadIpv4Length => "bad_ipv4_length",
-            ParseStatus::TruncatedIpv6 => "truncated_ipv6",
-            ParseStatus::TruncatedIpv6Ext => "truncated_ipv6_ext",
-            ParseStatus::BadIpVersion => "bad_ip_version",
-            ParseStatus::TruncatedL4 => "truncated_l4",
-            ParseStatus::BadTcpHeader => "bad_tcp_header",
-            ParseStatus::TruncatedTunnel => "truncated_tunnel",
-            ParseStatus::BadTunnelHeader => "bad_tunnel_header",
-        }
-    }
 }
 
 /// The encapsulation a summary was taken out of (see [`crate::Decap`]).
@@ -207,17 +185,6 @@ impl Encap {
     #[inline]
     pub fn index(self) -> usize {
         self as usize
-    }
-
-    /// Stable snake_case name (JSON key, metric label).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Encap::None => "none",
-            Encap::Gre => "gre",
-            Encap::ErspanII => "erspan_ii",
-            Encap::ErspanIII => "erspan_iii",
-            Encap::Vxlan => "vxlan",
-        }
     }
 }
 
@@ -405,21 +372,6 @@ impl TrafficClass {
     #[inline]
     pub fn index(self) -> usize {
         self as usize
-    }
-
-    /// Stable snake_case name (JSON key, metric label, config key).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TrafficClass::Syn => "syn",
-            TrafficClass::SynAck => "synack",
-            TrafficClass::Ack => "ack",
-            TrafficClass::Rst => "rst",
-            TrafficClass::TcpOther => "tcp_other",
-            TrafficClass::Udp => "udp",
-            TrafficClass::Icmp => "icmp",
-            TrafficClass::Fragment => "fragment",
-            TrafficClass::Other => "other",
-        }
     }
 
     /// Classifies a parsed packet.

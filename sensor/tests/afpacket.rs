@@ -199,7 +199,7 @@ fn monitor() -> Arc<Monitor> {
 fn traffic_class(c: Class) -> TrafficClass {
     TrafficClass::ALL
         .into_iter()
-        .find(|t| t.as_str() == c.as_str())
+        .find(|&t| surgewatch_export::contract::class_name(t) == c.as_str())
         .expect("same class names")
 }
 
