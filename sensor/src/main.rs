@@ -6,6 +6,9 @@
 //! `agent_addrs`. The library (`lib.rs`: capture, replay, live, livesrc, ...) knows nothing
 //! of them.
 
+// The binary makes no system call of its own: those live in the library's `sys`.
+#![forbid(unsafe_code)]
+
 mod agent_addrs;
 mod baseline_file;
 mod cli;
