@@ -393,7 +393,7 @@ impl<'a> ClosedTick<'a> {
 
     /// Every shard's onset sample of the tick: about one inbound packet in
     /// [`ONSET_SAMPLE_RATE`](crate::shard::ONSET_SAMPLE_RATE) to targets nobody watched,
-    /// chosen by packet contents ([`onset_sampled`](crate::shard::onset_sampled)).
+    /// chosen by packet contents (`shard::onset_sampled`).
     pub fn onset_samples(&self) -> impl Iterator<Item = &'a PacketSummary> + 'a {
         self.deltas.iter().flat_map(|d| d.onset_samples().iter())
     }

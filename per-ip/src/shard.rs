@@ -678,7 +678,7 @@ impl TickDelta {
         &self.watched
     }
 
-    /// The onset sample of this shard's tick (see [`onset_sampled`]).
+    /// The onset sample of this shard's tick (see `onset_sampled`).
     pub fn onset_samples(&self) -> &[PacketSummary] {
         &self.samples
     }
@@ -727,7 +727,7 @@ impl TickDelta {
     }
 
     /// Zeroes everything, keeping the allocations (the merger sizes them: see
-    /// [`TickDelta::make_room`]).
+    /// `TickDelta::make_room`).
     pub fn clear(&mut self) {
         // The per-id cells are not zeroed here: `touch` zeroes an id's cells when it first
         // marks the id in a tick, and every reader goes through `bits`. (Zeroing them here

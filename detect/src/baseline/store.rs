@@ -37,8 +37,8 @@ impl Entry {
     }
 }
 
-/// Baselines of every monitored IP, indexed by a dense `u32` id (e.g. [`crate::IpId`]), and
-/// a global tick counter.
+/// Baselines of every monitored IP, indexed by a dense `u32` id (e.g.
+/// [`IpId`](surgewatch_per_ip::IpId)), and a global tick counter.
 ///
 /// Idle ticks cost nothing up front: an IP's missing ticks are applied as one
 /// [`IpBaseline::observe_idle`] (O(sub-windows)) when it is next observed, checked or
