@@ -229,10 +229,11 @@ impl<'a> TickIpCells<'a> {
         counters_of(self.cells, self.spill)
     }
 
-    /// Its inbound amplification counters, `None` when nothing was counted.
+    /// Its inbound amplification counters, `None` when nothing was counted (checked here, not
+    /// for every address: the detector asks only for the few it opens or updates incidents of).
     #[inline]
     pub fn amp(&self) -> Option<&'a AmpCounters> {
-        self.amp
+        self.amp.filter(|a| !a.is_zero())
     }
 }
 
@@ -348,7 +349,7 @@ impl<'a> ClosedTick<'a> {
                 ai += 1;
             }
             let amp = match amp.get(ai) {
-                Some((aid, a)) if *aid == id && !a.is_zero() => Some(a),
+                Some((aid, a)) if *aid == id => Some(a),
                 _ => None,
             };
             f(TickIpCells {
