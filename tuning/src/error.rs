@@ -212,6 +212,15 @@ pub enum ConfigErrorKind {
         first_group: String,
     },
 
+    /// More groups than the sensor can number ([`crate::MAX_GROUPS`]).
+    #[error("at most {max} groups (found {found})")]
+    TooManyGroups {
+        /// How many groups the config defines.
+        found: usize,
+        /// The limit.
+        max: usize,
+    },
+
     /// A command-line override is refused (see [`crate::Overrides`]); the error's key is
     /// the option (`--tick`).
     #[error("{}", option_value(.value, .reason))]

@@ -57,6 +57,8 @@
 //! * **`baseline_window` must hold 1..=[`MAX_BASELINE_SAMPLES`] ticks**, and
 //!   `baseline_recompute` must be at least one tick; `sensor.tick` must lie in
 //!   [`MIN_TICK`]`..=`[`MAX_TICK`]. Floors and thresholds must be positive.
+//! * **At most [`MAX_GROUPS`] (65535) groups**, the `monitor` shorthand included: the
+//!   sensor numbers groups with a 16-bit id.
 //! * **`baseline.path` must be absolute** (a daemon's working directory is not stable).
 //!
 //! ## Command-line overrides
@@ -93,7 +95,7 @@ pub use schema::{
     DetectionOverrides, GroupConfig, ResolvedGroup, SensorConfig, XdpFallback, DEFAULT_GROUP_NAME,
 };
 pub use validate::{
-    MAX_BASELINE_SAMPLES, MAX_BUSY_POLL, MAX_TICK, MAX_VXLAN_PORTS, MIN_BUSY_POLL,
+    MAX_BASELINE_SAMPLES, MAX_BUSY_POLL, MAX_GROUPS, MAX_TICK, MAX_VXLAN_PORTS, MIN_BUSY_POLL,
     MIN_SAVE_INTERVAL, MIN_TICK,
 };
 

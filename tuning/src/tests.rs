@@ -631,6 +631,37 @@ fn fifty_thousand_duplicate_prefixes_are_located_in_one_pass() {
     assert!(errs[N - 1].starts_with(&last), "{}", errs[N - 1]);
 }
 
+/// The sensor numbers groups with a 16-bit id (one value reserved): more than
+/// `MAX_GROUPS` is one error, at the first `[[group]]`, checked here rather than at run time.
+#[test]
+fn at_most_65535_groups() {
+    let groups = |n: usize| -> String {
+        (0..n)
+            .map(|i| {
+                format!(
+                    "[[group]]\nname = \"g{i}\"\nprefixes = [\"10.{}.{}.0/24\"]\n",
+                    i / 256,
+                    i % 256
+                )
+            })
+            .collect()
+    };
+    assert_eq!(MAX_GROUPS, 65_535);
+    assert_eq!(ok(&groups(MAX_GROUPS)).groups.len(), MAX_GROUPS);
+    assert_eq!(
+        error(&groups(MAX_GROUPS + 1)),
+        "t.toml:1:1: group: at most 65535 groups (found 65536)"
+    );
+    // The `monitor` shorthand is a group too.
+    assert_eq!(
+        error(&format!(
+            "monitor = [\"192.0.2.0/24\"]\n{}",
+            groups(MAX_GROUPS)
+        )),
+        "t.toml:2:1: group: at most 65535 groups (found 65536)"
+    );
+}
+
 #[test]
 fn cidrs_are_strict() {
     assert_error(
