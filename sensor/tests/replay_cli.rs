@@ -343,7 +343,7 @@ fn check_config_and_replay_agree_on_the_group_limit() {
 
     let good = capture_path(&catalogue()[0]);
     let out = run(&["replay", good.to_str().expect("utf8"), "--config", many]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1));
     let line = one_error_line(&out);
     assert!(line.contains(&want), "{line}");
     assert!(out.stdout.is_empty());
@@ -383,16 +383,35 @@ fn check_config_accepts_the_example_and_reports_every_error() {
         "{err}"
     );
 
-    // The same config given to replay is refused with one line and exit 2.
+    // The same config given to replay, run or agent is refused before anything starts
+    // (no interface is opened) with one line and, like check-config, exit 1 (README: 1 for
+    // a config with errors, 2 for unusable input or a bad option).
     let good = capture_path(&catalogue()[0]);
-    let out = run(&[
-        "replay",
-        good.to_str().expect("utf8"),
-        "--config",
-        bad.to_str().expect("utf8"),
-    ]);
+    let bad = bad.to_str().expect("utf8");
+    let commands: [&[&str]; 3] = [
+        &["replay", good.to_str().expect("utf8"), "--config", bad],
+        &["run", "-i", "surgewatch-no-such-if0", "--config", bad],
+        &["agent", "-i", "surgewatch-no-such-if0", "--config", bad],
+    ];
+    for args in commands {
+        let out = run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = one_error_line(&out);
+        assert!(
+            line.starts_with("surgewatch: error: invalid configuration (3 error(s)): ")
+                && line.contains("sensor.tick"),
+            "{args:?}: {line}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    // A bad option is still exit 2, with or without a config.
+    let out = run(&["replay", good.to_str().expect("utf8"), "--tick", "10ms"]);
     assert_eq!(out.status.code(), Some(2));
-    one_error_line(&out);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
