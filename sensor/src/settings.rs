@@ -249,8 +249,9 @@ pub fn monitor_setup(cfg: &Config, extra: &[IpNet]) -> Result<MonitorSetup> {
         detection.push(g.detection.clone());
     }
     if !extra.is_empty() {
-        let id =
-            group_id(groups.len()).context("no group id left for `--monitor`'s `cli` group")?;
+        let id = group_id(groups.len()).context(
+            "no group id left for the `cli` group (`--monitor`, the agent's host addresses)",
+        )?;
         groups.push("cli".to_string());
         detection.push(cfg.detection.clone());
         for &net in extra {
