@@ -36,7 +36,13 @@ fn main() -> ExitCode {
             diag::emit(Diag::CommandFailed {
                 message: one_line(&e),
             });
-            ExitCode::from(2)
+            // The README's exit statuses: 1 for a config with errors, 2 for unusable input
+            // or a bad option.
+            if e.downcast_ref::<commands::InvalidConfig>().is_some() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::from(2)
+            }
         }
     }
 }

@@ -221,6 +221,19 @@ pub fn xdp_fallback(f: XdpFallback) -> xdp_prog::XdpFallback {
     }
 }
 
+// Tuning's limit is the number of group ids: validated configs always fit.
+const _: () = assert!(surgewatch_tuning::MAX_GROUPS == GroupId::MAX.0 as usize + 1);
+
+/// The id of the `index`th group; past [`GroupId::MAX`] only for the extra `cli` group of a
+/// config that already has [`surgewatch_tuning::MAX_GROUPS`] groups.
+fn group_id(index: usize) -> Result<GroupId> {
+    u16::try_from(index)
+        .ok()
+        .filter(|&i| i <= GroupId::MAX.0)
+        .map(GroupId)
+        .with_context(|| format!("at most {} groups", surgewatch_tuning::MAX_GROUPS))
+}
+
 /// What is monitored: the config's groups, then `extra` (`--monitor`, the agent's host
 /// addresses) in a group named `cli` with the `[detection]` defaults (prefixes the config
 /// already lists, or listed twice, are left out); with no prefix at all, every destination
@@ -230,13 +243,15 @@ pub fn monitor_setup(cfg: &Config, extra: &[IpNet]) -> Result<MonitorSetup> {
     let mut detection = Vec::new();
     let mut prefixes: Vec<(IpNet, GroupId)> = Vec::new();
     for g in cfg.resolved_groups() {
-        let id = GroupId(u16::try_from(groups.len()).context("too many groups (at most 65535)")?);
+        let id = group_id(groups.len())?;
         prefixes.extend(g.prefixes.iter().map(|p| (*p, id)));
         groups.push(g.name.clone());
         detection.push(g.detection.clone());
     }
     if !extra.is_empty() {
-        let id = GroupId(u16::try_from(groups.len()).context("too many groups")?);
+        let id = group_id(groups.len()).context(
+            "no group id left for the `cli` group (`--monitor`, the agent's host addresses)",
+        )?;
         groups.push("cli".to_string());
         detection.push(cfg.detection.clone());
         for &net in extra {
@@ -412,6 +427,15 @@ mod tests {
     const TWO_GROUPS: &str = "[[group]]\nname = \"web\"\nprefixes = [\"203.0.113.0/24\"]\n\
         [group.detection]\nstatic_pps = 5000\n\
         [[group]]\nname = \"dns\"\nprefixes = [\"198.51.100.53/32\"]\n";
+
+    #[test]
+    fn group_ids_stop_before_the_reserved_one() {
+        let last = surgewatch_tuning::MAX_GROUPS - 1;
+        assert_eq!(group_id(0).unwrap(), GroupId(0));
+        assert_eq!(group_id(last).unwrap(), GroupId::MAX);
+        let e = group_id(last + 1).unwrap_err().to_string();
+        assert_eq!(e, "at most 65535 groups");
+    }
 
     #[test]
     fn the_three_capture_method_enums_map_one_to_one() {

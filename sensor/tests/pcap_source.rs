@@ -679,6 +679,34 @@ fn classic_truncated_mid_record() {
     }
 }
 
+/// A pcapng file cut inside its section header's first 12 bytes (its block type is there,
+/// its byte-order magic not yet) is truncated, not "without a byte-order magic"; the same
+/// as a classic pcap cut inside its file header.
+#[test]
+fn pcapng_cut_before_the_byte_order_magic_is_truncated() {
+    let dir = TempDir::new("ng-short");
+    for big in [false, true] {
+        let full = shb(big);
+        for cut in 4..12 {
+            let path = dir.write("s.pcapng", &full[..cut]);
+            match PcapFileSource::open(&path) {
+                Err(CaptureError::Truncated { offset: 0, .. }) => {}
+                other => panic!("big {big}, {cut} bytes: {other:?}"),
+            }
+        }
+    }
+    // A whole header with a wrong magic is still not a capture.
+    let mut bad = shb(false);
+    bad[8..12].copy_from_slice(&[1, 2, 3, 4]);
+    let path = dir.write("m.pcapng", &bad);
+    match PcapFileSource::open(&path) {
+        Err(CaptureError::NotACapture { reason, .. }) => {
+            assert!(reason.contains("byte-order magic"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn pcapng_truncated_and_corrupt_blocks() {
     let mut f = shb(false);

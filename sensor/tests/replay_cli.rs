@@ -316,6 +316,40 @@ fn unusable_inputs_give_one_line_and_exit_2() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The group limit (16-bit group ids) is tuning's: check-config and replay refuse 70,000
+/// groups with the same located line, instead of check-config saying ok and replay failing
+/// on an integer conversion.
+#[test]
+fn check_config_and_replay_agree_on_the_group_limit() {
+    let dir = temp_dir("groups");
+    let many = dir.join("many.toml");
+    let text: String = (0..70_000)
+        .map(|i| {
+            format!(
+                "[[group]]\nname = \"g{i}\"\nprefixes = [\"{}.{}.{}.0/24\"]\n",
+                10 + i / 65536,
+                i / 256 % 256,
+                i % 256
+            )
+        })
+        .collect();
+    std::fs::write(&many, text).expect("write");
+    let many = many.to_str().expect("utf8");
+    let want = format!("{many}:1:1: group: at most 65535 groups (found 70000)");
+
+    let out = run(&["check-config", many]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).trim_end(), want);
+
+    let good = capture_path(&catalogue()[0]);
+    let out = run(&["replay", good.to_str().expect("utf8"), "--config", many]);
+    assert_eq!(out.status.code(), Some(1));
+    let line = one_error_line(&out);
+    assert!(line.contains(&want), "{line}");
+    assert!(out.stdout.is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn check_config_accepts_the_example_and_reports_every_error() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../surgewatch.example.toml");
@@ -349,16 +383,35 @@ fn check_config_accepts_the_example_and_reports_every_error() {
         "{err}"
     );
 
-    // The same config given to replay is refused with one line and exit 2.
+    // The same config given to replay, run or agent is refused before anything starts
+    // (no interface is opened) with one line and, like check-config, exit 1 (README: 1 for
+    // a config with errors, 2 for unusable input or a bad option).
     let good = capture_path(&catalogue()[0]);
-    let out = run(&[
-        "replay",
-        good.to_str().expect("utf8"),
-        "--config",
-        bad.to_str().expect("utf8"),
-    ]);
+    let bad = bad.to_str().expect("utf8");
+    let commands: [&[&str]; 3] = [
+        &["replay", good.to_str().expect("utf8"), "--config", bad],
+        &["run", "-i", "surgewatch-no-such-if0", "--config", bad],
+        &["agent", "-i", "surgewatch-no-such-if0", "--config", bad],
+    ];
+    for args in commands {
+        let out = run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = one_error_line(&out);
+        assert!(
+            line.starts_with("surgewatch: error: invalid configuration (3 error(s)): ")
+                && line.contains("sensor.tick"),
+            "{args:?}: {line}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    // A bad option is still exit 2, with or without a config.
+    let out = run(&["replay", good.to_str().expect("utf8"), "--tick", "10ms"]);
     assert_eq!(out.status.code(), Some(2));
-    one_error_line(&out);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

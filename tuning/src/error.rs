@@ -14,18 +14,82 @@ pub struct Location {
 }
 
 impl Location {
-    /// The location of byte `offset` in `text` (clamped to the text).
+    /// The location of byte `offset` in `text` (clamped to the text), by scanning it.
+    /// Fine for one lookup; for many, build a [`LineIndex`] once.
     pub(crate) fn of_offset(text: &str, offset: usize) -> Self {
-        let mut offset = offset.min(text.len());
-        while !text.is_char_boundary(offset) {
+        LineIndex::new(text).location(offset)
+    }
+}
+
+/// Line starts and character counts of a text, computed once, so that each byte offset is
+/// turned into a [`Location`] in O(log n) plus a scan of at most [`LineIndex::STRIDE`]
+/// bytes, however long the text or its lines: locating every error of a config with
+/// hundreds of thousands of them stays linear in the text plus n log n in the errors.
+#[derive(Debug)]
+pub(crate) struct LineIndex<'a> {
+    text: &'a str,
+    /// Byte offset of the start of each line; the first is 0.
+    line_starts: Vec<usize>,
+    /// `(byte offset, characters before it)` at char boundaries about every `STRIDE` bytes,
+    /// the first at 0.
+    marks: Vec<(usize, usize)>,
+}
+
+impl<'a> LineIndex<'a> {
+    /// Most bytes a lookup scans (plus up to 3 to reach a char boundary).
+    pub(crate) const STRIDE: usize = 256;
+
+    /// Indexes `text` in one pass.
+    pub(crate) fn new(text: &'a str) -> Self {
+        let mut line_starts = vec![0];
+        let mut marks = vec![(0, 0)];
+        let mut next_mark = Self::STRIDE;
+        for (chars, (i, c)) in text.char_indices().enumerate() {
+            if i >= next_mark {
+                marks.push((i, chars));
+                next_mark = i + Self::STRIDE;
+            }
+            if c == '\n' {
+                line_starts.push(i + 1);
+            }
+        }
+        LineIndex {
+            text,
+            line_starts,
+            marks,
+        }
+    }
+
+    /// How many lines the text has (a final newline starts an empty last line).
+    #[cfg(test)]
+    pub(crate) fn lines(&self) -> usize {
+        self.line_starts.len()
+    }
+
+    /// The location of byte `offset` (clamped to the text, and back to a char boundary).
+    pub(crate) fn location(&self, offset: usize) -> Location {
+        let mut offset = offset.min(self.text.len());
+        while !self.text.is_char_boundary(offset) {
             offset -= 1;
         }
-        let before = &text[..offset];
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        // The line holding `offset`: the last line start at or before it.
+        let line = self.line_starts.partition_point(|&s| s <= offset);
+        let start = self
+            .line_starts
+            .get(line.wrapping_sub(1))
+            .copied()
+            .unwrap_or(0);
         Location {
-            line: before.matches('\n').count() + 1,
-            column: before[line_start..].chars().count() + 1,
+            line: line.max(1),
+            column: self.chars_before(offset) - self.chars_before(start) + 1,
         }
+    }
+
+    /// Characters before byte `offset` (a char boundary).
+    fn chars_before(&self, offset: usize) -> usize {
+        let m = self.marks.partition_point(|&(b, _)| b <= offset);
+        let (byte, chars) = self.marks.get(m.wrapping_sub(1)).copied().unwrap_or((0, 0));
+        chars + self.text.get(byte..offset).map_or(0, |s| s.chars().count())
     }
 }
 
@@ -148,6 +212,15 @@ pub enum ConfigErrorKind {
         first_group: String,
     },
 
+    /// More groups than the sensor can number ([`crate::MAX_GROUPS`]).
+    #[error("at most {max} groups (found {found})")]
+    TooManyGroups {
+        /// How many groups the config defines.
+        found: usize,
+        /// The limit.
+        max: usize,
+    },
+
     /// A command-line override is refused (see [`crate::Overrides`]); the error's key is
     /// the option (`--tick`).
     #[error("{}", option_value(.value, .reason))]
@@ -247,6 +320,40 @@ mod tests {
             Location { line: 2, column: 9 }
         );
         assert_eq!(Location::of_offset(text, 999).line, 3);
+    }
+
+    /// The naive lookup the index replaces: scan everything before the offset.
+    fn scanned(text: &str, offset: usize) -> Location {
+        let mut offset = offset.min(text.len());
+        while !text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let before = &text[..offset];
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        Location {
+            line: before.matches('\n').count() + 1,
+            column: before[line_start..].chars().count() + 1,
+        }
+    }
+
+    #[test]
+    fn the_line_index_agrees_with_scanning_at_every_offset() {
+        // Short and long lines, multi-byte characters on both sides of the marks, a line
+        // longer than several strides, an empty line, no final newline.
+        let long: String = "é-x".repeat(3 * LineIndex::STRIDE);
+        let text = format!("a = 1\n\nb = \"é\" x\n{long}\n  ü = [\"10.0.0.0/24\"]");
+        let index = LineIndex::new(&text);
+        assert_eq!(index.lines(), text.matches('\n').count() + 1);
+        assert!(index.marks.len() > 3, "a mark about every STRIDE bytes");
+        for offset in 0..=text.len() + 2 {
+            assert_eq!(
+                index.location(offset),
+                scanned(&text, offset),
+                "offset {offset}"
+            );
+        }
+        let empty = LineIndex::new("");
+        assert_eq!(empty.location(5), Location { line: 1, column: 1 });
     }
 
     #[test]

@@ -57,6 +57,8 @@
 //! * **`baseline_window` must hold 1..=[`MAX_BASELINE_SAMPLES`] ticks**, and
 //!   `baseline_recompute` must be at least one tick; `sensor.tick` must lie in
 //!   [`MIN_TICK`]`..=`[`MAX_TICK`]. Floors and thresholds must be positive.
+//! * **At most [`MAX_GROUPS`] (65535) groups**, the `monitor` shorthand included: the
+//!   sensor numbers groups with a 16-bit id.
 //! * **`baseline.path` must be absolute** (a daemon's working directory is not stable).
 //!
 //! ## Command-line overrides
@@ -79,11 +81,13 @@ mod schema;
 pub mod units;
 mod validate;
 
+use std::collections::BTreeSet;
 use std::ops::Range;
 use std::path::Path;
 
-use toml_edit::{ImDocument, Item, Value};
+use toml_edit::{ImDocument, Item, Table, TableLike, Value};
 
+use error::LineIndex;
 pub use error::{ConfigError, ConfigErrorKind, ConfigErrors, Location};
 pub use overrides::{CaptureOverrides, Effective, LiveOverrides, Overrides, QuickThresholds};
 pub use schema::{
@@ -91,7 +95,7 @@ pub use schema::{
     DetectionOverrides, GroupConfig, ResolvedGroup, SensorConfig, XdpFallback, DEFAULT_GROUP_NAME,
 };
 pub use validate::{
-    MAX_BASELINE_SAMPLES, MAX_BUSY_POLL, MAX_TICK, MAX_VXLAN_PORTS, MIN_BUSY_POLL,
+    MAX_BASELINE_SAMPLES, MAX_BUSY_POLL, MAX_GROUPS, MAX_TICK, MAX_VXLAN_PORTS, MIN_BUSY_POLL,
     MIN_SAVE_INTERVAL, MIN_TICK,
 };
 
@@ -163,14 +167,18 @@ pub fn from_str(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
         &mut issues,
     );
     let semantic = issues.split_off(decode_issues);
+    // A key is covered when a decode error is at it or under it (`key.…`, `key[…`); in a
+    // sorted set those are the first keys at or after `key.` and `key[`: O(log n) a key.
+    let decode_keys: BTreeSet<&str> = issues.iter().map(|d| d.key.as_str()).collect();
     let covered = |key: &str| {
-        issues.iter().any(|d| {
-            let d = d.key.as_str();
-            d == key
-                || [".", "["]
-                    .iter()
-                    .any(|sep| d.starts_with(&format!("{key}{sep}")))
-        })
+        decode_keys.contains(key)
+            || [".", "["].iter().any(|sep| {
+                let under = format!("{key}{sep}");
+                decode_keys
+                    .range(under.as_str()..)
+                    .next()
+                    .is_some_and(|d| d.starts_with(&under))
+            })
     };
     let semantic: Vec<Issue> = semantic.into_iter().filter(|i| !covered(&i.key)).collect();
     issues.extend(semantic);
@@ -250,8 +258,10 @@ impl Config {
 
 /// Gives every issue its origin and location (its own span, else the span of its key path
 /// in the document, else of the nearest enclosing key that is present) and sorts them
-/// into file order, unlocated last.
+/// into file order, unlocated last. Linear in the text plus n log n in the issues: each
+/// key path is looked up by reference, each offset through one [`LineIndex`].
 fn located(issues: Vec<Issue>, doc: &ImDocument<&str>, text: &str, origin: &str) -> ConfigErrors {
+    let lines = LineIndex::new(text);
     let mut errors: Vec<ConfigError> = issues
         .into_iter()
         .map(|issue| {
@@ -268,7 +278,7 @@ fn located(issues: Vec<Issue>, doc: &ImDocument<&str>, text: &str, origin: &str)
             };
             ConfigError {
                 origin: origin.to_owned(),
-                location: span.map(|s| Location::of_offset(text, s.start)),
+                location: span.map(|s| lines.location(s.start)),
                 key: issue.key,
                 kind,
             }
@@ -278,31 +288,65 @@ fn located(issues: Vec<Issue>, doc: &ImDocument<&str>, text: &str, origin: &str)
     ConfigErrors(errors)
 }
 
+/// A node of the document on the way down a key path: an item under a key, a table of an
+/// array of tables, or an element of an array value.
+#[derive(Clone, Copy)]
+enum Node<'a> {
+    Item(&'a Item),
+    Table(&'a Table),
+    Value(&'a Value),
+}
+
+impl<'a> Node<'a> {
+    fn table_like(self) -> Option<&'a dyn TableLike> {
+        match self {
+            Node::Item(item) => item.as_table_like(),
+            Node::Table(table) => Some(table),
+            Node::Value(value) => value.as_inline_table().map(|t| t as &dyn TableLike),
+        }
+    }
+
+    fn index(self, index: usize) -> Option<Node<'a>> {
+        match self {
+            Node::Item(Item::ArrayOfTables(tables)) => tables.get(index).map(Node::Table),
+            Node::Item(Item::Value(Value::Array(array))) | Node::Value(Value::Array(array)) => {
+                array.get(index).map(Node::Value)
+            }
+            _ => None,
+        }
+    }
+
+    fn span(self) -> Option<Range<usize>> {
+        match self {
+            Node::Item(item) => span_of(item),
+            Node::Table(table) => table.span(),
+            Node::Value(value) => value.span(),
+        }
+    }
+}
+
 /// The span of the value at `key_path` (`group[1].prefixes[2]`), or of the nearest
-/// enclosing key present; and whether the path was found exactly.
+/// enclosing key present; and whether the path was found exactly. Walks the document by
+/// reference (map lookups and array indexing), so its cost is that of the path, not of the
+/// document.
 fn find_key(doc: &ImDocument<&str>, key_path: &str) -> (Option<Range<usize>>, bool) {
-    let mut current: Item = doc.as_item().clone();
+    let mut current = Node::Item(doc.as_item());
     let mut best = None;
     for segment in key_path.split('.') {
         let (name, indices) = segment.split_once('[').unwrap_or((segment, ""));
-        let Some((key, item)) = current.as_table_like().and_then(|t| t.get_key_value(name)) else {
+        let Some((key, item)) = current.table_like().and_then(|t| t.get_key_value(name)) else {
             return (best, false);
         };
-        best = span_of(item).or_else(|| key.span()).or(best);
-        current = item.clone();
+        current = Node::Item(item);
+        best = current.span().or_else(|| key.span()).or(best);
         for index in indices.split('[').filter(|s| !s.is_empty()) {
             let Ok(index) = index.trim_end_matches(']').parse::<usize>() else {
                 return (best, false);
             };
-            let next = match &current {
-                Item::ArrayOfTables(tables) => tables.get(index).cloned().map(Item::Table),
-                Item::Value(Value::Array(array)) => array.get(index).cloned().map(Item::Value),
-                _ => None,
-            };
-            let Some(next) = next else {
+            let Some(next) = current.index(index) else {
                 return (best, false);
             };
-            best = span_of(&next).or(best);
+            best = next.span().or(best);
             current = next;
         }
     }

@@ -10,7 +10,7 @@ use ipnet::IpNet;
 use crate::error::{ConfigError, ConfigErrorKind, ConfigErrors};
 use crate::schema::{CaptureMethod, Config};
 use crate::units::{format_duration, parse_duration};
-use crate::validate::{MAX_BUSY_POLL, MAX_TICK, MIN_BUSY_POLL, MIN_TICK};
+use crate::validate::{MAX_BUSY_POLL, MAX_GROUPS, MAX_TICK, MIN_BUSY_POLL, MIN_TICK};
 
 /// What the command line says on top of the config, as the operator typed it. Every field
 /// is optional (`None`, empty, `false`: the config's value stands).
@@ -132,6 +132,17 @@ impl Overrides {
                 Ok(net) => monitor.push(net),
                 Err((value, reason)) => r.refuse("--monitor", Some(value), reason),
             }
+        }
+        // `--monitor`'s prefixes are a group of their own, which must fit the limit too.
+        if !self.monitor.is_empty() && config.groups.len() >= MAX_GROUPS {
+            r.refuse(
+                "--monitor",
+                None,
+                format!(
+                    "needs a group of its own, but the config already has {} (at most {MAX_GROUPS} groups)",
+                    config.groups.len()
+                ),
+            );
         }
         for (option, value) in [
             ("--threshold-pps", self.threshold_pps),
@@ -350,6 +361,33 @@ mod tests {
             .map(|s| s.parse().unwrap())
             .collect();
         assert_eq!(e.monitor, want);
+    }
+
+    #[test]
+    fn monitor_needs_a_group_left() {
+        let o = Overrides {
+            monitor: vec!["203.0.113.0/24".into()],
+            ..Overrides::default()
+        };
+        let mut config = Config::default();
+        let groups = |n: usize| {
+            (0..n)
+                .map(|i| {
+                    let net = format!("10.{}.{}.0/24", i / 256, i % 256);
+                    crate::GroupConfig::new(format!("g{i}"), vec![net.parse().unwrap()])
+                })
+                .collect::<Vec<_>>()
+        };
+        config.groups = groups(MAX_GROUPS - 1);
+        assert!(o.apply(config.clone()).is_ok());
+        config.groups = groups(MAX_GROUPS);
+        let e = o.apply(config.clone()).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "--monitor needs a group of its own, but the config already has 65535 (at most 65535 groups)"
+        );
+        // Without `--monitor` the same config is fine.
+        assert!(Overrides::default().apply(config).is_ok());
     }
 
     #[test]

@@ -22,6 +22,10 @@ pub const MAX_TICK: Duration = Duration::from_secs(60);
 pub const MAX_BASELINE_SAMPLES: u64 = 3600;
 /// Shortest accepted `baseline.save_interval`.
 pub const MIN_SAVE_INTERVAL: Duration = Duration::from_secs(1);
+/// Most groups a config may define (`[[group]]` tables plus the `monitor` shorthand): the
+/// sensor numbers them with a 16-bit group id whose largest value is reserved
+/// (`surgewatch_per_ip::GroupId::MAX` is 65534; the sensor asserts the two agree).
+pub const MAX_GROUPS: usize = 65_535;
 /// Shortest `capture.busy_poll`.
 pub const MIN_BUSY_POLL: Duration = Duration::from_micros(1);
 /// Longest `capture.busy_poll`.
@@ -295,6 +299,16 @@ impl Validator<'_> {
         base: Option<&DetectionConfig>,
         tick: Option<Duration>,
     ) {
+        if groups.len() > MAX_GROUPS {
+            self.issues.push(Issue {
+                key: "group".into(),
+                span: None,
+                kind: ConfigErrorKind::TooManyGroups {
+                    found: groups.len(),
+                    max: MAX_GROUPS,
+                },
+            });
+        }
         let mut names: HashMap<&str, GroupOrigin> = HashMap::new();
         let mut prefixes: HashMap<IpNet, (String, &str)> = HashMap::new();
         for &(origin, group) in groups {

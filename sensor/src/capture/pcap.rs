@@ -562,7 +562,15 @@ impl PcapFileSource {
         if magic == SHB_TYPE {
             match head.get(8..12) {
                 Some(m) if m == BOM_BE || m == BOM_LE => {}
-                _ => {
+                // Cut before the magic: the file is short, not of another kind.
+                None => {
+                    return Err(CaptureError::Truncated {
+                        path: src.path.clone(),
+                        offset: 0,
+                        reason: "pcapng section header".into(),
+                    })
+                }
+                Some(_) => {
                     return Err(not_a_capture(
                         "pcapng section header without a byte-order magic".into(),
                     ))
