@@ -894,3 +894,58 @@ fn shared_captures_frame_counts() {
             .all(|f| f.data.len() as u64 <= u64::from(f.wire)));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Inputs that lie: a bounded interface table
+
+/// The smallest Interface Description Block: Ethernet, no snaplen, no options.
+fn bare_idb(big: bool) -> Vec<u8> {
+    let mut w = W::new(big);
+    w.u16(1).u16(0).u32(0);
+    block(big, 1, &w.out)
+}
+
+#[test]
+fn a_section_with_too_many_interfaces_is_corrupt_after_its_frames() {
+    use surgewatch_sensor::capture::pcap::MAX_INTERFACES;
+    for big in [false, true] {
+        let frame = payload(1, 60);
+        let mut f = shb(big);
+        f.extend(bare_idb(big));
+        f.extend(epb(big, 0, 1_000_000, &frame, 60));
+        for _ in 1..MAX_INTERFACES {
+            f.extend(bare_idb(big));
+        }
+        // A frame on the last interface the table holds is still read.
+        f.extend(epb(big, (MAX_INTERFACES - 1) as u32, 2_000_000, &frame, 60));
+        let at = f.len() as u64;
+        f.extend(bare_idb(big));
+        f.extend(epb(big, 0, 3_000_000, &frame, 60));
+        let (frames, err) = read_bytes(&f, 4096).unwrap();
+        assert_eq!(frames.len(), 2, "the frames before the limit are delivered");
+        match err {
+            Some(CaptureError::Corrupt { offset, reason, .. }) => {
+                assert_eq!(offset, at);
+                assert!(reason.contains("interfaces"), "{reason}");
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn the_interface_limit_is_per_section() {
+    use surgewatch_sensor::capture::pcap::MAX_INTERFACES;
+    let frame = payload(2, 60);
+    let mut f = Vec::new();
+    for section in 0..2u64 {
+        f.extend(shb(false));
+        for _ in 0..MAX_INTERFACES {
+            f.extend(bare_idb(false));
+        }
+        f.extend(epb(false, 7, section, &frame, 60));
+    }
+    let (frames, err) = read_bytes(&f, 4096).unwrap();
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(frames.len(), 2);
+}

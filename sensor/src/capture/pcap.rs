@@ -22,6 +22,10 @@
 //! Policy on bad input, never a panic:
 //! - a record whose length is impossible → [`CaptureError::Corrupt`] at the record's offset;
 //! - a file ending inside a record → [`CaptureError::Truncated`] at the record's offset;
+//! - a pcapng section declaring more than [`MAX_INTERFACES`] interfaces →
+//!   [`CaptureError::Corrupt`] at the offset of the first Interface Description Block beyond
+//!   the limit (the interface table is the reader's only state that grows with the input, so it
+//!   is bounded like the read buffer);
 //! - a pcapng interface with a link type that [`LinkType::from_linktype`] does not know →
 //!   [`CaptureError::UnsupportedLinkType`] when its Interface Description Block is read. The
 //!   blocks that precede the first packet are read by [`PcapFileSource::open`], so a file whose
@@ -50,6 +54,10 @@ pub const DEFAULT_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 /// Largest the read buffer may grow to hold one record (a pcapng block of any type); a block
 /// claiming more is reported as [`CaptureError::Corrupt`].
 pub const MAX_BUFFER_BYTES: usize = 256 * 1024 * 1024;
+
+/// Most Interface Description Blocks accepted in one pcapng section (each costs a table entry
+/// for the rest of the section); one more is reported as [`CaptureError::Corrupt`].
+pub const MAX_INTERFACES: usize = 65_536;
 
 /// Smallest read buffer; smaller requests are rounded up to this.
 const MIN_BUFFER_BYTES: usize = 64;
@@ -456,6 +464,11 @@ impl NgFormat {
         let Some(link) = LinkType::from_linktype(u32::from(linktype)) else {
             return Step::UnsupportedLinkType(u32::from(linktype));
         };
+        if self.interfaces.len() >= MAX_INTERFACES {
+            return Step::Corrupt(format!(
+                "interface description block: more than {MAX_INTERFACES} interfaces in this section"
+            ));
+        }
         self.interfaces.push(Interface {
             link,
             snaplen,
