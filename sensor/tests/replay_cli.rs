@@ -397,3 +397,65 @@ fn text_output_lists_the_summary() {
     assert!(text.contains("parse errors: 0"), "{text}");
     assert!(text.contains("top "), "{text}");
 }
+
+/// Runs `surgewatch replay` with `--baselines baselines` on a labelled capture, failing the
+/// test if it has not exited within a minute (a generous bound: it takes well under a second).
+fn replay_with_baselines(baselines: &Path) -> Output {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let cap = surgewatch_pcaps::captures_dir().join("benign_web_mix.pcap");
+    let mut child = bin()
+        .arg("replay")
+        .args(["--monitor", "203.0.113.0/24", "--baselines"])
+        .arg(baselines)
+        .arg(cap)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running surgewatch");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().expect("waiting").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "surgewatch --baselines {} did not exit",
+                baselines.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+#[test]
+fn a_baselines_path_that_is_no_regular_file_is_a_warning_and_a_fresh_start() {
+    let dir = std::env::temp_dir().join(format!("surgewatch-bl-fifo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let fifo = dir.join("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status();
+    // /dev/zero through a symbolic link: the end-of-run save renames over the link, never
+    // over the device.
+    let zero = dir.join("zero");
+    std::os::unix::fs::symlink("/dev/zero", &zero).expect("symlink");
+    let mut paths = vec![zero];
+    match made {
+        Ok(s) if s.success() => paths.push(fifo.clone()),
+        other => eprintln!("mkfifo unavailable ({other:?}): FIFO case skipped"),
+    }
+    for p in &paths {
+        let o = replay_with_baselines(p);
+        let err = String::from_utf8_lossy(&o.stderr);
+        let warnings: Vec<&str> = err
+            .lines()
+            .filter(|l| l.contains("fresh baselines"))
+            .collect();
+        assert_eq!(warnings.len(), 1, "{}: {err}", p.display());
+        assert!(warnings[0].contains("not a regular file"), "{err}");
+        // A fresh start: the run completes and reports.
+        assert!(o.status.success(), "{}: {err}", p.display());
+        assert!(!stdout_lines(&o).is_empty(), "{}: {err}", p.display());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
