@@ -279,7 +279,8 @@ fn classic_records() -> Vec<Rec> {
         rec(1_700_000_000, 1, payload(1, 60)),
         rec(1_700_000_001, 999_999, payload(2, 1514)),
         rec(0, 0, Vec::new()),
-        rec(u32::MAX, u32::MAX, payload(4, 3)),
+        // The latest time: the largest sub-second field valid in both units.
+        rec(u32::MAX, 999_999, payload(4, 3)),
     ]
 }
 
@@ -948,4 +949,110 @@ fn the_interface_limit_is_per_section() {
     let (frames, err) = read_bytes(&f, 4096).unwrap();
     assert!(err.is_none(), "{err:?}");
     assert_eq!(frames.len(), 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inputs that lie: lengths and sub-second fields
+
+/// Reads every frame of `bytes` and the anomalies the reader counted.
+fn read_with_anomalies(
+    bytes: &[u8],
+) -> (
+    Vec<F>,
+    surgewatch_sensor::capture::pcap::RecordAnomalies,
+    Option<CaptureError>,
+) {
+    let mut src = PcapFileSource::from_reader("mem", Cursor::new(bytes.to_vec()), 4096).unwrap();
+    let mut frames = Vec::new();
+    let err = loop {
+        match src.poll(5, |f| {
+            frames.push(F {
+                data: f.data.to_vec(),
+                ts: f.ts_nanos,
+                wire: f.wire_len,
+                link: f.link,
+            })
+        }) {
+            Ok(Poll::Frames(_)) => {}
+            Ok(_) => break None,
+            Err(e) => break Some(e),
+        }
+    };
+    (frames, src.anomalies(), err)
+}
+
+#[test]
+fn classic_lying_lengths_are_the_captured_length_and_counted() {
+    use surgewatch_sensor::capture::pcap::MAX_WIRE_LEN;
+    for big in [false, true] {
+        let with_orig = |seed: u32, orig: u32| Rec {
+            orig,
+            ..rec(seed, 0, payload(seed, 60))
+        };
+        let recs = [
+            with_orig(1, 1514),             // honest: snaplen 60
+            with_orig(2, 20),               // below the captured length
+            with_orig(3, u32::MAX),         // a 4 GiB claim
+            with_orig(4, MAX_WIRE_LEN),     // the largest believed
+            with_orig(5, MAX_WIRE_LEN + 1), // one more
+        ];
+        let (frames, a, err) = read_with_anomalies(&pcap(big, false, 1, 65535, &recs));
+        assert!(err.is_none(), "{err:?}");
+        let wire: Vec<u32> = frames.iter().map(|f| f.wire).collect();
+        assert_eq!(wire, [1514, 60, 60, MAX_WIRE_LEN, 60]);
+        assert_eq!(frames[2].data, payload(3, 60), "the bytes are untouched");
+        assert_eq!(
+            (
+                a.wire_len_below_captured,
+                a.wire_len_implausible,
+                a.subsecond_out_of_range
+            ),
+            (1, 2, 0)
+        );
+        assert_eq!(a.total(), 3);
+    }
+}
+
+#[test]
+fn classic_subsecond_out_of_range_skips_the_record_and_counts_it() {
+    for (nanos, limit) in [(false, 1_000_000u32), (true, 1_000_000_000)] {
+        let recs = [
+            rec(10, limit - 1, payload(1, 40)),
+            rec(11, limit, payload(2, 40)),
+            rec(12, u32::MAX, payload(3, 40)),
+            rec(13, 0, payload(4, 40)),
+        ];
+        let (frames, a, err) = read_with_anomalies(&pcap(false, nanos, 1, 65535, &recs));
+        assert!(err.is_none(), "{err:?}");
+        let secs: Vec<u64> = frames.iter().map(|f| f.ts / 1_000_000_000).collect();
+        assert_eq!(secs, [10, 13], "nanos={nanos}");
+        assert_eq!(frames[1].data, payload(4, 40));
+        assert_eq!(a.subsecond_out_of_range, 2);
+        assert_eq!(a.total(), 2);
+    }
+}
+
+#[test]
+fn pcapng_lying_lengths_are_the_captured_length_and_counted() {
+    let big = true;
+    let data = payload(9, 60);
+    let mut f = shb(big);
+    f.extend(idb(big, 1, 0, None, None));
+    f.extend(epb(big, 0, 1, &data, 60));
+    f.extend(epb(big, 0, 2, &data, u32::MAX));
+    f.extend(epb(big, 0, 3, &data, 59));
+    f.extend(pb(big, 0, 4, &data, 4_000_000_000));
+    f.extend(spb(big, &data, 60));
+    let (frames, a, err) = read_with_anomalies(&f);
+    assert!(err.is_none(), "{err:?}");
+    let wire: Vec<u32> = frames.iter().map(|f| f.wire).collect();
+    assert_eq!(wire, [60, 60, 60, 60, 60]);
+    assert_eq!((a.wire_len_below_captured, a.wire_len_implausible), (1, 2));
+}
+
+#[test]
+fn well_formed_captures_have_no_anomalies() {
+    let (frames, a, err) = read_with_anomalies(&pcap(false, true, 1, 65535, &classic_records()));
+    assert!(err.is_none() && !frames.is_empty());
+    assert_eq!(a.total(), 0);
 }

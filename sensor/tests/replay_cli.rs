@@ -459,3 +459,87 @@ fn a_baselines_path_that_is_no_regular_file_is_a_warning_and_a_fresh_start() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A classic pcap (microseconds, Ethernet) of 60-byte UDP frames to 203.0.113.5 at 2,000
+/// frames a second for 10 s, each record claiming the original length `orig`.
+fn udp_flood_pcap(orig: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    for v in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65535, 1] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    // The version field is two u16s: 2, 4.
+    out.splice(4..8, [2, 0, 4, 0]);
+    for i in 0..20_000u32 {
+        let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
+        let src = [198, 51, 100, (i % 200) as u8];
+        let mut ip = vec![0x45, 0, 0, 46, 0, 0, 0, 0, 64, 17, 0, 0];
+        ip.extend_from_slice(&src);
+        ip.extend_from_slice(&[203, 0, 113, 5]);
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(&[0x30, 0x39, 0, 53, 0, 26, 0, 0]);
+        f.resize(60, 0xab);
+        let (sec, usec) = (1_700_000_000 + i / 2_000, (i % 2_000) * 500);
+        for v in [sec, usec, 60, orig] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&f);
+    }
+    out
+}
+
+/// Every number under a key ending in `bps` in a JSON value.
+fn bps_values(v: &Value, out: &mut Vec<f64>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                if k.ends_with("bps") {
+                    if let Some(n) = x.as_f64() {
+                        out.push(n);
+                    }
+                }
+                bps_values(x, out);
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| bps_values(x, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn frames_claiming_4_gib_count_as_their_captured_length() {
+    let dir = std::env::temp_dir().join(format!("surgewatch-4gib-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let lying = dir.join("lying.pcap");
+    let honest = dir.join("honest.pcap");
+    std::fs::write(&lying, udp_flood_pcap(u32::MAX)).expect("write");
+    std::fs::write(&honest, udp_flood_pcap(60)).expect("write");
+    let monitor = ["203.0.113.0/24".to_owned()];
+    let lie = replay_json(&lying, &monitor, &[]);
+    let truth = replay_json(&honest, &monitor, &[]);
+    assert!(
+        lie.status.success(),
+        "{}",
+        String::from_utf8_lossy(&lie.stderr)
+    );
+    let mut bps = Vec::new();
+    for line in stdout_lines(&lie) {
+        let v: Value = serde_json::from_str(&line).expect("JSON line");
+        bps_values(&v, &mut bps);
+    }
+    assert!(!bps.is_empty(), "the output reports rates");
+    // 2,000 frames/s × 60 B × 8 = 960 kbit/s; allow any accounting of headers.
+    assert!(bps.iter().all(|&b| b < 2e6), "absurd rates: {bps:?}");
+    let same_name = |o: &Output| -> Vec<String> {
+        stdout_lines(o)
+            .iter()
+            .map(|l| l.replace("lying.pcap", "honest.pcap"))
+            .collect()
+    };
+    assert_eq!(
+        same_name(&lie),
+        same_name(&truth),
+        "a 4 GiB claim counts as the 60 bytes captured"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -31,6 +31,16 @@
 //!   blocks that precede the first packet are read by [`PcapFileSource::open`], so a file whose
 //!   interfaces are all declared up front (the usual case) fails at open time.
 //!
+//! Record fields that lie, one rule for every record type (counted per reason in
+//! [`RecordAnomalies`], see [`PcapFileSource::anomalies`]):
+//! - an original (wire) length below the captured length → the captured length is used (the
+//!   bytes are there);
+//! - an original length above [`MAX_WIRE_LEN`] (no link delivers such a frame: jumbo frames and
+//!   64 KiB GRO/TSO aggregates are far below it) → the captured length is used, so a 60-byte
+//!   frame claiming 4 GiB counts as 60 bytes, not as a terabit flood;
+//! - a classic pcap sub-second field out of range (≥ 10⁶ microseconds, ≥ 10⁹ nanoseconds) →
+//!   the record is skipped: its time is unknown, and a guessed time would move tick boundaries.
+//!
 //! Frames lent before an error stay valid and counted; after an error, `poll` returns
 //! [`Poll::End`].
 
@@ -47,6 +57,57 @@ use super::{Capture, CaptureError, Frame, Poll};
 /// Largest captured length accepted for one frame (libpcap's and Wireshark's maximum snaplen).
 /// A record claiming more is reported as [`CaptureError::Corrupt`].
 pub const MAX_CAPLEN: u32 = 256 * 1024;
+
+/// Largest original (wire) length believed, the same as the largest captured length; a record
+/// claiming more is given its captured length (see the module docs).
+pub const MAX_WIRE_LEN: u32 = MAX_CAPLEN;
+
+/// Records whose fields lied, corrected or skipped by the reader (see the module docs).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecordAnomalies {
+    /// Original length below the captured length: the captured length was used.
+    pub wire_len_below_captured: u64,
+    /// Original length above [`MAX_WIRE_LEN`]: the captured length was used.
+    pub wire_len_implausible: u64,
+    /// Classic pcap sub-second field out of range: the record was skipped.
+    pub subsecond_out_of_range: u64,
+}
+
+impl RecordAnomalies {
+    /// Sum of every reason.
+    pub fn total(&self) -> u64 {
+        self.wire_len_below_captured + self.wire_len_implausible + self.subsecond_out_of_range
+    }
+
+    fn count(&mut self, a: Anomaly) {
+        match a {
+            Anomaly::WireLenBelowCaptured => self.wire_len_below_captured += 1,
+            Anomaly::WireLenImplausible => self.wire_len_implausible += 1,
+            Anomaly::SubsecondOutOfRange => self.subsecond_out_of_range += 1,
+        }
+    }
+}
+
+/// One reason of [`RecordAnomalies`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Anomaly {
+    WireLenBelowCaptured,
+    WireLenImplausible,
+    SubsecondOutOfRange,
+}
+
+/// The original length believed for a record of `caplen` captured bytes (at most
+/// [`MAX_CAPLEN`]) claiming `wire_len`, and the anomaly if it was not `wire_len`.
+fn believed_wire_len(caplen: u32, wire_len: u32) -> (u32, Option<Anomaly>) {
+    if wire_len < caplen {
+        (caplen, Some(Anomaly::WireLenBelowCaptured))
+    } else if wire_len > MAX_WIRE_LEN {
+        (caplen, Some(Anomaly::WireLenImplausible))
+    } else {
+        (wire_len, None)
+    }
+}
 
 /// Default size of the read buffer.
 pub const DEFAULT_BUFFER_BYTES: usize = 4 * 1024 * 1024;
@@ -101,6 +162,7 @@ pub struct PcapFileSource {
     base: u64,
     /// The reader returned end of file.
     eof: bool,
+    anomalies: RecordAnomalies,
     state: State,
     format: Format,
 }
@@ -124,6 +186,8 @@ struct PcapFormat {
     big_endian: bool,
     /// Multiplier from the sub-second field to nanoseconds (1000 or 1).
     frac_to_ns: u64,
+    /// Sub-second fields must be below this (10⁶ or 10⁹).
+    frac_limit: u64,
     /// Record header length: 16, or 24 for the modified format.
     record_header: usize,
     link: LinkType,
@@ -207,6 +271,8 @@ struct Packet {
     ts_nanos: u64,
     wire_len: u32,
     link: LinkType,
+    /// Set when `wire_len` is not what the record claimed.
+    anomaly: Option<Anomaly>,
 }
 
 /// What the parser made of the bytes at the current position.
@@ -215,6 +281,8 @@ enum Step {
     Need(usize),
     /// A block that lends no frame, of this length, was processed.
     Skip(usize),
+    /// A packet record of this length was skipped for this reason.
+    Reject(usize, Anomaly),
     Packet(Packet),
     Corrupt(String),
     UnsupportedLinkType(u32),
@@ -280,14 +348,19 @@ impl PcapFormat {
         }
         let secs = u64::from(u32_at(b, 0, big));
         let frac = u64::from(u32_at(b, 4, big));
+        if frac >= self.frac_limit {
+            return Step::Reject(len, Anomaly::SubsecondOutOfRange);
+        }
+        let (wire_len, anomaly) = believed_wire_len(caplen, u32_at(b, 12, big));
         Step::Packet(Packet {
             len,
             data: h..len,
             ts_nanos: secs
                 .saturating_mul(1_000_000_000)
                 .saturating_add(frac.saturating_mul(self.frac_to_ns)),
-            wire_len: u32_at(b, 12, big),
+            wire_len,
             link: self.link,
+            anomaly,
         })
     }
 }
@@ -390,12 +463,14 @@ impl NgFormat {
                 };
                 let ts_nanos = i.ts_nanos(ts);
                 self.last_ts_nanos = ts_nanos;
+                let (wire_len, anomaly) = believed_wire_len(caplen, wire_len);
                 Step::Packet(Packet {
                     len: total,
                     data: 28..data_end,
                     ts_nanos,
                     wire_len,
                     link: i.link,
+                    anomaly,
                 })
             }
             BT_SPB => {
@@ -421,12 +496,15 @@ impl NgFormat {
                         "simple packet block: captured length {caplen} exceeds block length {total}"
                     ));
                 }
+                // caplen <= wire_len here, so only an implausible claim is corrected.
+                let (wire_len, anomaly) = believed_wire_len(caplen, wire_len);
                 Step::Packet(Packet {
                     len: total,
                     data: 12..data_end,
                     ts_nanos: self.last_ts_nanos,
                     wire_len,
                     link: i.link,
+                    anomaly,
                 })
             }
             _ => Step::Skip(total),
@@ -531,6 +609,11 @@ impl PcapFileSource {
         Self::start(name.into(), Box::new(reader), None, buffer_bytes)
     }
 
+    /// Records read so far whose fields lied, by reason (see the module docs).
+    pub fn anomalies(&self) -> RecordAnomalies {
+        self.anomalies
+    }
+
     /// The file (or stream name) being read.
     pub fn path(&self) -> &Path {
         &self.path
@@ -551,6 +634,7 @@ impl PcapFileSource {
             end: 0,
             base: 0,
             eof: false,
+            anomalies: RecordAnomalies::default(),
             state: State::Running,
             // Replaced below once the magic is known.
             format: Format::PcapNg(NgFormat {
@@ -612,6 +696,7 @@ impl PcapFileSource {
         src.format = Format::Pcap(PcapFormat {
             big_endian,
             frac_to_ns,
+            frac_limit: 1_000_000_000 / frac_to_ns,
             record_header,
             link,
         });
@@ -689,11 +774,18 @@ impl PcapFileSource {
             };
             match step {
                 Step::Packet(mut p) => {
+                    if let Some(a) = p.anomaly {
+                        self.anomalies.count(a);
+                    }
                     p.data = self.start + p.data.start..self.start + p.data.end;
                     self.start += p.len;
                     return Ok(Some(p));
                 }
                 Step::Skip(len) => self.start += len,
+                Step::Reject(len, a) => {
+                    self.anomalies.count(a);
+                    self.start += len;
+                }
                 Step::Need(need) => {
                     if !self.fill(need)? {
                         if self.start == self.end {
