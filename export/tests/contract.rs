@@ -222,6 +222,7 @@ fn replay_info() -> RunInfo {
         time_span_ns: Some((T0, T0 + 5 * SEC + 900_000_000)),
         late_frames: 3,
         errors: vec!["b.pcap: truncated record at byte offset 4096".into()],
+        input_anomalies: Default::default(),
         incidents: incidents(),
         capture: None,
         queues: Vec::new(),
@@ -238,6 +239,7 @@ fn live_info() -> RunInfo {
         time_span_ns: Some((T0, T0 + 10 * SEC)),
         late_frames: 0,
         errors: Vec::new(),
+        input_anomalies: Default::default(),
         incidents: Vec::new(),
         capture: Some("eth0: af_xdp, copy mode, XDP program in skb mode, queues [0, 1]".into()),
         queues: (0..2)

@@ -530,16 +530,36 @@ fn frames_claiming_4_gib_count_as_their_captured_length() {
     assert!(!bps.is_empty(), "the output reports rates");
     // 2,000 frames/s × 60 B × 8 = 960 kbit/s; allow any accounting of headers.
     assert!(bps.iter().all(|&b| b < 2e6), "absurd rates: {bps:?}");
-    let same_name = |o: &Output| -> Vec<String> {
-        stdout_lines(o)
-            .iter()
-            .map(|l| l.replace("lying.pcap", "honest.pcap"))
-            .collect()
-    };
+    // The same output as the honest capture's, but for the counts of what lied.
+    let mut lie_summary = summary_of(&lie);
     assert_eq!(
-        same_name(&lie),
-        same_name(&truth),
+        lie_summary["input_anomalies"],
+        serde_json::json!({
+            "wire_len_below_captured": 0,
+            "wire_len_implausible": 20_000,
+            "subsecond_out_of_range": 0
+        })
+    );
+    let err = String::from_utf8_lossy(&lie.stderr);
+    assert_eq!(
+        err.matches("records with impossible headers").count(),
+        1,
+        "one diagnostic: {err}"
+    );
+    let mut truth_summary = summary_of(&truth);
+    assert!(
+        truth_summary.get("input_anomalies").is_none(),
+        "absent when none"
+    );
+    for s in [&mut lie_summary, &mut truth_summary] {
+        let m = s.as_object_mut().expect("object");
+        m.remove("input_anomalies");
+        m.remove("inputs");
+    }
+    assert_eq!(
+        lie_summary, truth_summary,
         "a 4 GiB claim counts as the 60 bytes captured"
     );
+    assert_eq!(stdout_lines(&lie).len(), stdout_lines(&truth).len());
     let _ = std::fs::remove_dir_all(&dir);
 }
