@@ -1056,3 +1056,167 @@ fn well_formed_captures_have_no_anomalies() {
     assert!(err.is_none() && !frames.is_empty());
     assert_eq!(a.total(), 0);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Mutated captures (property tests): no panic, bounded memory, the undamaged prefix delivered
+
+/// Valid captures of each format to mutate.
+fn valid_captures() -> Vec<Vec<u8>> {
+    let mut ng = shb(false);
+    ng.extend(idb(false, 1, 0, Some(9), None));
+    ng.extend(noise(false));
+    for i in 0..6u32 {
+        ng.extend(epb(
+            false,
+            0,
+            u64::from(i) * 1_000,
+            &payload(i, 40 + i as usize),
+            1514,
+        ));
+    }
+    ng.extend(spb(false, &payload(7, 60), 60));
+    ng.extend(shb(true));
+    ng.extend(idb(true, 101, 0, None, Some(-3)));
+    ng.extend(pb(true, 0, 5, &payload(8, 33), 33));
+    let recs: Vec<Rec> = (0..8)
+        .map(|i| {
+            rec(
+                1_700_000_000 + i,
+                i * 1000,
+                payload(i, 20 + 30 * i as usize),
+            )
+        })
+        .collect();
+    vec![
+        pcap(false, false, 1, 65535, &recs),
+        pcap(true, true, 101, 65535, &recs),
+        ng,
+    ]
+}
+
+/// Every frame of `bytes` with the input offset just after its record, read one frame a
+/// poll with a `buffer`-byte buffer; also the largest the read buffer became.
+fn frames_with_ends(bytes: &[u8], buffer: usize) -> (Vec<(F, u64)>, usize) {
+    let Ok(mut src) = PcapFileSource::from_reader("mut", Cursor::new(bytes.to_vec()), buffer)
+    else {
+        return (Vec::new(), 0);
+    };
+    let mut out = Vec::new();
+    let mut max_buf = src.buffer_bytes();
+    for _ in 0..=bytes.len() {
+        let mut got = None;
+        let r = src.poll(1, |f| {
+            got = Some(F {
+                data: f.data.to_vec(),
+                ts: f.ts_nanos,
+                wire: f.wire_len,
+                link: f.link,
+            })
+        });
+        max_buf = max_buf.max(src.buffer_bytes());
+        match (r, got) {
+            (Ok(Poll::Frames(1)), Some(f)) => out.push((f, src.progress().0)),
+            (Ok(Poll::End) | Err(_), None) => break,
+            (r, got) => panic!("poll(1) gave {r:?} with {got:?}"),
+        }
+    }
+    assert!(matches!(src.poll(1, |_| {}), Ok(Poll::End)));
+    (out, max_buf)
+}
+
+mod mutated {
+    use super::*;
+    use proptest::prelude::*;
+    use proptest::sample::Index;
+
+    /// A damage: flip a bit, set a byte, or write a length-like u32 at a position.
+    #[derive(Clone, Debug)]
+    enum Edit {
+        Flip(Index, u8),
+        Set(Index, u8),
+        Len(Index, u32),
+    }
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        prop_oneof![
+            (any::<Index>(), 0u8..8).prop_map(|(i, b)| Edit::Flip(i, b)),
+            (any::<Index>(), any::<u8>()).prop_map(|(i, v)| Edit::Set(i, v)),
+            (
+                any::<Index>(),
+                prop_oneof![
+                    Just(0u32),
+                    Just(12),
+                    Just(u32::MAX),
+                    Just(0x7fff_fffc),
+                    Just(64 * 1024 * 1024),
+                    any::<u32>()
+                ]
+            )
+                .prop_map(|(i, v)| Edit::Len(i, v)),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn mutated_captures_never_panic_stay_bounded_and_keep_the_undamaged_prefix(
+            which in 0usize..3,
+            edits in proptest::collection::vec(edit(), 0..4),
+            cut in any::<Index>(),
+            buffer_log2 in 6u32..14,
+        ) {
+            let original = &valid_captures()[which];
+            let buffer = 1usize << buffer_log2;
+            let mut bytes = original.clone();
+            // The first damaged byte: the cut, or the earliest edit.
+            let cut_at = cut.index(bytes.len() + 1);
+            bytes.truncate(cut_at);
+            let mut damage = cut_at;
+            for e in &edits {
+                if bytes.is_empty() {
+                    break;
+                }
+                let n = bytes.len();
+                match *e {
+                    Edit::Flip(i, b) => {
+                        let at = i.index(n);
+                        bytes[at] ^= 1 << b;
+                        damage = damage.min(at);
+                    }
+                    Edit::Set(i, v) => {
+                        let at = i.index(n);
+                        bytes[at] = v;
+                        damage = damage.min(at);
+                    }
+                    Edit::Len(i, v) => {
+                        let at = i.index(n);
+                        for (k, b) in v.to_le_bytes().into_iter().enumerate() {
+                            if let Some(x) = bytes.get_mut(at + k) {
+                                *x = b;
+                            }
+                        }
+                        damage = damage.min(at);
+                    }
+                }
+            }
+            let (want, _) = frames_with_ends(original, buffer);
+            let (got, max_buf) = frames_with_ends(&bytes, buffer);
+            // Memory: the buffer grows beyond what was asked only to hold bytes actually read.
+            prop_assert!(
+                max_buf <= buffer.max(2 * bytes.len()).max(64),
+                "buffer {max_buf} for {} bytes", bytes.len()
+            );
+            // Every frame whose record lies wholly before the damage is delivered, unchanged.
+            let intact: Vec<&F> = want
+                .iter()
+                .filter(|(_, end)| *end <= damage as u64)
+                .map(|(f, _)| f)
+                .collect();
+            prop_assert!(got.len() >= intact.len(), "{} of {} intact frames", got.len(), intact.len());
+            for (g, w) in got.iter().zip(&intact) {
+                prop_assert_eq!(&g.0, *w);
+            }
+        }
+    }
+}

@@ -2,7 +2,8 @@
 //!
 //! [`PcapFileSource`] streams a capture file through one reusable read buffer and lends each
 //! frame as a slice of that buffer: no per-frame allocation, no per-frame system call, and memory
-//! bounded by the largest record rather than by the file size.
+//! bounded by the largest record rather than by the file size (and by twice the bytes read when
+//! a length field claims more than the input holds).
 //!
 //! Both formats are parsed by hand rather than with the `pcap-file` crate: its pcapng parser
 //! allocates a `Vec` of options for every packet block, reads Enhanced Packet Block timestamps as
@@ -614,6 +615,12 @@ impl PcapFileSource {
         self.anomalies
     }
 
+    /// Current size of the read buffer: the larger of the requested size and the largest
+    /// record met, never above [`MAX_BUFFER_BYTES`].
+    pub fn buffer_bytes(&self) -> usize {
+        self.buf.len()
+    }
+
     /// The file (or stream name) being read.
     pub fn path(&self) -> &Path {
         &self.path
@@ -742,13 +749,12 @@ impl PcapFileSource {
             if self.eof {
                 return Ok(false);
             }
-            // The buffer is full yet too small for this record: grow it (callers never ask
-            // for more than MAX_BUFFER_BYTES).
-            let new_len = need
-                .checked_next_power_of_two()
-                .unwrap_or(need)
-                .clamp(need, MAX_BUFFER_BYTES.max(need));
-            self.buf.resize(new_len, 0);
+            // The buffer is full yet too small for this record: grow it, at most doubling, so
+            // that a length field claiming more than the input holds costs at most twice the
+            // bytes actually read, not the claim (callers never ask for more than
+            // MAX_BUFFER_BYTES).
+            let new_len = need.min(self.buf.len().saturating_mul(2).max(MIN_BUFFER_BYTES));
+            self.buf.resize(new_len.max(self.buf.len() + 1), 0);
         }
     }
 
