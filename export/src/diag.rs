@@ -82,6 +82,18 @@ pub enum Diag {
         /// The input and the error, with the byte offset.
         error: String,
     },
+    /// An input had records whose headers lied, corrected or skipped by the reader (once per
+    /// input, at the end of the run).
+    InputAnomalies {
+        /// The input.
+        input: String,
+        /// Records whose original length was below the captured length.
+        wire_len_below_captured: u64,
+        /// Records whose original length was implausible (above the largest frame).
+        wire_len_implausible: u64,
+        /// Records skipped for a sub-second field out of range.
+        subsecond_out_of_range: u64,
+    },
     /// Live capture started.
     Capturing {
         /// How (e.g. `eth0: af_xdp, copy mode, ...`).
@@ -187,6 +199,8 @@ pub enum DiagKind {
     BaselinesNotSaved,
     /// [`Diag::InputFailed`].
     InputFailed,
+    /// [`Diag::InputAnomalies`].
+    InputAnomalies,
     /// [`Diag::Capturing`].
     Capturing,
     /// [`Diag::CaptureWarning`].
@@ -215,7 +229,7 @@ pub enum DiagKind {
 
 impl DiagKind {
     /// Number of kinds.
-    pub const COUNT: usize = 21;
+    pub const COUNT: usize = 22;
 
     /// Every kind, in index order.
     pub const ALL: [DiagKind; Self::COUNT] = [
@@ -228,6 +242,7 @@ impl DiagKind {
         DiagKind::BaselinesUnusable,
         DiagKind::BaselinesNotSaved,
         DiagKind::InputFailed,
+        DiagKind::InputAnomalies,
         DiagKind::Capturing,
         DiagKind::CaptureWarning,
         DiagKind::AgentWatching,
@@ -261,6 +276,7 @@ impl Diag {
             Diag::BaselinesUnusable { .. } => DiagKind::BaselinesUnusable,
             Diag::BaselinesNotSaved { .. } => DiagKind::BaselinesNotSaved,
             Diag::InputFailed { .. } => DiagKind::InputFailed,
+            Diag::InputAnomalies { .. } => DiagKind::InputAnomalies,
             Diag::Capturing { .. } => DiagKind::Capturing,
             Diag::CaptureWarning { .. } => DiagKind::CaptureWarning,
             Diag::AgentWatching { .. } => DiagKind::AgentWatching,
@@ -326,6 +342,18 @@ impl fmt::Display for Diag {
                 path.display()
             ),
             Diag::InputFailed { error } => write!(f, "surgewatch: error: {error}"),
+            Diag::InputAnomalies {
+                input,
+                wire_len_below_captured,
+                wire_len_implausible,
+                subsecond_out_of_range,
+            } => write!(
+                f,
+                "surgewatch: warning: {input}: records with impossible headers: \
+                 {wire_len_below_captured} original length below the captured length and \
+                 {wire_len_implausible} original length implausible (counted as captured), \
+                 {subsecond_out_of_range} sub-second field out of range (skipped)"
+            ),
             Diag::Capturing { description } => write!(f, "surgewatch: capturing {description}"),
             Diag::CaptureWarning { interface, message } => {
                 write!(f, "surgewatch: {interface}: {message}")
@@ -527,6 +555,12 @@ mod tests {
             Diag::InputFailed {
                 error: "cut.pcap: truncated at offset 77".into(),
             },
+            Diag::InputAnomalies {
+                input: "x.pcap".into(),
+                wire_len_below_captured: 1,
+                wire_len_implausible: 2,
+                subsecond_out_of_range: 3,
+            },
             Diag::Capturing {
                 description: "eth0: af_packet".into(),
             },
@@ -590,6 +624,7 @@ mod tests {
             "surgewatch: warning: /var/lib/b.bin: bad magic; starting with fresh baselines",
             "surgewatch: warning: cannot save baselines to /var/lib/b.bin: read-only",
             "surgewatch: error: cut.pcap: truncated at offset 77",
+            "surgewatch: warning: x.pcap: records with impossible headers: 1 original length below the captured length and 2 original length implausible (counted as captured), 3 sub-second field out of range (skipped)",
             "surgewatch: capturing eth0: af_packet",
             "surgewatch: eth0: w",
             "surgewatch: agent watching 1 address(es): 192.0.2.10",

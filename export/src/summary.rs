@@ -28,12 +28,37 @@ pub struct RunInfo {
     pub late_frames: u64,
     /// One line per input error (truncated/corrupt capture...).
     pub errors: Vec<String>,
+    /// Records of the inputs whose headers lied, by reason, summed over the inputs.
+    pub input_anomalies: InputAnomaliesJson,
     /// Closed incidents.
     pub incidents: Vec<surgewatch_detect::IncidentSummary>,
     /// How live capture ran (e.g. `eth0: af_xdp, copy mode, ...`); `None` for replay.
     pub capture: Option<String>,
     /// Per-queue statistics of a live run (empty for replay).
     pub queues: Vec<QueueJson>,
+}
+
+/// Capture records whose headers lied, corrected or skipped by the reader, by reason (the
+/// summary's `input_anomalies`, present only when one is non-zero).
+#[derive(Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InputAnomaliesJson {
+    /// Original length below the captured length: counted as the captured length.
+    pub wire_len_below_captured: u64,
+    /// Original length above the largest frame: counted as the captured length.
+    pub wire_len_implausible: u64,
+    /// Classic pcap sub-second field out of range: the record was skipped.
+    pub subsecond_out_of_range: u64,
+}
+
+impl InputAnomaliesJson {
+    /// Sum of every reason.
+    pub fn total(&self) -> u64 {
+        self.wire_len_below_captured + self.wire_len_implausible + self.subsecond_out_of_range
+    }
+
+    fn is_zero(&self) -> bool {
+        self.total() == 0
+    }
 }
 
 /// Statistics of one capture queue (worker) in a live run.
@@ -145,6 +170,9 @@ pub struct SummaryJson {
     pub incidents: Vec<crate::events::IncidentJson>,
     /// Input errors, one line each (empty when every input was read to its end).
     pub errors: Vec<String>,
+    /// Records whose headers lied, by reason; absent when there were none.
+    #[serde(skip_serializing_if = "InputAnomaliesJson::is_zero")]
+    pub input_anomalies: InputAnomaliesJson,
     /// Live runs: how capture ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capture: Option<String>,
@@ -190,6 +218,7 @@ impl SummaryJson {
                 .map(crate::events::IncidentJson::new)
                 .collect(),
             errors: info.errors.clone(),
+            input_anomalies: info.input_anomalies,
             capture: info.capture.clone(),
             queues: info.queues.clone(),
         }
@@ -257,6 +286,17 @@ impl SummaryJson {
                 o,
                 "  frames with out-of-order timestamps: {}",
                 self.late_frames
+            );
+        }
+        let a = &self.input_anomalies;
+        if a.total() > 0 {
+            let _ = writeln!(
+                o,
+                "  records with impossible headers: {} (original length below captured {}, implausible {}; sub-second out of range, skipped {})",
+                a.total(),
+                a.wire_len_below_captured,
+                a.wire_len_implausible,
+                a.subsecond_out_of_range
             );
         }
         if !self.top_ips.is_empty() {

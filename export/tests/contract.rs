@@ -15,7 +15,7 @@ use surgewatch_export::contract::{
     parse_status_name, MonitorMode,
 };
 use surgewatch_export::events::EventJson;
-use surgewatch_export::summary::{QueueJson, RunInfo, SummaryJson};
+use surgewatch_export::summary::{InputAnomaliesJson, QueueJson, RunInfo, SummaryJson};
 use surgewatch_per_ip::{ClassReport, Direction, GroupId, IpReport, Report, ReportTotals};
 use surgewatch_pipeline::{Encap, ParseStatus, TrafficClass};
 
@@ -222,6 +222,7 @@ fn replay_info() -> RunInfo {
         time_span_ns: Some((T0, T0 + 5 * SEC + 900_000_000)),
         late_frames: 3,
         errors: vec!["b.pcap: truncated record at byte offset 4096".into()],
+        input_anomalies: Default::default(),
         incidents: incidents(),
         capture: None,
         queues: Vec::new(),
@@ -238,6 +239,7 @@ fn live_info() -> RunInfo {
         time_span_ns: Some((T0, T0 + 10 * SEC)),
         late_frames: 0,
         errors: Vec::new(),
+        input_anomalies: Default::default(),
         incidents: Vec::new(),
         capture: Some("eth0: af_xdp, copy mode, XDP program in skb mode, queues [0, 1]".into()),
         queues: (0..2)
@@ -355,4 +357,34 @@ fn every_name_of_the_contract() {
         let unique: std::collections::BTreeSet<&str> = list.iter().copied().collect();
         assert_eq!(unique.len(), list.len(), "{kind}: a name twice");
     }
+}
+
+#[test]
+fn input_anomalies_appear_only_when_some_record_lied() {
+    let mut info = replay_info();
+    let plain = SummaryJson::new(&report(), &info);
+    assert!(!plain.to_json_line().contains("input_anomalies"));
+    assert!(!plain.to_text().contains("impossible headers"));
+    info.input_anomalies = InputAnomaliesJson {
+        wire_len_below_captured: 1,
+        wire_len_implausible: 20_000,
+        subsecond_out_of_range: 3,
+    };
+    let s = SummaryJson::new(&report(), &info);
+    let v: serde_json::Value = serde_json::from_str(&s.to_json_line()).expect("JSON");
+    assert_eq!(
+        v["input_anomalies"],
+        serde_json::json!({
+            "wire_len_below_captured": 1,
+            "wire_len_implausible": 20_000,
+            "subsecond_out_of_range": 3
+        })
+    );
+    let text = s.to_text();
+    assert!(
+        text.contains(
+            "records with impossible headers: 20004 (original length below captured 1, implausible 20000; sub-second out of range, skipped 3)"
+        ),
+        "{text}"
+    );
 }

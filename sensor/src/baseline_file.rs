@@ -27,9 +27,11 @@ impl BaselineFile {
     }
 
     /// The file's bytes. `None` when there is no file (a fresh start, silently) or it cannot
-    /// be read (a warning: fresh baselines).
+    /// be read (a warning: fresh baselines). Only a regular file is read, and at most the size
+    /// its metadata gives, up to [`MAX_BYTES`]: a device (`/dev/zero`) or a FIFO is refused
+    /// without reading, so it can neither stream forever nor hang the start.
     pub fn read(&self) -> Option<Vec<u8>> {
-        match std::fs::read(&self.path) {
+        match read_regular(&self.path) {
             Ok(bytes) => Some(bytes),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => {
@@ -85,6 +87,39 @@ impl BaselineFile {
             });
         }
     }
+}
+
+/// Largest baselines file read back (far above what the detector's limits let it save).
+pub const MAX_BYTES: u64 = 1 << 30;
+
+/// Reads `path` if it is a regular file of at most [`MAX_BYTES`], never more than its size.
+fn read_regular(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use std::io::{Error, ErrorKind, Read};
+    use std::os::unix::fs::OpenOptionsExt;
+    let not_regular = || Error::new(ErrorKind::InvalidInput, "not a regular file");
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(not_regular());
+    }
+    // Non-blocking: should the path have become a FIFO since, opening it does not wait for
+    // a writer; the check below then refuses it.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(not_regular());
+    }
+    let len = meta.len();
+    if len > MAX_BYTES {
+        return Err(Error::new(
+            ErrorKind::InvalidData,
+            format!("{len} bytes, more than the limit of {MAX_BYTES}"),
+        ));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    file.take(len).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use surgewatch_per_ip::{
 };
 use surgewatch_pipeline::{parse_with, LinkType, PacketSummary, ParseOptions};
 
-use crate::capture::pcap::PcapFileSource;
+use crate::capture::pcap::{PcapFileSource, RecordAnomalies};
 use crate::capture::{Capture, CaptureError, Frame, Poll};
 use crate::tick::{TickDriver, TickInfo, TickObserver};
 
@@ -55,6 +55,8 @@ pub struct ReplayOutcome {
     pub errors: Vec<CaptureError>,
     /// Frames whose timestamp was older than the current tick (counted in it).
     pub late_frames: u64,
+    /// Each input whose records lied (corrected or skipped by the reader), with the counts.
+    pub anomalies: Vec<(PathBuf, RecordAnomalies)>,
     /// First and last (shifted) frame timestamps, ns since the epoch.
     pub time_span_ns: Option<(u64, u64)>,
 }
@@ -80,6 +82,7 @@ pub fn replay(
         clock: TickClock::new(cfg.tick),
         ticks: TickDriver::new(Accounting::new(cfg.monitor.clone(), cfg.tick)),
         errors: Vec::new(),
+        anomalies: Vec::new(),
         span: None,
         shift_ns: 0,
         shift_decided: false,
@@ -122,6 +125,7 @@ struct Driver {
     clock: TickClock,
     ticks: TickDriver,
     errors: Vec<CaptureError>,
+    anomalies: Vec<(PathBuf, RecordAnomalies)>,
     span: Option<(u64, u64)>,
     shift_ns: u64,
     shift_decided: bool,
@@ -178,6 +182,9 @@ fn run<S: FrameSink>(
             }
         }
         d.bytes_before += src.progress().1.unwrap_or(src.progress().0);
+        if src.anomalies().total() > 0 {
+            d.anomalies.push((path.clone(), src.anomalies()));
+        }
     }
     if let Some(start) = d.clock.finish() {
         sink.end_tick(&mut d.ticks, start, 0, obs);
@@ -186,6 +193,7 @@ fn run<S: FrameSink>(
         late_frames: d.clock.late_frames(),
         accounting: d.ticks.into_accounting(),
         errors: d.errors,
+        anomalies: d.anomalies,
         time_span_ns: d.span,
     }
 }

@@ -279,7 +279,8 @@ fn classic_records() -> Vec<Rec> {
         rec(1_700_000_000, 1, payload(1, 60)),
         rec(1_700_000_001, 999_999, payload(2, 1514)),
         rec(0, 0, Vec::new()),
-        rec(u32::MAX, u32::MAX, payload(4, 3)),
+        // The latest time: the largest sub-second field valid in both units.
+        rec(u32::MAX, 999_999, payload(4, 3)),
     ]
 }
 
@@ -920,5 +921,330 @@ fn shared_captures_frame_counts() {
         assert!(frames
             .iter()
             .all(|f| f.data.len() as u64 <= u64::from(f.wire)));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inputs that lie: a bounded interface table
+
+/// The smallest Interface Description Block: Ethernet, no snaplen, no options.
+fn bare_idb(big: bool) -> Vec<u8> {
+    let mut w = W::new(big);
+    w.u16(1).u16(0).u32(0);
+    block(big, 1, &w.out)
+}
+
+#[test]
+fn a_section_with_too_many_interfaces_is_corrupt_after_its_frames() {
+    use surgewatch_sensor::capture::pcap::MAX_INTERFACES;
+    for big in [false, true] {
+        let frame = payload(1, 60);
+        let mut f = shb(big);
+        f.extend(bare_idb(big));
+        f.extend(epb(big, 0, 1_000_000, &frame, 60));
+        for _ in 1..MAX_INTERFACES {
+            f.extend(bare_idb(big));
+        }
+        // A frame on the last interface the table holds is still read.
+        f.extend(epb(big, (MAX_INTERFACES - 1) as u32, 2_000_000, &frame, 60));
+        let at = f.len() as u64;
+        f.extend(bare_idb(big));
+        f.extend(epb(big, 0, 3_000_000, &frame, 60));
+        let (frames, err) = read_bytes(&f, 4096).unwrap();
+        assert_eq!(frames.len(), 2, "the frames before the limit are delivered");
+        match err {
+            Some(CaptureError::Corrupt { offset, reason, .. }) => {
+                assert_eq!(offset, at);
+                assert!(reason.contains("interfaces"), "{reason}");
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn the_interface_limit_is_per_section() {
+    use surgewatch_sensor::capture::pcap::MAX_INTERFACES;
+    let frame = payload(2, 60);
+    let mut f = Vec::new();
+    for section in 0..2u64 {
+        f.extend(shb(false));
+        for _ in 0..MAX_INTERFACES {
+            f.extend(bare_idb(false));
+        }
+        f.extend(epb(false, 7, section, &frame, 60));
+    }
+    let (frames, err) = read_bytes(&f, 4096).unwrap();
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(frames.len(), 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inputs that lie: lengths and sub-second fields
+
+/// Reads every frame of `bytes` and the anomalies the reader counted.
+fn read_with_anomalies(
+    bytes: &[u8],
+) -> (
+    Vec<F>,
+    surgewatch_sensor::capture::pcap::RecordAnomalies,
+    Option<CaptureError>,
+) {
+    let mut src = PcapFileSource::from_reader("mem", Cursor::new(bytes.to_vec()), 4096).unwrap();
+    let mut frames = Vec::new();
+    let err = loop {
+        match src.poll(5, |f| {
+            frames.push(F {
+                data: f.data.to_vec(),
+                ts: f.ts_nanos,
+                wire: f.wire_len,
+                link: f.link,
+            })
+        }) {
+            Ok(Poll::Frames(_)) => {}
+            Ok(_) => break None,
+            Err(e) => break Some(e),
+        }
+    };
+    (frames, src.anomalies(), err)
+}
+
+#[test]
+fn classic_lying_lengths_are_the_captured_length_and_counted() {
+    use surgewatch_sensor::capture::pcap::MAX_WIRE_LEN;
+    for big in [false, true] {
+        let with_orig = |seed: u32, orig: u32| Rec {
+            orig,
+            ..rec(seed, 0, payload(seed, 60))
+        };
+        let recs = [
+            with_orig(1, 1514),             // honest: snaplen 60
+            with_orig(2, 20),               // below the captured length
+            with_orig(3, u32::MAX),         // a 4 GiB claim
+            with_orig(4, MAX_WIRE_LEN),     // the largest believed
+            with_orig(5, MAX_WIRE_LEN + 1), // one more
+        ];
+        let (frames, a, err) = read_with_anomalies(&pcap(big, false, 1, 65535, &recs));
+        assert!(err.is_none(), "{err:?}");
+        let wire: Vec<u32> = frames.iter().map(|f| f.wire).collect();
+        assert_eq!(wire, [1514, 60, 60, MAX_WIRE_LEN, 60]);
+        assert_eq!(frames[2].data, payload(3, 60), "the bytes are untouched");
+        assert_eq!(
+            (
+                a.wire_len_below_captured,
+                a.wire_len_implausible,
+                a.subsecond_out_of_range
+            ),
+            (1, 2, 0)
+        );
+        assert_eq!(a.total(), 3);
+    }
+}
+
+#[test]
+fn classic_subsecond_out_of_range_skips_the_record_and_counts_it() {
+    for (nanos, limit) in [(false, 1_000_000u32), (true, 1_000_000_000)] {
+        let recs = [
+            rec(10, limit - 1, payload(1, 40)),
+            rec(11, limit, payload(2, 40)),
+            rec(12, u32::MAX, payload(3, 40)),
+            rec(13, 0, payload(4, 40)),
+        ];
+        let (frames, a, err) = read_with_anomalies(&pcap(false, nanos, 1, 65535, &recs));
+        assert!(err.is_none(), "{err:?}");
+        let secs: Vec<u64> = frames.iter().map(|f| f.ts / 1_000_000_000).collect();
+        assert_eq!(secs, [10, 13], "nanos={nanos}");
+        assert_eq!(frames[1].data, payload(4, 40));
+        assert_eq!(a.subsecond_out_of_range, 2);
+        assert_eq!(a.total(), 2);
+    }
+}
+
+#[test]
+fn pcapng_lying_lengths_are_the_captured_length_and_counted() {
+    let big = true;
+    let data = payload(9, 60);
+    let mut f = shb(big);
+    f.extend(idb(big, 1, 0, None, None));
+    f.extend(epb(big, 0, 1, &data, 60));
+    f.extend(epb(big, 0, 2, &data, u32::MAX));
+    f.extend(epb(big, 0, 3, &data, 59));
+    f.extend(pb(big, 0, 4, &data, 4_000_000_000));
+    f.extend(spb(big, &data, 60));
+    let (frames, a, err) = read_with_anomalies(&f);
+    assert!(err.is_none(), "{err:?}");
+    let wire: Vec<u32> = frames.iter().map(|f| f.wire).collect();
+    assert_eq!(wire, [60, 60, 60, 60, 60]);
+    assert_eq!((a.wire_len_below_captured, a.wire_len_implausible), (1, 2));
+}
+
+#[test]
+fn well_formed_captures_have_no_anomalies() {
+    let (frames, a, err) = read_with_anomalies(&pcap(false, true, 1, 65535, &classic_records()));
+    assert!(err.is_none() && !frames.is_empty());
+    assert_eq!(a.total(), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mutated captures (property tests): no panic, bounded memory, the undamaged prefix delivered
+
+/// Valid captures of each format to mutate.
+fn valid_captures() -> Vec<Vec<u8>> {
+    let mut ng = shb(false);
+    ng.extend(idb(false, 1, 0, Some(9), None));
+    ng.extend(noise(false));
+    for i in 0..6u32 {
+        ng.extend(epb(
+            false,
+            0,
+            u64::from(i) * 1_000,
+            &payload(i, 40 + i as usize),
+            1514,
+        ));
+    }
+    ng.extend(spb(false, &payload(7, 60), 60));
+    ng.extend(shb(true));
+    ng.extend(idb(true, 101, 0, None, Some(-3)));
+    ng.extend(pb(true, 0, 5, &payload(8, 33), 33));
+    let recs: Vec<Rec> = (0..8)
+        .map(|i| {
+            rec(
+                1_700_000_000 + i,
+                i * 1000,
+                payload(i, 20 + 30 * i as usize),
+            )
+        })
+        .collect();
+    vec![
+        pcap(false, false, 1, 65535, &recs),
+        pcap(true, true, 101, 65535, &recs),
+        ng,
+    ]
+}
+
+/// Every frame of `bytes` with the input offset just after its record, read one frame a
+/// poll with a `buffer`-byte buffer; also the largest the read buffer became.
+fn frames_with_ends(bytes: &[u8], buffer: usize) -> (Vec<(F, u64)>, usize) {
+    let Ok(mut src) = PcapFileSource::from_reader("mut", Cursor::new(bytes.to_vec()), buffer)
+    else {
+        return (Vec::new(), 0);
+    };
+    let mut out = Vec::new();
+    let mut max_buf = src.buffer_bytes();
+    for _ in 0..=bytes.len() {
+        let mut got = None;
+        let r = src.poll(1, |f| {
+            got = Some(F {
+                data: f.data.to_vec(),
+                ts: f.ts_nanos,
+                wire: f.wire_len,
+                link: f.link,
+            })
+        });
+        max_buf = max_buf.max(src.buffer_bytes());
+        match (r, got) {
+            (Ok(Poll::Frames(1)), Some(f)) => out.push((f, src.progress().0)),
+            (Ok(Poll::End) | Err(_), None) => break,
+            (r, got) => panic!("poll(1) gave {r:?} with {got:?}"),
+        }
+    }
+    assert!(matches!(src.poll(1, |_| {}), Ok(Poll::End)));
+    (out, max_buf)
+}
+
+mod mutated {
+    use super::*;
+    use proptest::prelude::*;
+    use proptest::sample::Index;
+
+    /// A damage: flip a bit, set a byte, or write a length-like u32 at a position.
+    #[derive(Clone, Debug)]
+    enum Edit {
+        Flip(Index, u8),
+        Set(Index, u8),
+        Len(Index, u32),
+    }
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        prop_oneof![
+            (any::<Index>(), 0u8..8).prop_map(|(i, b)| Edit::Flip(i, b)),
+            (any::<Index>(), any::<u8>()).prop_map(|(i, v)| Edit::Set(i, v)),
+            (
+                any::<Index>(),
+                prop_oneof![
+                    Just(0u32),
+                    Just(12),
+                    Just(u32::MAX),
+                    Just(0x7fff_fffc),
+                    Just(64 * 1024 * 1024),
+                    any::<u32>()
+                ]
+            )
+                .prop_map(|(i, v)| Edit::Len(i, v)),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn mutated_captures_never_panic_stay_bounded_and_keep_the_undamaged_prefix(
+            which in 0usize..3,
+            edits in proptest::collection::vec(edit(), 0..4),
+            cut in any::<Index>(),
+            buffer_log2 in 6u32..14,
+        ) {
+            let original = &valid_captures()[which];
+            let buffer = 1usize << buffer_log2;
+            let mut bytes = original.clone();
+            // The first damaged byte: the cut, or the earliest edit.
+            let cut_at = cut.index(bytes.len() + 1);
+            bytes.truncate(cut_at);
+            let mut damage = cut_at;
+            for e in &edits {
+                if bytes.is_empty() {
+                    break;
+                }
+                let n = bytes.len();
+                match *e {
+                    Edit::Flip(i, b) => {
+                        let at = i.index(n);
+                        bytes[at] ^= 1 << b;
+                        damage = damage.min(at);
+                    }
+                    Edit::Set(i, v) => {
+                        let at = i.index(n);
+                        bytes[at] = v;
+                        damage = damage.min(at);
+                    }
+                    Edit::Len(i, v) => {
+                        let at = i.index(n);
+                        for (k, b) in v.to_le_bytes().into_iter().enumerate() {
+                            if let Some(x) = bytes.get_mut(at + k) {
+                                *x = b;
+                            }
+                        }
+                        damage = damage.min(at);
+                    }
+                }
+            }
+            let (want, _) = frames_with_ends(original, buffer);
+            let (got, max_buf) = frames_with_ends(&bytes, buffer);
+            // Memory: the buffer grows beyond what was asked only to hold bytes actually read.
+            prop_assert!(
+                max_buf <= buffer.max(2 * bytes.len()).max(64),
+                "buffer {max_buf} for {} bytes", bytes.len()
+            );
+            // Every frame whose record lies wholly before the damage is delivered, unchanged.
+            let intact: Vec<&F> = want
+                .iter()
+                .filter(|(_, end)| *end <= damage as u64)
+                .map(|(f, _)| f)
+                .collect();
+            prop_assert!(got.len() >= intact.len(), "{} of {} intact frames", got.len(), intact.len());
+            for (g, w) in got.iter().zip(&intact) {
+                prop_assert_eq!(&g.0, *w);
+            }
+        }
     }
 }

@@ -450,3 +450,169 @@ fn text_output_lists_the_summary() {
     assert!(text.contains("parse errors: 0"), "{text}");
     assert!(text.contains("top "), "{text}");
 }
+
+/// Runs `surgewatch replay` with `--baselines baselines` on a labelled capture, failing the
+/// test if it has not exited within a minute (a generous bound: it takes well under a second).
+fn replay_with_baselines(baselines: &Path) -> Output {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let cap = surgewatch_pcaps::captures_dir().join("benign_web_mix.pcap");
+    let mut child = bin()
+        .arg("replay")
+        .args(["--monitor", "203.0.113.0/24", "--baselines"])
+        .arg(baselines)
+        .arg(cap)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running surgewatch");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().expect("waiting").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "surgewatch --baselines {} did not exit",
+                baselines.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+#[test]
+fn a_baselines_path_that_is_no_regular_file_is_a_warning_and_a_fresh_start() {
+    let dir = std::env::temp_dir().join(format!("surgewatch-bl-fifo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let fifo = dir.join("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status();
+    // /dev/zero through a symbolic link: the end-of-run save renames over the link, never
+    // over the device.
+    let zero = dir.join("zero");
+    std::os::unix::fs::symlink("/dev/zero", &zero).expect("symlink");
+    let mut paths = vec![zero];
+    match made {
+        Ok(s) if s.success() => paths.push(fifo.clone()),
+        other => eprintln!("mkfifo unavailable ({other:?}): FIFO case skipped"),
+    }
+    for p in &paths {
+        let o = replay_with_baselines(p);
+        let err = String::from_utf8_lossy(&o.stderr);
+        let warnings: Vec<&str> = err
+            .lines()
+            .filter(|l| l.contains("fresh baselines"))
+            .collect();
+        assert_eq!(warnings.len(), 1, "{}: {err}", p.display());
+        assert!(warnings[0].contains("not a regular file"), "{err}");
+        // A fresh start: the run completes and reports.
+        assert!(o.status.success(), "{}: {err}", p.display());
+        assert!(!stdout_lines(&o).is_empty(), "{}: {err}", p.display());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A classic pcap (microseconds, Ethernet) of 60-byte UDP frames to 203.0.113.5 at 2,000
+/// frames a second for 10 s, each record claiming the original length `orig`.
+fn udp_flood_pcap(orig: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    for v in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65535, 1] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    // The version field is two u16s: 2, 4.
+    out.splice(4..8, [2, 0, 4, 0]);
+    for i in 0..20_000u32 {
+        let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
+        let src = [198, 51, 100, (i % 200) as u8];
+        let mut ip = vec![0x45, 0, 0, 46, 0, 0, 0, 0, 64, 17, 0, 0];
+        ip.extend_from_slice(&src);
+        ip.extend_from_slice(&[203, 0, 113, 5]);
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(&[0x30, 0x39, 0, 53, 0, 26, 0, 0]);
+        f.resize(60, 0xab);
+        let (sec, usec) = (1_700_000_000 + i / 2_000, (i % 2_000) * 500);
+        for v in [sec, usec, 60, orig] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&f);
+    }
+    out
+}
+
+/// Every number under a key ending in `bps` in a JSON value.
+fn bps_values(v: &Value, out: &mut Vec<f64>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                if k.ends_with("bps") {
+                    if let Some(n) = x.as_f64() {
+                        out.push(n);
+                    }
+                }
+                bps_values(x, out);
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| bps_values(x, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn frames_claiming_4_gib_count_as_their_captured_length() {
+    let dir = std::env::temp_dir().join(format!("surgewatch-4gib-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let lying = dir.join("lying.pcap");
+    let honest = dir.join("honest.pcap");
+    std::fs::write(&lying, udp_flood_pcap(u32::MAX)).expect("write");
+    std::fs::write(&honest, udp_flood_pcap(60)).expect("write");
+    let monitor = ["203.0.113.0/24".to_owned()];
+    let lie = replay_json(&lying, &monitor, &[]);
+    let truth = replay_json(&honest, &monitor, &[]);
+    assert!(
+        lie.status.success(),
+        "{}",
+        String::from_utf8_lossy(&lie.stderr)
+    );
+    let mut bps = Vec::new();
+    for line in stdout_lines(&lie) {
+        let v: Value = serde_json::from_str(&line).expect("JSON line");
+        bps_values(&v, &mut bps);
+    }
+    assert!(!bps.is_empty(), "the output reports rates");
+    // 2,000 frames/s × 60 B × 8 = 960 kbit/s; allow any accounting of headers.
+    assert!(bps.iter().all(|&b| b < 2e6), "absurd rates: {bps:?}");
+    // The same output as the honest capture's, but for the counts of what lied.
+    let mut lie_summary = summary_of(&lie);
+    assert_eq!(
+        lie_summary["input_anomalies"],
+        serde_json::json!({
+            "wire_len_below_captured": 0,
+            "wire_len_implausible": 20_000,
+            "subsecond_out_of_range": 0
+        })
+    );
+    let err = String::from_utf8_lossy(&lie.stderr);
+    assert_eq!(
+        err.matches("records with impossible headers").count(),
+        1,
+        "one diagnostic: {err}"
+    );
+    let mut truth_summary = summary_of(&truth);
+    assert!(
+        truth_summary.get("input_anomalies").is_none(),
+        "absent when none"
+    );
+    for s in [&mut lie_summary, &mut truth_summary] {
+        let m = s.as_object_mut().expect("object");
+        m.remove("input_anomalies");
+        m.remove("inputs");
+    }
+    assert_eq!(
+        lie_summary, truth_summary,
+        "a 4 GiB claim counts as the 60 bytes captured"
+    );
+    assert_eq!(stdout_lines(&lie).len(), stdout_lines(&truth).len());
+    let _ = std::fs::remove_dir_all(&dir);
+}

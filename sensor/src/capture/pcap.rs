@@ -2,7 +2,8 @@
 //!
 //! [`PcapFileSource`] streams a capture file through one reusable read buffer and lends each
 //! frame as a slice of that buffer: no per-frame allocation, no per-frame system call, and memory
-//! bounded by the largest record rather than by the file size.
+//! bounded by the largest record rather than by the file size (and by twice the bytes read when
+//! a length field claims more than the input holds).
 //!
 //! Both formats are parsed by hand rather than with the `pcap-file` crate: its pcapng parser
 //! allocates a `Vec` of options for every packet block, reads Enhanced Packet Block timestamps as
@@ -22,10 +23,24 @@
 //! Policy on bad input, never a panic:
 //! - a record whose length is impossible → [`CaptureError::Corrupt`] at the record's offset;
 //! - a file ending inside a record → [`CaptureError::Truncated`] at the record's offset;
+//! - a pcapng section declaring more than [`MAX_INTERFACES`] interfaces →
+//!   [`CaptureError::Corrupt`] at the offset of the first Interface Description Block beyond
+//!   the limit (the interface table is the reader's only state that grows with the input, so it
+//!   is bounded like the read buffer);
 //! - a pcapng interface with a link type that [`LinkType::from_linktype`] does not know →
 //!   [`CaptureError::UnsupportedLinkType`] when its Interface Description Block is read. The
 //!   blocks that precede the first packet are read by [`PcapFileSource::open`], so a file whose
 //!   interfaces are all declared up front (the usual case) fails at open time.
+//!
+//! Record fields that lie, one rule for every record type (counted per reason in
+//! [`RecordAnomalies`], see [`PcapFileSource::anomalies`]):
+//! - an original (wire) length below the captured length → the captured length is used (the
+//!   bytes are there);
+//! - an original length above [`MAX_WIRE_LEN`] (no link delivers such a frame: jumbo frames and
+//!   64 KiB GRO/TSO aggregates are far below it) → the captured length is used, so a 60-byte
+//!   frame claiming 4 GiB counts as 60 bytes, not as a terabit flood;
+//! - a classic pcap sub-second field out of range (≥ 10⁶ microseconds, ≥ 10⁹ nanoseconds) →
+//!   the record is skipped: its time is unknown, and a guessed time would move tick boundaries.
 //!
 //! Frames lent before an error stay valid and counted; after an error, `poll` returns
 //! [`Poll::End`].
@@ -44,12 +59,67 @@ use super::{Capture, CaptureError, Frame, Poll};
 /// A record claiming more is reported as [`CaptureError::Corrupt`].
 pub const MAX_CAPLEN: u32 = 256 * 1024;
 
+/// Largest original (wire) length believed, the same as the largest captured length; a record
+/// claiming more is given its captured length (see the module docs).
+pub const MAX_WIRE_LEN: u32 = MAX_CAPLEN;
+
+/// Records whose fields lied, corrected or skipped by the reader (see the module docs).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecordAnomalies {
+    /// Original length below the captured length: the captured length was used.
+    pub wire_len_below_captured: u64,
+    /// Original length above [`MAX_WIRE_LEN`]: the captured length was used.
+    pub wire_len_implausible: u64,
+    /// Classic pcap sub-second field out of range: the record was skipped.
+    pub subsecond_out_of_range: u64,
+}
+
+impl RecordAnomalies {
+    /// Sum of every reason.
+    pub fn total(&self) -> u64 {
+        self.wire_len_below_captured + self.wire_len_implausible + self.subsecond_out_of_range
+    }
+
+    fn count(&mut self, a: Anomaly) {
+        match a {
+            Anomaly::WireLenBelowCaptured => self.wire_len_below_captured += 1,
+            Anomaly::WireLenImplausible => self.wire_len_implausible += 1,
+            Anomaly::SubsecondOutOfRange => self.subsecond_out_of_range += 1,
+        }
+    }
+}
+
+/// One reason of [`RecordAnomalies`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Anomaly {
+    WireLenBelowCaptured,
+    WireLenImplausible,
+    SubsecondOutOfRange,
+}
+
+/// The original length believed for a record of `caplen` captured bytes (at most
+/// [`MAX_CAPLEN`]) claiming `wire_len`, and the anomaly if it was not `wire_len`.
+fn believed_wire_len(caplen: u32, wire_len: u32) -> (u32, Option<Anomaly>) {
+    if wire_len < caplen {
+        (caplen, Some(Anomaly::WireLenBelowCaptured))
+    } else if wire_len > MAX_WIRE_LEN {
+        (caplen, Some(Anomaly::WireLenImplausible))
+    } else {
+        (wire_len, None)
+    }
+}
+
 /// Default size of the read buffer.
 pub const DEFAULT_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 
 /// Largest the read buffer may grow to hold one record (a pcapng block of any type); a block
 /// claiming more is reported as [`CaptureError::Corrupt`].
 pub const MAX_BUFFER_BYTES: usize = 256 * 1024 * 1024;
+
+/// Most Interface Description Blocks accepted in one pcapng section (each costs a table entry
+/// for the rest of the section); one more is reported as [`CaptureError::Corrupt`].
+pub const MAX_INTERFACES: usize = 65_536;
 
 /// Smallest read buffer; smaller requests are rounded up to this.
 const MIN_BUFFER_BYTES: usize = 64;
@@ -93,6 +163,7 @@ pub struct PcapFileSource {
     base: u64,
     /// The reader returned end of file.
     eof: bool,
+    anomalies: RecordAnomalies,
     state: State,
     format: Format,
 }
@@ -116,6 +187,8 @@ struct PcapFormat {
     big_endian: bool,
     /// Multiplier from the sub-second field to nanoseconds (1000 or 1).
     frac_to_ns: u64,
+    /// Sub-second fields must be below this (10⁶ or 10⁹).
+    frac_limit: u64,
     /// Record header length: 16, or 24 for the modified format.
     record_header: usize,
     link: LinkType,
@@ -199,6 +272,8 @@ struct Packet {
     ts_nanos: u64,
     wire_len: u32,
     link: LinkType,
+    /// Set when `wire_len` is not what the record claimed.
+    anomaly: Option<Anomaly>,
 }
 
 /// What the parser made of the bytes at the current position.
@@ -207,6 +282,8 @@ enum Step {
     Need(usize),
     /// A block that lends no frame, of this length, was processed.
     Skip(usize),
+    /// A packet record of this length was skipped for this reason.
+    Reject(usize, Anomaly),
     Packet(Packet),
     Corrupt(String),
     UnsupportedLinkType(u32),
@@ -272,14 +349,19 @@ impl PcapFormat {
         }
         let secs = u64::from(u32_at(b, 0, big));
         let frac = u64::from(u32_at(b, 4, big));
+        if frac >= self.frac_limit {
+            return Step::Reject(len, Anomaly::SubsecondOutOfRange);
+        }
+        let (wire_len, anomaly) = believed_wire_len(caplen, u32_at(b, 12, big));
         Step::Packet(Packet {
             len,
             data: h..len,
             ts_nanos: secs
                 .saturating_mul(1_000_000_000)
                 .saturating_add(frac.saturating_mul(self.frac_to_ns)),
-            wire_len: u32_at(b, 12, big),
+            wire_len,
             link: self.link,
+            anomaly,
         })
     }
 }
@@ -382,12 +464,14 @@ impl NgFormat {
                 };
                 let ts_nanos = i.ts_nanos(ts);
                 self.last_ts_nanos = ts_nanos;
+                let (wire_len, anomaly) = believed_wire_len(caplen, wire_len);
                 Step::Packet(Packet {
                     len: total,
                     data: 28..data_end,
                     ts_nanos,
                     wire_len,
                     link: i.link,
+                    anomaly,
                 })
             }
             BT_SPB => {
@@ -413,12 +497,15 @@ impl NgFormat {
                         "simple packet block: captured length {caplen} exceeds block length {total}"
                     ));
                 }
+                // caplen <= wire_len here, so only an implausible claim is corrected.
+                let (wire_len, anomaly) = believed_wire_len(caplen, wire_len);
                 Step::Packet(Packet {
                     len: total,
                     data: 12..data_end,
                     ts_nanos: self.last_ts_nanos,
                     wire_len,
                     link: i.link,
+                    anomaly,
                 })
             }
             _ => Step::Skip(total),
@@ -456,6 +543,11 @@ impl NgFormat {
         let Some(link) = LinkType::from_linktype(u32::from(linktype)) else {
             return Step::UnsupportedLinkType(u32::from(linktype));
         };
+        if self.interfaces.len() >= MAX_INTERFACES {
+            return Step::Corrupt(format!(
+                "interface description block: more than {MAX_INTERFACES} interfaces in this section"
+            ));
+        }
         self.interfaces.push(Interface {
             link,
             snaplen,
@@ -518,6 +610,17 @@ impl PcapFileSource {
         Self::start(name.into(), Box::new(reader), None, buffer_bytes)
     }
 
+    /// Records read so far whose fields lied, by reason (see the module docs).
+    pub fn anomalies(&self) -> RecordAnomalies {
+        self.anomalies
+    }
+
+    /// Current size of the read buffer: the larger of the requested size and the largest
+    /// record met, never above [`MAX_BUFFER_BYTES`].
+    pub fn buffer_bytes(&self) -> usize {
+        self.buf.len()
+    }
+
     /// The file (or stream name) being read.
     pub fn path(&self) -> &Path {
         &self.path
@@ -538,6 +641,7 @@ impl PcapFileSource {
             end: 0,
             base: 0,
             eof: false,
+            anomalies: RecordAnomalies::default(),
             state: State::Running,
             // Replaced below once the magic is known.
             format: Format::PcapNg(NgFormat {
@@ -607,6 +711,7 @@ impl PcapFileSource {
         src.format = Format::Pcap(PcapFormat {
             big_endian,
             frac_to_ns,
+            frac_limit: 1_000_000_000 / frac_to_ns,
             record_header,
             link,
         });
@@ -652,13 +757,12 @@ impl PcapFileSource {
             if self.eof {
                 return Ok(false);
             }
-            // The buffer is full yet too small for this record: grow it (callers never ask
-            // for more than MAX_BUFFER_BYTES).
-            let new_len = need
-                .checked_next_power_of_two()
-                .unwrap_or(need)
-                .clamp(need, MAX_BUFFER_BYTES.max(need));
-            self.buf.resize(new_len, 0);
+            // The buffer is full yet too small for this record: grow it, at most doubling, so
+            // that a length field claiming more than the input holds costs at most twice the
+            // bytes actually read, not the claim (callers never ask for more than
+            // MAX_BUFFER_BYTES).
+            let new_len = need.min(self.buf.len().saturating_mul(2).max(MIN_BUFFER_BYTES));
+            self.buf.resize(new_len.max(self.buf.len() + 1), 0);
         }
     }
 
@@ -684,11 +788,18 @@ impl PcapFileSource {
             };
             match step {
                 Step::Packet(mut p) => {
+                    if let Some(a) = p.anomaly {
+                        self.anomalies.count(a);
+                    }
                     p.data = self.start + p.data.start..self.start + p.data.end;
                     self.start += p.len;
                     return Ok(Some(p));
                 }
                 Step::Skip(len) => self.start += len,
+                Step::Reject(len, a) => {
+                    self.anomalies.count(a);
+                    self.start += len;
+                }
                 Step::Need(need) => {
                     if !self.fill(need)? {
                         if self.start == self.end {

@@ -142,6 +142,7 @@ fn run_workers(settings: Settings, run: LiveRun) -> Result<ExitCode> {
         time_span_ns: Some((started, live::now_ns())),
         late_frames: 0,
         errors: Vec::new(),
+        input_anomalies: Default::default(),
         incidents: Vec::new(),
         capture: Some(capture),
         queues: queues.iter().map(queue_json).collect(),

@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use surgewatch_export::diag::{self, Diag};
 use surgewatch_export::sink::Delivery;
-use surgewatch_export::summary::RunInfo;
+use surgewatch_export::summary::{InputAnomaliesJson, RunInfo};
 use surgewatch_sensor::replay::{self, ReplayConfig};
 
 use super::observer::Observer;
@@ -39,6 +39,12 @@ pub fn replay(args: ReplayArgs) -> Result<ExitCode> {
     };
     let outcome = replay::replay(&rcfg, sources, &mut observer);
     let errors: Vec<String> = outcome.errors.iter().map(|e| e.to_string()).collect();
+    let mut input_anomalies = InputAnomaliesJson::default();
+    for (_, a) in &outcome.anomalies {
+        input_anomalies.wire_len_below_captured += a.wire_len_below_captured;
+        input_anomalies.wire_len_implausible += a.wire_len_implausible;
+        input_anomalies.subsecond_out_of_range += a.subsecond_out_of_range;
+    }
     let info = RunInfo {
         inputs: args.files.iter().map(|p| p.display().to_string()).collect(),
         groups: settings.monitor.groups.clone(),
@@ -48,11 +54,20 @@ pub fn replay(args: ReplayArgs) -> Result<ExitCode> {
         time_span_ns: outcome.time_span_ns,
         late_frames: outcome.late_frames,
         errors: errors.clone(),
+        input_anomalies,
         incidents: Vec::new(),
         capture: None,
         queues: Vec::new(),
     };
     observer.finish(&outcome.accounting, info, settings.top_n);
+    for (path, a) in &outcome.anomalies {
+        diag::emit(Diag::InputAnomalies {
+            input: path.display().to_string(),
+            wire_len_below_captured: a.wire_len_below_captured,
+            wire_len_implausible: a.wire_len_implausible,
+            subsecond_out_of_range: a.subsecond_out_of_range,
+        });
+    }
     for error in &errors {
         diag::emit(Diag::InputFailed {
             error: error.clone(),
