@@ -50,10 +50,12 @@ impl Observer {
         let sinks = s.outputs.iter().map(|c| sink::build(c, &ctx)).collect();
         let outputs = Outputs::start(sinks, delivery, sink::DEFAULT_QUEUE)?;
         let mut detector = Detector::new(s.detector.clone());
+        // Locked for the run: a second sensor on the same file stops here.
         let baselines = s
             .baselines
             .as_ref()
-            .map(|(path, every)| BaselineFile::new(path.clone(), *every));
+            .map(|(path, every)| BaselineFile::open(path.clone(), *every))
+            .transpose()?;
         if let Some(f) = &baselines {
             if let Some(bytes) = f.read() {
                 f.loaded(detector.load_baselines(&bytes));
