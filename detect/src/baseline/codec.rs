@@ -589,6 +589,69 @@ mod tests {
     }
 
     #[test]
+    fn several_shapes_round_trip_in_version_2_and_one_shape_stays_version_1() {
+        let (policy, set, v1) = encoded();
+        let other = BaselineParams {
+            window_samples: 600,
+            ..Default::default()
+        }
+        .policy();
+        assert_ne!(policy.fingerprint(), other.fingerprint());
+        let policies = [policy, other];
+        // One shape: exactly the version 1 file, which the multi-policy reader reads too.
+        let only = encode_baselines_for(set.iter().map(|(a, b)| (*a, b)), &policies, 123_456);
+        assert_eq!(only, v1);
+        assert_eq!(
+            decode_baselines_for(&v1, &policies).unwrap().entries,
+            recomputed(&set, &policy)
+        );
+        // A version 1 file of the second policy's shape is read with it.
+        let set2 = sample_set(&other);
+        let v1_other = encode_baselines(set2.iter().map(|(a, b)| (*a, b)), &other, 7);
+        assert_eq!(
+            decode_baselines_for(&v1_other, &policies).unwrap().entries,
+            recomputed(&set2, &other)
+        );
+        // Both shapes: version 2, every entry kept, each recomputed with its shape's policy.
+        let renamed: Vec<(IpAddr, IpBaseline)> = set2
+            .iter()
+            .map(|(a, b)| match a {
+                IpAddr::V4(v4) => (
+                    IpAddr::V4(Ipv4Addr::from(u32::from(*v4) ^ 0x00ff_0000)),
+                    b.clone(),
+                ),
+                IpAddr::V6(v6) => (
+                    IpAddr::V6(Ipv6Addr::from(u128::from(*v6) ^ 1 << 64)),
+                    b.clone(),
+                ),
+            })
+            .collect();
+        let mut both: Vec<(IpAddr, IpBaseline)> = set.iter().cloned().chain(renamed).collect();
+        let bytes = encode_baselines_for(both.iter().map(|(a, b)| (*a, b)), &policies, 99);
+        assert_eq!(u16::from_le_bytes([bytes[4], bytes[5]]), VERSION_SHAPES);
+        let file = decode_baselines_for(&bytes, &policies).unwrap();
+        assert_eq!(file.now_tick, 99);
+        for (_, b) in &mut both {
+            let p = if b.shape == other.shape {
+                other
+            } else {
+                policy
+            };
+            b.recompute(&p);
+        }
+        assert_eq!(file.entries, both);
+        // A reader without the second shape refuses the file (as version 1 does).
+        assert!(matches!(
+            decode_baselines_for(&bytes, &[policy]),
+            Err(BaselineFileError::IncompatibleParams { .. })
+        ));
+        // Truncations of a version 2 file never panic.
+        for n in 0..bytes.len() {
+            assert!(decode_baselines_for(&bytes[..n], &policies).is_err());
+        }
+    }
+
+    #[test]
     fn typed_errors() {
         let (policy, set, bytes) = encoded();
         assert_eq!(
