@@ -6,7 +6,8 @@
 //! A save writes a temporary file of its own in the same directory (`.NAME.PID.N.tmp`,
 //! created exclusively), syncs it, renames it over the file and syncs the directory, so a
 //! crash leaves the old file or the new one, never a mix; a failed save removes its temporary
-//! file (a full disk is not kept full). For the whole run the sensor holds an advisory lock
+//! file (a full disk is not kept full), and those a killed process left are removed when the
+//! next run takes the lock. For the whole run the sensor holds an advisory lock
 //! on `NAME.lock` beside the file (`flock`, through std's `File::try_lock`), so two sensors
 //! pointed at one file do not overwrite each other's baselines: the second one stops at
 //! start with an error.
@@ -46,7 +47,10 @@ impl BaselineFile {
             .open(&lock_path)
         {
             Ok(f) => match f.try_lock() {
-                Ok(()) => Some(f),
+                Ok(()) => {
+                    remove_stale_temporaries(&path);
+                    Some(f)
+                }
                 Err(TryLockError::WouldBlock) => bail!(
                     "baselines file {} is in use by another surgewatch (lock {} is held)",
                     path.display(),
@@ -134,13 +138,13 @@ impl BaselineFile {
 
     /// [`Self::save`] with the bytes written by `write` (the tests' seam for a failing write).
     fn save_via(&self, write: impl FnOnce(&mut File) -> io::Result<()>) -> io::Result<()> {
-        let dir = match self.path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        let name = self.path.file_name().unwrap_or_default().to_string_lossy();
+        let dir = dir_of(&self.path);
         let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let tmp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
+        let tmp = dir.join(format!(
+            "{}{}.{n}.tmp",
+            tmp_prefix(&self.path),
+            std::process::id()
+        ));
         let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         let written = write(&mut f)
             .and_then(|()| f.sync_all())
@@ -152,6 +156,38 @@ impl BaselineFile {
         }
         // The rename is durable once the directory is.
         File::open(dir)?.sync_all()
+    }
+}
+
+/// The directory a save writes its temporary file in.
+fn dir_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+/// The prefix of the temporary files of saves of `path` (`.NAME.`).
+fn tmp_prefix(path: &Path) -> String {
+    format!(
+        ".{}.",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    )
+}
+
+/// Removes what saves of a process killed mid-save (SIGKILL, a crash) left behind. Called
+/// with the lock held, so no other process is saving.
+fn remove_stale_temporaries(path: &Path) {
+    let prefix = tmp_prefix(path);
+    let Ok(entries) = std::fs::read_dir(dir_of(path)) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(&prefix) && name.ends_with(".tmp") {
+            let _ = std::fs::remove_file(e.path());
+        }
     }
 }
 
@@ -242,6 +278,21 @@ mod tests {
             ["b.bin", "b.bin.lock"],
             "temporary file removed"
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn temporary_files_left_by_a_killed_sensor_are_removed_at_start() {
+        let dir = temp_dir("stale");
+        std::fs::write(dir.join(".b.bin.999999.0.tmp"), b"half a save").unwrap();
+        std::fs::write(dir.join(".other.bin.999999.0.tmp"), b"not ours").unwrap();
+        let f = BaselineFile::open(dir.join("b.bin"), Duration::from_secs(60)).unwrap();
+        assert_eq!(
+            entries(&dir),
+            [".other.bin.999999.0.tmp", "b.bin.lock"],
+            "only this file's temporaries"
+        );
+        drop(f);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
