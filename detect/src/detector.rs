@@ -497,7 +497,12 @@ impl Detector {
             let (near_packets, near_bytes) = near_counts.get(gi).copied().unwrap_or_default();
             let record = || tick.record(id);
             if !self.preload.is_empty() && self.baselines.get(id.0).is_none() {
-                if let Some(b) = record().and_then(|r| self.preload.remove(&r.ip)) {
+                if let Some(mut b) = record().and_then(|r| self.preload.remove(&r.ip)) {
+                    // Loaded with the first policy of its shape: its group's may differ in
+                    // multiplier and floors (another shape is reset by the first sample).
+                    if b.shape == policy.shape {
+                        b.recompute(&policy);
+                    }
                     self.baselines.restore(id.0, b);
                 }
             }
@@ -762,14 +767,17 @@ impl Detector {
             .collect();
         entries.extend(self.preload.iter().map(|(k, b)| (k.ip(), b)));
         entries.sort_by_key(|e| e.0);
-        let policy = self.policies.first().copied().unwrap_or_default();
-        crate::baseline::encode_baselines(entries, &policy, self.baselines.now_tick())
+        // Every group's baselines, whatever its sketch shape (version 2 when they differ).
+        crate::baseline::encode_baselines_for(
+            entries.iter().copied(),
+            &self.policies,
+            self.baselines.now_tick(),
+        )
     }
 
     /// Loads baselines from bytes written by [`Self::encode_baselines`].
     pub fn load_baselines(&mut self, bytes: &[u8]) -> Result<usize, BaselineFileError> {
-        let policy = self.policies.first().copied().unwrap_or_default();
-        let file = crate::baseline::decode_baselines(bytes, &policy)?;
+        let file = crate::baseline::decode_baselines_for(bytes, &self.policies)?;
         let n = file.entries.len();
         self.preload(file.entries);
         Ok(n)

@@ -719,3 +719,52 @@ fn events_do_not_depend_on_how_packets_are_spread_over_shards() {
         assert_eq!(sharded_scenario(n), one, "{n} shards");
     }
 }
+
+/// Two groups with different baseline windows (so different sketch shapes): the baselines of
+/// both are saved, and a fresh detector loads both back with the same thresholds.
+#[test]
+fn baselines_of_groups_with_different_windows_are_saved_and_loaded() {
+    let short = learned_threshold(5, 1000);
+    let long = BaselineParams {
+        window_samples: 20,
+        subwindows: 4,
+        multiplier: 3.0,
+        ..short
+    };
+    assert_ne!(short.policy().fingerprint(), long.policy().fingerprint());
+    let config = || {
+        let mut cfg = DetectorConfig::single(group(short, 2, 5), TICK_NS);
+        cfg.groups.push(group(long, 2, 5));
+        cfg
+    };
+    let mut h = Harness::with_config(config(), 1);
+    for t in 0..30u64 {
+        h.tick(&traffic(&[
+            (A, 100 + 10 * (t % 7)),
+            (D, 200 + 10 * (t % 5)),
+        ]));
+    }
+    let bytes = h.det.encode_baselines(&h.acct);
+    let mut fresh = Harness::with_config(config(), 1);
+    assert_eq!(
+        fresh.det.load_baselines(&bytes),
+        Ok(2),
+        "both groups' baselines"
+    );
+    // One more identical tick on each: the loaded baselines are the saved ones.
+    let last = traffic(&[(A, 100), (D, 200)]);
+    h.tick(&last);
+    fresh.tick(&last);
+    for (target, params) in [(A, &short), (D, &long)] {
+        let (saved, loaded) = (h.threshold(target, params), fresh.threshold(target, params));
+        assert_eq!(saved, loaded, "{target}");
+        assert!(
+            saved.pps < 1000.0,
+            "{target}: learned, out of warm-up: {saved:?}"
+        );
+    }
+    // Saved again, the file reads back unchanged.
+    let again = fresh.det.encode_baselines(&fresh.acct);
+    let mut third = Harness::with_config(config(), 1);
+    assert_eq!(third.det.load_baselines(&again), Ok(2));
+}

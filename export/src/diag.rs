@@ -162,6 +162,8 @@ pub enum Diag {
         /// The sink and its error.
         error: String,
     },
+    /// SIGHUP was received: it does not end the run, and there is no reload yet.
+    ReloadUnsupported,
 }
 
 /// One queue in a [`Diag::Status`] line.
@@ -225,11 +227,13 @@ pub enum DiagKind {
     WorkerCaptureFailed,
     /// [`Diag::OutputFailed`].
     OutputFailed,
+    /// [`Diag::ReloadUnsupported`].
+    ReloadUnsupported,
 }
 
 impl DiagKind {
     /// Number of kinds.
-    pub const COUNT: usize = 22;
+    pub const COUNT: usize = 23;
 
     /// Every kind, in index order.
     pub const ALL: [DiagKind; Self::COUNT] = [
@@ -255,6 +259,7 @@ impl DiagKind {
         DiagKind::WorkersLate,
         DiagKind::WorkerCaptureFailed,
         DiagKind::OutputFailed,
+        DiagKind::ReloadUnsupported,
     ];
 
     /// Dense index, `0..COUNT`.
@@ -289,6 +294,7 @@ impl Diag {
             Diag::WorkersLate { .. } => DiagKind::WorkersLate,
             Diag::WorkerCaptureFailed { .. } => DiagKind::WorkerCaptureFailed,
             Diag::OutputFailed { .. } => DiagKind::OutputFailed,
+            Diag::ReloadUnsupported => DiagKind::ReloadUnsupported,
         }
     }
 }
@@ -413,6 +419,9 @@ impl fmt::Display for Diag {
                 write!(f, "surgewatch: error: worker {worker}: {error}")
             }
             Diag::OutputFailed { error } => write!(f, "surgewatch: warning: {error}"),
+            Diag::ReloadUnsupported => {
+                f.write_str("surgewatch: note: SIGHUP: reload is not supported yet; state kept")
+            }
         }
     }
 }
@@ -599,6 +608,7 @@ mod tests {
             Diag::OutputFailed {
                 error: "output stdout: disk full".into(),
             },
+            Diag::ReloadUnsupported,
         ]
     }
 
@@ -637,6 +647,7 @@ mod tests {
             "surgewatch: warning: 1 worker(s) did not hand over their tick in time",
             "surgewatch: error: worker 0: e",
             "surgewatch: warning: output stdout: disk full",
+            "surgewatch: note: SIGHUP: reload is not supported yet; state kept",
         ];
         assert_eq!(lines, want);
     }

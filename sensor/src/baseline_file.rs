@@ -1,29 +1,77 @@
 //! The baselines file (`--baselines`, `baseline.path`): read once at start, saved every
 //! `baseline.save_interval` of run time (capture time in replay, wall-clock time live) and at
-//! the end, atomically. What is in it is the detector's business; this module only moves
-//! bytes and says what went wrong.
+//! the end, atomically and durably. What is in it is the detector's business; this module
+//! only moves bytes and says what went wrong.
+//!
+//! A save writes a temporary file of its own in the same directory (`.NAME.PID.N.tmp`,
+//! created exclusively), syncs it, renames it over the file and syncs the directory, so a
+//! crash leaves the old file or the new one, never a mix; a failed save removes its temporary
+//! file (a full disk is not kept full), and those a killed process left are removed when the
+//! next run takes the lock. For the whole run the sensor holds an advisory lock
+//! on `NAME.lock` beside the file (`flock`, through std's `File::try_lock`), so two sensors
+//! pointed at one file do not overwrite each other's baselines: the second one stops at
+//! start with an error.
 
 use std::fmt::Display;
-use std::path::PathBuf;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use anyhow::{bail, Result};
 use surgewatch_export::diag::{self, Diag};
+
+/// Numbers the temporary files of this process.
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// One run's baselines file.
 pub struct BaselineFile {
     path: PathBuf,
     every_ns: u64,
     last_save_ns: Option<u64>,
+    /// The advisory lock, held (open) for the run; `None` when it could not be created.
+    _lock: Option<File>,
 }
 
 impl BaselineFile {
-    /// The file at `path`, saved every `save_interval`.
-    pub fn new(path: PathBuf, save_interval: Duration) -> Self {
-        BaselineFile {
+    /// The file at `path`, saved every `save_interval`, locked for this run: an error when
+    /// another process holds the lock. A lock file that cannot be created (an unwritable
+    /// directory) is a warning, as the saves will be.
+    pub fn open(path: PathBuf, save_interval: Duration) -> Result<Self> {
+        let lock_path = lock_path(&path);
+        let lock = match OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+        {
+            Ok(f) => match f.try_lock() {
+                Ok(()) => {
+                    remove_stale_temporaries(&path);
+                    Some(f)
+                }
+                Err(TryLockError::WouldBlock) => bail!(
+                    "baselines file {} is in use by another surgewatch (lock {} is held)",
+                    path.display(),
+                    lock_path.display()
+                ),
+                Err(TryLockError::Error(e)) => {
+                    Self::not_saved(&path, format!("cannot lock {}: {e}", lock_path.display()));
+                    None
+                }
+            },
+            Err(e) => {
+                Self::not_saved(&path, format!("cannot lock {}: {e}", lock_path.display()));
+                None
+            }
+        };
+        Ok(BaselineFile {
             path,
             every_ns: u64::try_from(save_interval.as_nanos()).unwrap_or(u64::MAX),
             last_save_ns: None,
-        }
+            _lock: lock,
+        })
     }
 
     /// The file's bytes. `None` when there is no file (a fresh start, silently) or it cannot
@@ -75,18 +123,92 @@ impl BaselineFile {
         }
     }
 
-    /// Writes `bytes` atomically: to a temporary file beside it, renamed over it. A failure
-    /// is a warning (the run goes on; the next save tries again).
+    /// Writes `bytes` atomically and durably (see the module docs). A failure is a warning
+    /// (the run goes on; the next save tries again).
     pub fn save(&self, bytes: &[u8]) {
-        let tmp = self.path.with_extension("tmp");
-        let res = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, &self.path));
-        if let Err(e) = res {
-            diag::emit(Diag::BaselinesNotSaved {
-                path: self.path.clone(),
-                error: e.to_string(),
-            });
+        if let Err(e) = self.save_via(|f| f.write_all(bytes)) {
+            Self::not_saved(&self.path, e.to_string());
         }
     }
+
+    fn not_saved(path: &Path, error: String) {
+        diag::emit(Diag::BaselinesNotSaved {
+            path: path.to_path_buf(),
+            error,
+        });
+    }
+
+    /// [`Self::save`] with the bytes written by `write` (the tests' seam for a failing write).
+    fn save_via(&self, write: impl FnOnce(&mut File) -> io::Result<()>) -> io::Result<()> {
+        // A rename over a device or a FIFO (`--baselines /dev/zero`) would replace it with a
+        // regular file: save only over a regular file, or where nothing is yet.
+        match std::fs::metadata(&self.path) {
+            Ok(m) if !m.file_type().is_file() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "not a regular file, not saved over",
+                ));
+            }
+            _ => {}
+        }
+        let dir = dir_of(&self.path);
+        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp = dir.join(format!(
+            "{}{}.{n}.tmp",
+            tmp_prefix(&self.path),
+            std::process::id()
+        ));
+        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        let written = write(&mut f)
+            .and_then(|()| f.sync_all())
+            .and_then(|()| std::fs::rename(&tmp, &self.path));
+        drop(f);
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        // The rename is durable once the directory is.
+        File::open(dir)?.sync_all()
+    }
+}
+
+/// The directory a save writes its temporary file in.
+fn dir_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+/// The prefix of the temporary files of saves of `path` (`.NAME.`).
+fn tmp_prefix(path: &Path) -> String {
+    format!(
+        ".{}.",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    )
+}
+
+/// Removes what saves of a process killed mid-save (SIGKILL, a crash) left behind. Called
+/// with the lock held, so no other process is saving.
+fn remove_stale_temporaries(path: &Path) {
+    let prefix = tmp_prefix(path);
+    let Ok(entries) = std::fs::read_dir(dir_of(path)) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(&prefix) && name.ends_with(".tmp") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// `NAME.lock` beside the baselines file `NAME`.
+fn lock_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".lock");
+    PathBuf::from(p)
 }
 
 /// Largest baselines file read back (far above what the detector's limits let it save).
@@ -136,7 +258,8 @@ mod tests {
 
     #[test]
     fn saves_are_due_every_interval_of_run_time_from_the_first_tick() {
-        let mut f = BaselineFile::new("b.bin".into(), Duration::from_secs(60));
+        let dir = temp_dir("due");
+        let mut f = BaselineFile::open(dir.join("b.bin"), Duration::from_secs(60)).unwrap();
         let s = 1_000_000_000u64;
         let due: Vec<u64> = (1..=200)
             .map(|t| t * s)
@@ -149,24 +272,88 @@ mod tests {
     #[test]
     fn a_missing_file_is_a_fresh_start_and_a_saved_one_reads_back() {
         let dir = temp_dir("rw");
-        let f = BaselineFile::new(dir.join("b.bin"), Duration::from_secs(60));
+        let f = BaselineFile::open(dir.join("b.bin"), Duration::from_secs(60)).unwrap();
         let unusable = diag::stats().get(DiagKind::BaselinesUnusable);
         assert_eq!(f.read(), None);
         assert_eq!(diag::stats().get(DiagKind::BaselinesUnusable), unusable);
         f.save(b"one");
         f.save(b"two");
         assert_eq!(f.read().as_deref(), Some(&b"two"[..]));
-        assert!(!dir.join("b.tmp").exists(), "renamed into place");
+        assert_eq!(entries(&dir), ["b.bin", "b.bin.lock"], "renamed into place");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn an_unwritable_place_is_a_warning() {
         let dir = temp_dir("ro");
-        let f = BaselineFile::new(dir.join("no/such/dir/b.bin"), Duration::from_secs(1));
         let before = diag::stats().get(DiagKind::BaselinesNotSaved);
+        let f = BaselineFile::open(dir.join("no/such/dir/b.bin"), Duration::from_secs(1)).unwrap();
+        assert_eq!(
+            diag::stats().get(DiagKind::BaselinesNotSaved),
+            before + 1,
+            "no lock"
+        );
         f.save(b"x");
-        assert_eq!(diag::stats().get(DiagKind::BaselinesNotSaved), before + 1);
+        assert_eq!(diag::stats().get(DiagKind::BaselinesNotSaved), before + 2);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_failed_write_keeps_the_old_file_and_leaves_no_temporary_file() {
+        let dir = temp_dir("full");
+        let f = BaselineFile::open(dir.join("b.bin"), Duration::from_secs(60)).unwrap();
+        f.save(b"old");
+        // A disk filling up half-way through the write.
+        let res = f.save_via(|file| {
+            file.write_all(b"partial")?;
+            Err(io::Error::from(io::ErrorKind::StorageFull))
+        });
+        assert_eq!(res.unwrap_err().kind(), io::ErrorKind::StorageFull);
+        assert_eq!(f.read().as_deref(), Some(&b"old"[..]));
+        assert_eq!(
+            entries(&dir),
+            ["b.bin", "b.bin.lock"],
+            "temporary file removed"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn temporary_files_left_by_a_killed_sensor_are_removed_at_start() {
+        let dir = temp_dir("stale");
+        std::fs::write(dir.join(".b.bin.999999.0.tmp"), b"half a save").unwrap();
+        std::fs::write(dir.join(".other.bin.999999.0.tmp"), b"not ours").unwrap();
+        let f = BaselineFile::open(dir.join("b.bin"), Duration::from_secs(60)).unwrap();
+        assert_eq!(
+            entries(&dir),
+            [".other.bin.999999.0.tmp", "b.bin.lock"],
+            "only this file's temporaries"
+        );
+        drop(f);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_second_open_of_a_locked_file_is_an_error_until_the_first_is_closed() {
+        let dir = temp_dir("lock");
+        let first = BaselineFile::open(dir.join("b.bin"), Duration::from_secs(60)).unwrap();
+        let err = BaselineFile::open(dir.join("b.bin"), Duration::from_secs(60))
+            .err()
+            .expect("second open must fail");
+        let msg = err.to_string();
+        assert!(msg.contains("in use by another surgewatch"), "{msg}");
+        assert!(!msg.contains('\n'), "one line: {msg}");
+        drop(first);
+        assert!(BaselineFile::open(dir.join("b.bin"), Duration::from_secs(60)).is_ok());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -56,10 +56,10 @@ pub enum CaptureArg {
 /// Options of live runs.
 #[derive(clap::Args, Debug)]
 pub struct LiveArgs {
-    /// Stop after this long (default: run until SIGINT/SIGTERM).
+    /// Stop after this long (default: run until SIGINT, SIGTERM or SIGQUIT).
     #[arg(long, value_name = "DURATION")]
     pub duration: Option<String>,
-    /// Print a status line on stderr this often ("0s": never).
+    /// Print a status line on stderr this often ("0s": only when SIGUSR1 asks for one).
     #[arg(long, value_name = "DURATION", default_value = "10s")]
     pub status_interval: String,
 }

@@ -11,6 +11,7 @@
 //! Sums commute and admission is ordered, so the result does not depend on `N`.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
@@ -45,6 +46,9 @@ pub struct ReplayConfig {
     pub workers: usize,
     /// Frame parsing options (mirror decapsulation).
     pub parse: ParseOptions,
+    /// When set (by SIGINT, SIGTERM or SIGQUIT), reading stops after the current poll and the
+    /// replay finishes with what was read: the last tick closed, the outcome complete.
+    pub stop: Option<&'static AtomicBool>,
 }
 
 /// The result of a replay: the merged accounting and what went wrong per file.
@@ -59,6 +63,8 @@ pub struct ReplayOutcome {
     pub anomalies: Vec<(PathBuf, RecordAnomalies)>,
     /// First and last (shifted) frame timestamps, ns since the epoch.
     pub time_span_ns: Option<(u64, u64)>,
+    /// Reading was stopped by [`ReplayConfig::stop`] before the end of the captures.
+    pub stopped: bool,
 }
 
 /// Opens every capture up front so that a missing or unreadable file stops the run before any
@@ -95,11 +101,11 @@ pub fn replay(
             batch: Vec::with_capacity(ACCOUNT_BATCH),
             parse: cfg.parse,
         };
-        run(&cfg.files, sources, driver, &mut sink, observer)
+        run(cfg, sources, driver, &mut sink, observer)
     } else {
         std::thread::scope(|scope| {
             let mut sink = ThreadedSink::start(scope, cfg.monitor.clone(), cfg.workers, cfg.parse);
-            let out = run(&cfg.files, sources, driver, &mut sink, observer);
+            let out = run(cfg, sources, driver, &mut sink, observer);
             sink.stop();
             out
         })
@@ -133,14 +139,16 @@ struct Driver {
 }
 
 fn run<S: FrameSink>(
-    files: &[PathBuf],
+    cfg: &ReplayConfig,
     sources: Vec<PcapFileSource>,
     mut d: Driver,
     sink: &mut S,
     obs: &mut dyn TickObserver,
 ) -> ReplayOutcome {
     let tick_ns = d.clock.tick_length().as_nanos();
-    for (path, mut src) in files.iter().zip(sources) {
+    let stop_asked = || cfg.stop.is_some_and(|s| s.load(Ordering::SeqCst));
+    let mut stopped = false;
+    'files: for (path, mut src) in cfg.files.iter().zip(sources) {
         d.shift_decided = false;
         d.shift_ns = 0;
         loop {
@@ -180,6 +188,10 @@ fn run<S: FrameSink>(
                     break;
                 }
             }
+            if stop_asked() {
+                stopped = true;
+                break 'files;
+            }
         }
         d.bytes_before += src.progress().1.unwrap_or(src.progress().0);
         if src.anomalies().total() > 0 {
@@ -195,6 +207,7 @@ fn run<S: FrameSink>(
         errors: d.errors,
         anomalies: d.anomalies,
         time_span_ns: d.span,
+        stopped,
     }
 }
 

@@ -213,6 +213,95 @@ fn baselines_survive_a_restart_and_a_corrupt_file_only_warns() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Two groups with different baseline windows (so different sketch shapes): the baselines of
+/// both are saved, and the next run loads all of them (it used to save only the first
+/// group's: "loaded 1 baselines").
+#[test]
+fn baselines_of_groups_with_their_own_window_survive_a_restart() {
+    let dir = std::env::temp_dir().join(format!("surgewatch-bl-groups-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("b.bin");
+    let config = dir.join("groups.toml");
+    std::fs::write(
+        &config,
+        r#"
+[detection]
+baseline_window = "5s"
+warmup = "2s"
+
+[[group]]
+name = "low"
+prefixes = ["203.0.113.0/28"]
+
+[[group]]
+name = "high"
+prefixes = ["203.0.113.16/28"]
+[group.detection]
+baseline_window = "10s"
+"#,
+    )
+    .expect("config");
+    let cap = captures_dir().join("benign_web_mix.pcap");
+    let args = [
+        "--config",
+        config.to_str().expect("utf8"),
+        "--baselines",
+        file.to_str().expect("utf8"),
+    ];
+    let first = replay(std::slice::from_ref(&cap), &args);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    // Targets of both groups were seen (203.0.113.10; .20 and .30).
+    let seen = events(&first)
+        .last()
+        .and_then(|s| s["monitored_ips_seen"].as_u64())
+        .expect("summary");
+    assert_eq!(seen, 3);
+    let second = replay(std::slice::from_ref(&cap), &args);
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains("loaded 3 baselines"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A second sensor on a baselines file in use (its lock held, here by the test as a running
+/// sensor holds it) stops at start with one error line and exit status 2, and the file is
+/// left alone; once the lock is released it runs.
+#[test]
+fn a_baselines_file_in_use_stops_a_second_sensor_at_start() {
+    let dir = std::env::temp_dir().join(format!("surgewatch-bl-lock-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("b.bin");
+    std::fs::write(&file, b"held by the first sensor").expect("write");
+    let lock = std::fs::File::create(dir.join("b.bin.lock")).expect("lock file");
+    lock.try_lock().expect("lock");
+    let cap = captures_dir().join("benign_web_mix.pcap");
+    let args = [
+        "--monitor",
+        "203.0.113.0/24",
+        "--baselines",
+        file.to_str().expect("utf8"),
+    ];
+    let o = replay(std::slice::from_ref(&cap), &args);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(lines[0].contains("in use by another surgewatch"), "{err}");
+    assert_eq!(
+        std::fs::read(&file).expect("read"),
+        b"held by the first sensor"
+    );
+    drop(lock);
+    let o = replay(std::slice::from_ref(&cap), &args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn bad_thresholds_are_refused() {
     let cap = captures_dir().join("benign_web_mix.pcap");

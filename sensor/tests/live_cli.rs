@@ -731,3 +731,72 @@ fn af_xdp_chunks_fit_the_interface_mtu() {
         );
     }
 }
+
+/// No signal but SIGKILL loses state: SIGHUP is noted and the run goes on, SIGUSR1 prints a
+/// status line at once (here without any periodic one), and SIGTERM and SIGQUIT each drain,
+/// print the summary, save the baselines and exit 0.
+#[test]
+fn sighup_and_sigusr1_keep_the_run_and_sigterm_and_sigquit_save_and_summarise() {
+    if !skip_unless_root(
+        "sighup_and_sigusr1_keep_the_run_and_sigterm_and_sigquit_save_and_summarise",
+    ) {
+        return;
+    }
+    let _g = serial();
+    let pair = VethPair::new();
+    let dir = std::env::temp_dir().join(format!("surgewatch-live-sig-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("b.bin");
+    for stop_sig in [libc::SIGTERM, libc::SIGQUIT] {
+        let _ = std::fs::remove_file(&file);
+        let mut s = Spawned::surgewatch(
+            &pair.ns_a,
+            &[
+                "run",
+                "-i",
+                &pair.if_a,
+                "--capture",
+                "af_packet",
+                "--format",
+                "json",
+                "--status-interval",
+                "0s",
+                "--monitor",
+                "203.0.113.0/24",
+                "--baselines",
+                file.to_str().expect("utf-8 temp path"),
+            ],
+        );
+        await_capturing(&mut s);
+        assert!(s.signal(libc::SIGHUP));
+        s.await_stderr(
+            "the SIGHUP note",
+            |e| e.contains("surgewatch: note: SIGHUP: reload is not supported yet; state kept"),
+            DEADLINE,
+        );
+        assert!(
+            !s.stderr_so_far().contains("surgewatch: status: "),
+            "no periodic status line with --status-interval 0s"
+        );
+        assert!(s.signal(libc::SIGUSR1), "still running after SIGHUP");
+        s.await_stderr(
+            "a status line after SIGUSR1",
+            |e| e.contains("surgewatch: status: "),
+            DEADLINE,
+        );
+        let f = s.stop(stop_sig, DEADLINE);
+        assert_eq!(f.status.code(), Some(0), "signal {stop_sig}: {}", f.stderr);
+        assert!(
+            f.stdout
+                .lines()
+                .last()
+                .is_some_and(|l| l.contains("\"event\":\"summary\"")),
+            "signal {stop_sig}: summary last: {}",
+            f.stdout
+        );
+        let saved = std::fs::read(&file).expect("baselines saved at the end");
+        assert!(saved.starts_with(b"SWBL"), "signal {stop_sig}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -488,8 +488,8 @@ fn a_baselines_path_that_is_no_regular_file_is_a_warning_and_a_fresh_start() {
     std::fs::create_dir_all(&dir).expect("dir");
     let fifo = dir.join("fifo");
     let made = Command::new("mkfifo").arg(&fifo).status();
-    // /dev/zero through a symbolic link: the end-of-run save renames over the link, never
-    // over the device.
+    // /dev/zero through a symbolic link (a test must not risk the device itself): neither is
+    // read, and the end-of-run save refuses to rename over either.
     let zero = dir.join("zero");
     std::os::unix::fs::symlink("/dev/zero", &zero).expect("symlink");
     let mut paths = vec![zero];
@@ -509,6 +509,21 @@ fn a_baselines_path_that_is_no_regular_file_is_a_warning_and_a_fresh_start() {
         // A fresh start: the run completes and reports.
         assert!(o.status.success(), "{}: {err}", p.display());
         assert!(!stdout_lines(&o).is_empty(), "{}: {err}", p.display());
+        assert!(
+            err.contains("not a regular file, not saved over"),
+            "{}: the save is refused: {err}",
+            p.display()
+        );
+    }
+    use std::os::unix::fs::FileTypeExt;
+    let link = std::fs::symlink_metadata(&paths[0]).expect("the link is still there");
+    assert!(link.file_type().is_symlink(), "the link was not replaced");
+    if let Some(f) = paths.get(1) {
+        let m = std::fs::symlink_metadata(f).expect("the FIFO is still there");
+        assert!(
+            m.file_type().is_fifo(),
+            "the FIFO was not replaced by a regular file"
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

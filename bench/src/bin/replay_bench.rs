@@ -244,6 +244,7 @@ fn run(a: Args) -> Result<(), String> {
         tick,
         workers: a.workers,
         parse: Default::default(),
+        stop: None,
     };
     println!("rss before replay: {:.1} MiB", rss_kib().map_or(0.0, mib));
 

@@ -3,9 +3,10 @@
 //! ```text
 //! header (40 bytes, little-endian)
 //!   magic        4  "SWBL"
-//!   version      u16  = 1
+//!   version      u16  = 1 or 2
 //!   reserved     u16  = 0
-//!   fingerprint  u64  BaselinePolicy::fingerprint of the sketch shape
+//!   fingerprint  u64  version 1: BaselinePolicy::fingerprint of the one sketch shape of
+//!                     every entry; version 2: the sketch version (entries of any shapes)
 //!   now_tick     u64  the writer's tick when saving
 //!   count        u64  number of entries
 //!   body_len     u64  bytes of entries
@@ -18,8 +19,13 @@
 //! checksum       u64  FNV-1a 64 of header and entries
 //! ```
 //! Decoding checks, in order: magic, version, length, checksum, fingerprint, then every
-//! entry's structure; no count is trusted for an allocation beyond what the remaining bytes
-//! can hold.
+//! entry's structure (and, in version 2, that its shape is one the reader is configured
+//! with); no count is trusted for an allocation beyond what the remaining bytes can hold.
+//!
+//! Version 2 exists for groups with their own sketch shape (`[group.detection]
+//! baseline_window` and the like): each entry already names its shape, so the file holds
+//! every group's baselines. The writer ([`encode_baselines_for`]) still writes version 1
+//! whenever every entry has the first policy's shape, so single-shape files do not change.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -28,8 +34,10 @@ use super::quant::MAX_CODE;
 use super::{BaselinePolicy, Shape};
 
 const MAGIC: [u8; 4] = *b"SWBL";
-/// The format version this code reads and writes.
+/// The single-shape format version, read and written.
 const VERSION: u16 = 1;
+/// The per-entry-shape format version, read and written.
+const VERSION_SHAPES: u16 = 2;
 const HEADER_LEN: usize = 40;
 const CHECKSUM_LEN: usize = 8;
 /// Smallest encoded entry: IPv4, no series.
@@ -45,11 +53,13 @@ pub enum BaselineFileError {
     #[error("not a baseline file (bad magic)")]
     BadMagic,
     /// A format version this build cannot read.
-    #[error("unsupported baseline file version {found} (this build reads {supported})")]
+    #[error(
+        "unsupported baseline file version {found} (this build reads versions 1 to {supported})"
+    )]
     UnsupportedVersion {
         /// Version in the file.
         found: u16,
-        /// Version this build reads.
+        /// Newest version this build reads.
         supported: u16,
     },
     /// The file is shorter than its header says.
@@ -127,10 +137,10 @@ pub(crate) fn shape_fingerprint(shape: Shape) -> u64 {
     )
 }
 
-/// Encodes baselines built with `policy`'s sketch shape, with the writer's tick.
+/// Encodes baselines built with `policy`'s sketch shape, with the writer's tick (version 1).
 ///
 /// Entries with another shape (never observed, or of a group with other parameters) are
-/// skipped: write one file per shape. Settle the store first
+/// skipped: [`encode_baselines_for`] keeps them. Settle the store first
 /// ([`BaselineStore::settle_all`](super::BaselineStore::settle_all)) so idle ticks are
 /// included.
 pub fn encode_baselines<'a>(
@@ -138,20 +148,73 @@ pub fn encode_baselines<'a>(
     policy: &BaselinePolicy,
     now_tick: u64,
 ) -> Vec<u8> {
+    let shape = policy.shape;
+    encode_with(
+        entries,
+        VERSION,
+        policy.fingerprint(),
+        |s| s == shape,
+        now_tick,
+    )
+}
+
+/// Encodes the baselines of every group, whatever their sketch shapes (`policies`, one per
+/// group, the first the default group's), with the writer's tick.
+///
+/// When every observed entry has the first policy's shape this is exactly
+/// [`encode_baselines`] (version 1); otherwise the file is version 2, in which each entry
+/// carries its own shape. Entries never observed are skipped, as there.
+pub fn encode_baselines_for<'a>(
+    entries: impl IntoIterator<Item = (IpAddr, &'a IpBaseline)> + Clone,
+    policies: &[BaselinePolicy],
+    now_tick: u64,
+) -> Vec<u8> {
+    let first = policies.first().copied().unwrap_or_default();
+    let single = entries
+        .clone()
+        .into_iter()
+        .filter(|(_, b)| encodable(b, |s| s.is_valid()))
+        .all(|(_, b)| b.shape == first.shape);
+    if single {
+        encode_baselines(entries, &first, now_tick)
+    } else {
+        encode_with(
+            entries,
+            VERSION_SHAPES,
+            u64::from(SKETCH_VERSION),
+            Shape::is_valid,
+            now_tick,
+        )
+    }
+}
+
+/// Whether `b` has a sketch of an accepted shape with the buffer that shape needs.
+fn encodable(b: &IpBaseline, accept: impl Fn(Shape) -> bool) -> bool {
+    let ns = series_for_classes(b.mask.count_ones());
+    let buf = b.buf.as_deref().unwrap_or(&[]);
+    accept(b.shape) && buf.len() == buffer_len(b.shape, ns)
+}
+
+fn encode_with<'a>(
+    entries: impl IntoIterator<Item = (IpAddr, &'a IpBaseline)>,
+    version: u16,
+    fingerprint: u64,
+    accept: impl Fn(Shape) -> bool,
+    now_tick: u64,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + CHECKSUM_LEN);
     out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&0u16.to_le_bytes());
-    out.extend_from_slice(&policy.fingerprint().to_le_bytes());
+    out.extend_from_slice(&fingerprint.to_le_bytes());
     out.extend_from_slice(&now_tick.to_le_bytes());
     out.extend_from_slice(&[0; 16]); // count and body length, patched below
     let mut count = 0u64;
     for (addr, b) in entries {
-        let ns = series_for_classes(b.mask.count_ones());
-        let buf = b.buf.as_deref().unwrap_or(&[]);
-        if b.shape != policy.shape || buf.len() != buffer_len(b.shape, ns) {
+        if !encodable(b, &accept) {
             continue;
         }
+        let buf = b.buf.as_deref().unwrap_or(&[]);
         match addr {
             IpAddr::V4(a) => {
                 out.push(4);
@@ -237,6 +300,23 @@ pub fn decode_baselines(
     bytes: &[u8],
     policy: &BaselinePolicy,
 ) -> Result<BaselineFile, BaselineFileError> {
+    decode_baselines_for(bytes, std::slice::from_ref(policy))
+}
+
+/// Decodes a file written by [`encode_baselines_for`] (or [`encode_baselines`]) for the
+/// groups' `policies` (the first the default group's). Each entry's cached thresholds are
+/// recomputed with the first policy of its shape; the detector recomputes them with its
+/// group's policy when the address is seen.
+///
+/// A version 1 file must have the shape of one of `policies`; in a version 2 file every
+/// entry must (otherwise [`BaselineFileError::IncompatibleParams`], as for version 1: a
+/// changed window starts the file afresh rather than mixing sketches).
+pub fn decode_baselines_for(
+    bytes: &[u8],
+    policies: &[BaselinePolicy],
+) -> Result<BaselineFile, BaselineFileError> {
+    let first = policies.first().copied().unwrap_or_default();
+    let of_shape = |shape: Shape| policies.iter().find(|p| p.shape == shape).copied();
     let available = bytes.len() as u64;
     let magic_len = bytes.len().min(MAGIC.len());
     if bytes[..magic_len] != MAGIC[..magic_len] {
@@ -249,10 +329,10 @@ pub fn decode_baselines(
         });
     }
     let version = u16::from_le_bytes([bytes[4], bytes[5]]);
-    if version != VERSION {
+    if version != VERSION && version != VERSION_SHAPES {
         return Err(BaselineFileError::UnsupportedVersion {
             found: version,
-            supported: VERSION,
+            supported: VERSION_SHAPES,
         });
     }
     if bytes.len() < HEADER_LEN + CHECKSUM_LEN {
@@ -294,13 +374,26 @@ pub fn decode_baselines(
             reason: "reserved header field is not zero",
         });
     }
-    let expected = policy.fingerprint();
-    if fingerprint != expected {
-        return Err(BaselineFileError::IncompatibleParams {
-            found: fingerprint,
-            expected,
-        });
-    }
+    // Version 1: the one policy of the file's shape; version 2: each entry's.
+    let file_policy = if version == VERSION {
+        let found = policies.iter().find(|p| p.fingerprint() == fingerprint);
+        let Some(&p) = found else {
+            return Err(BaselineFileError::IncompatibleParams {
+                found: fingerprint,
+                expected: first.fingerprint(),
+            });
+        };
+        Some(p)
+    } else {
+        let expected = u64::from(SKETCH_VERSION);
+        if fingerprint != expected {
+            return Err(BaselineFileError::IncompatibleParams {
+                found: fingerprint,
+                expected,
+            });
+        }
+        None
+    };
     if count > body_len / MIN_ENTRY_LEN as u64 {
         return Err(BaselineFileError::Corrupt {
             offset: 24,
@@ -313,7 +406,15 @@ pub fn decode_baselines(
     };
     let mut entries = Vec::with_capacity(count as usize);
     for _ in 0..count {
-        entries.push(decode_entry(&mut r, policy)?);
+        entries.push(decode_entry(&mut r, |shape| match file_policy {
+            Some(p) => Ok((shape == p.shape).then_some(p)),
+            None => of_shape(shape)
+                .map(Some)
+                .ok_or(BaselineFileError::IncompatibleParams {
+                    found: shape_fingerprint(shape),
+                    expected: first.fingerprint(),
+                }),
+        })?);
     }
     if r.pos != body_end {
         return Err(r.corrupt("bytes left after the last entry"));
@@ -321,9 +422,11 @@ pub fn decode_baselines(
     Ok(BaselineFile { now_tick, entries })
 }
 
+/// One entry; `policy_of` gives the policy of its shape (`None`: not the file's shape, an
+/// error: a shape the reader is not configured with).
 fn decode_entry(
     r: &mut Reader<'_>,
-    policy: &BaselinePolicy,
+    policy_of: impl FnOnce(Shape) -> Result<Option<BaselinePolicy>, BaselineFileError>,
 ) -> Result<(IpAddr, IpBaseline), BaselineFileError> {
     let addr = match r.u8()? {
         4 => IpAddr::V4(Ipv4Addr::from(r.array::<4>()?)),
@@ -341,9 +444,12 @@ fn decode_entry(
         k: r.u8()?,
         sub_len: r.u16()?,
     };
-    if shape != policy.shape || !shape.is_valid() {
-        return Err(r.corrupt("entry sketch shape differs from the file's"));
+    if !shape.is_valid() {
+        return Err(r.corrupt("invalid entry sketch shape"));
     }
+    let Some(policy) = policy_of(shape)? else {
+        return Err(r.corrupt("entry sketch shape differs from the file's"));
+    };
     if mask >> surgewatch_pipeline::TrafficClass::COUNT != 0 {
         return Err(r.corrupt("unknown traffic class in mask"));
     }
@@ -384,7 +490,7 @@ fn decode_entry(
         ns: ns as u8,
     };
     // Thresholds follow the decoding policy's multiplier and floors right away.
-    base.recompute(policy);
+    base.recompute(&policy);
     Ok((addr, base))
 }
 
@@ -483,6 +589,69 @@ mod tests {
     }
 
     #[test]
+    fn several_shapes_round_trip_in_version_2_and_one_shape_stays_version_1() {
+        let (policy, set, v1) = encoded();
+        let other = BaselineParams {
+            window_samples: 600,
+            ..Default::default()
+        }
+        .policy();
+        assert_ne!(policy.fingerprint(), other.fingerprint());
+        let policies = [policy, other];
+        // One shape: exactly the version 1 file, which the multi-policy reader reads too.
+        let only = encode_baselines_for(set.iter().map(|(a, b)| (*a, b)), &policies, 123_456);
+        assert_eq!(only, v1);
+        assert_eq!(
+            decode_baselines_for(&v1, &policies).unwrap().entries,
+            recomputed(&set, &policy)
+        );
+        // A version 1 file of the second policy's shape is read with it.
+        let set2 = sample_set(&other);
+        let v1_other = encode_baselines(set2.iter().map(|(a, b)| (*a, b)), &other, 7);
+        assert_eq!(
+            decode_baselines_for(&v1_other, &policies).unwrap().entries,
+            recomputed(&set2, &other)
+        );
+        // Both shapes: version 2, every entry kept, each recomputed with its shape's policy.
+        let renamed: Vec<(IpAddr, IpBaseline)> = set2
+            .iter()
+            .map(|(a, b)| match a {
+                IpAddr::V4(v4) => (
+                    IpAddr::V4(Ipv4Addr::from(u32::from(*v4) ^ 0x00ff_0000)),
+                    b.clone(),
+                ),
+                IpAddr::V6(v6) => (
+                    IpAddr::V6(Ipv6Addr::from(u128::from(*v6) ^ 1 << 64)),
+                    b.clone(),
+                ),
+            })
+            .collect();
+        let mut both: Vec<(IpAddr, IpBaseline)> = set.iter().cloned().chain(renamed).collect();
+        let bytes = encode_baselines_for(both.iter().map(|(a, b)| (*a, b)), &policies, 99);
+        assert_eq!(u16::from_le_bytes([bytes[4], bytes[5]]), VERSION_SHAPES);
+        let file = decode_baselines_for(&bytes, &policies).unwrap();
+        assert_eq!(file.now_tick, 99);
+        for (_, b) in &mut both {
+            let p = if b.shape == other.shape {
+                other
+            } else {
+                policy
+            };
+            b.recompute(&p);
+        }
+        assert_eq!(file.entries, both);
+        // A reader without the second shape refuses the file (as version 1 does).
+        assert!(matches!(
+            decode_baselines_for(&bytes, &[policy]),
+            Err(BaselineFileError::IncompatibleParams { .. })
+        ));
+        // Truncations of a version 2 file never panic.
+        for n in 0..bytes.len() {
+            assert!(decode_baselines_for(&bytes[..n], &policies).is_err());
+        }
+    }
+
+    #[test]
     fn typed_errors() {
         let (policy, set, bytes) = encoded();
         assert_eq!(
@@ -494,12 +663,12 @@ mod tests {
             Err(BaselineFileError::Truncated { .. })
         ));
         let mut v2 = bytes.clone();
-        v2[4] = 2;
+        v2[4] = 3;
         assert_eq!(
             decode_baselines(&v2, &policy),
             Err(BaselineFileError::UnsupportedVersion {
-                found: 2,
-                supported: 1
+                found: 3,
+                supported: 2
             })
         );
         let other = BaselineParams {

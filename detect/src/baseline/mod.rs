@@ -120,7 +120,10 @@ mod ip;
 mod quant;
 mod store;
 
-pub use codec::{decode_baselines, encode_baselines, BaselineFile, BaselineFileError};
+pub use codec::{
+    decode_baselines, decode_baselines_for, encode_baselines, encode_baselines_for, BaselineFile,
+    BaselineFileError,
+};
 pub use ip::{exceeded, Exceeded, IpBaseline, Rates, Series, Thresholds, TickSample};
 pub use store::BaselineStore;
 

@@ -50,10 +50,12 @@ impl Observer {
         let sinks = s.outputs.iter().map(|c| sink::build(c, &ctx)).collect();
         let outputs = Outputs::start(sinks, delivery, sink::DEFAULT_QUEUE)?;
         let mut detector = Detector::new(s.detector.clone());
+        // Locked for the run: a second sensor on the same file stops here.
         let baselines = s
             .baselines
             .as_ref()
-            .map(|(path, every)| BaselineFile::new(path.clone(), *every));
+            .map(|(path, every)| BaselineFile::open(path.clone(), *every))
+            .transpose()?;
         if let Some(f) = &baselines {
             if let Some(bytes) = f.read() {
                 f.loaded(detector.load_baselines(&bytes));
@@ -155,7 +157,7 @@ pub struct LiveObs {
 }
 
 impl LiveObs {
-    /// `inner` with a status line every `status_interval` (zero: never).
+    /// `inner` with a status line every `status_interval` (zero: only when asked by SIGUSR1).
     pub fn new(inner: Observer, status_interval: Duration, agent: Option<AgentAddrs>) -> Self {
         LiveObs {
             inner,
@@ -182,13 +184,19 @@ impl TickObserver for LiveObs {
             self.warned_busy_spin = true;
             diag::emit(Diag::BusyPollWithoutNapi);
         }
+        if surgewatch_sensor::signals::take_hangup() {
+            diag::emit(Diag::ReloadUnsupported);
+        }
         let now = tick.tick_start_ns;
-        if self.status_every_ns > 0
-            && now.saturating_sub(self.last_status_ns) >= self.status_every_ns
+        // SIGUSR1: this tick's status line, whatever the interval.
+        let asked = surgewatch_sensor::signals::take_status_request();
+        if asked
+            || self.status_every_ns > 0
+                && now.saturating_sub(self.last_status_ns) >= self.status_every_ns
         {
             let received: u64 = queues.iter().map(|q| q.capture.received).sum();
             let secs = (now.saturating_sub(self.last_status_ns)) as f64 / 1e9;
-            let pps = if self.last_status_ns == 0 {
+            let pps = if self.last_status_ns == 0 || secs <= 0.0 {
                 0.0
             } else {
                 (received - self.last_received.min(received)) as f64 / secs

@@ -36,6 +36,8 @@ pub fn replay(args: ReplayArgs) -> Result<ExitCode> {
         tick: settings.tick,
         workers: settings.workers,
         parse: settings.parse,
+        // SIGINT, SIGTERM, SIGQUIT: stop reading, end the incidents, save, summarise.
+        stop: Some(surgewatch_sensor::signals::install()),
     };
     let outcome = replay::replay(&rcfg, sources, &mut observer);
     let errors: Vec<String> = outcome.errors.iter().map(|e| e.to_string()).collect();
