@@ -51,6 +51,14 @@ const EVENT_FIELDS: [&str; 17] = [
     "packets",
 ];
 
+/// An empty temporary directory of this test process, `surgewatch-TAG-PID`.
+fn fresh_dir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("surgewatch-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    dir
+}
+
 #[test]
 fn labelled_attacks_are_found_with_family_target_and_timing_and_benign_ones_are_not() {
     for spec in catalogue() {
@@ -176,9 +184,7 @@ fn an_instant_attack_starts_with_sources_estimated_from_the_onset_sample() {
 
 #[test]
 fn baselines_survive_a_restart_and_a_corrupt_file_only_warns() {
-    let dir = std::env::temp_dir().join(format!("surgewatch-baselines-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = fresh_dir("baselines");
     let file = dir.join("b.bin");
     let cap = captures_dir().join("benign_web_mix.pcap");
     let args = [
@@ -218,9 +224,7 @@ fn baselines_survive_a_restart_and_a_corrupt_file_only_warns() {
 /// group's: "loaded 1 baselines").
 #[test]
 fn baselines_of_groups_with_their_own_window_survive_a_restart() {
-    let dir = std::env::temp_dir().join(format!("surgewatch-bl-groups-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = fresh_dir("bl-groups");
     let file = dir.join("b.bin");
     let config = dir.join("groups.toml");
     std::fs::write(
@@ -272,9 +276,7 @@ baseline_window = "10s"
 /// left alone; once the lock is released it runs.
 #[test]
 fn a_baselines_file_in_use_stops_a_second_sensor_at_start() {
-    let dir = std::env::temp_dir().join(format!("surgewatch-bl-lock-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = fresh_dir("bl-lock");
     let file = dir.join("b.bin");
     std::fs::write(&file, b"held by the first sensor").expect("write");
     let lock = std::fs::File::create(dir.join("b.bin.lock")).expect("lock file");
