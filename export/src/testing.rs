@@ -26,23 +26,6 @@ impl Write for SharedBuf {
     }
 }
 
-/// A report of a run that saw nothing.
-pub(crate) fn empty_report() -> surgewatch_per_ip::Report {
-    surgewatch_per_ip::Report {
-        totals: surgewatch_per_ip::ReportTotals {
-            packets: 0,
-            bytes: 0,
-            parse_status: [0; surgewatch_pipeline::ParseStatus::COUNT],
-            ticks_closed: 0,
-            monitored_ips_seen: 0,
-            overflow_packets: 0,
-            overflow_bytes: 0,
-            ip_limit: None,
-        },
-        top: Vec::new(),
-    }
-}
-
 /// An incident event of incident `id` on 203.0.113.10 (group 0), every list filled.
 pub(crate) fn incident(
     kind: surgewatch_detect::EventKind,

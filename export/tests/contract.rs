@@ -258,23 +258,6 @@ fn live_info() -> RunInfo {
     }
 }
 
-/// A run that saw nothing.
-fn empty_report() -> Report {
-    Report {
-        totals: ReportTotals {
-            packets: 0,
-            bytes: 0,
-            parse_status: [0; ParseStatus::COUNT],
-            ticks_closed: 0,
-            monitored_ips_seen: 0,
-            overflow_packets: 0,
-            overflow_bytes: 0,
-            ip_limit: None,
-        },
-        top: Vec::new(),
-    }
-}
-
 fn lines(v: impl IntoIterator<Item = String>) -> String {
     v.into_iter().map(|l| l + "\n").collect()
 }
@@ -306,7 +289,7 @@ fn summaries_are_the_contract() {
         workers: 1,
         ..RunInfo::default()
     };
-    let empty = SummaryJson::new(&empty_report(), &nothing);
+    let empty = SummaryJson::new(&Report::default(), &nothing);
     check("summary_empty.json", &lines([empty.to_json_line()]));
     check("summary_empty.txt", &empty.to_text());
 }

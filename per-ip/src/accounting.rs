@@ -972,8 +972,9 @@ fn reset_watched(v: &mut Vec<SourceStats>, n: usize) {
     });
 }
 
-/// What [`Accounting::report`] returns: plain data, mapped to JSON/metrics by `export`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What [`Accounting::report`] returns: plain data, mapped to JSON/metrics by `export`. The
+/// default is the report of a run that saw nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Report {
     /// Global totals.
     pub totals: ReportTotals,
@@ -982,7 +983,7 @@ pub struct Report {
 }
 
 /// Global totals of a [`Report`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReportTotals {
     /// Frames accounted.
     pub packets: u64,

@@ -337,7 +337,7 @@ mod tests {
     /// A message that tells its number.
     fn numbered(i: u64) -> Message {
         Message::Summary(RunSummary {
-            report: crate::testing::empty_report(),
+            report: surgewatch_per_ip::Report::default(),
             info: RunInfo {
                 late_frames: i,
                 ..RunInfo::default()

@@ -139,7 +139,7 @@ mod tests {
     use super::*;
     use crate::sink::{Delivery, Outputs, RunSummary};
     use crate::summary::RunInfo;
-    use crate::testing::{empty_report, incident, SharedBuf};
+    use crate::testing::{incident, SharedBuf};
     use surgewatch_detect::EventKind;
 
     fn groups() -> Arc<[String]> {
@@ -148,7 +148,7 @@ mod tests {
 
     fn summary() -> Message {
         Message::Summary(RunSummary {
-            report: empty_report(),
+            report: surgewatch_per_ip::Report::default(),
             info: RunInfo {
                 groups: groups().to_vec(),
                 ..RunInfo::default()
