@@ -201,13 +201,11 @@ fn warm_shard_watching(c: &Corpus, monitor: &Arc<Monitor>, n: usize) -> Shard {
     let mut deltas = [shard.take_tick()];
     acct.end_tick(0, &mut deltas);
     let [d] = deltas;
-    shard.recycle(d);
-    shard.install_admitted(acct.admitted());
     if n > 0 {
         let busiest: Vec<std::net::IpAddr> = acct.report(n).top.iter().map(|r| r.ip).collect();
         acct.set_watch(busiest);
-        shard.install_watch(acct.watch());
     }
+    shard.rearm(d, &acct.rearm());
     parse_account_all(c, &mut shard);
     tick_boundary(&mut shard);
     shard
@@ -227,8 +225,9 @@ fn tick_deltas(c: &Corpus, monitor: &Arc<Monitor>, shards: usize) -> (Accounting
     account(&mut ss);
     let mut first: Vec<TickDelta> = ss.iter_mut().map(Shard::take_tick).collect();
     acct.end_tick(0, &mut first);
+    let rearm = acct.rearm();
     for (s, d) in ss.iter_mut().zip(first) {
-        s.recycle(d);
+        s.rearm(d, &rearm);
     }
     account(&mut ss);
     let deltas = ss.iter_mut().map(Shard::take_tick).collect();

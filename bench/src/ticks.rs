@@ -224,11 +224,7 @@ pub fn run_ticks(o: &TickOptions, mut on_tick: impl FnMut(u32, &TickTimes)) -> T
         let t3 = Instant::now();
         // Merge and detection are timed apart, so the tick is closed with `end_tick` and
         // `set_watch` here rather than `close_tick`; the shards are re-armed the same way.
-        let rearm = surgewatch_per_ip::Rearm {
-            admitted: acct.admitted(),
-            watch: acct.watch(),
-            monitor: None,
-        };
+        let rearm = acct.rearm();
         for (s, d) in shards.iter_mut().zip(deltas) {
             s.rearm(d, &rearm);
         }
@@ -238,7 +234,7 @@ pub fn run_ticks(o: &TickOptions, mut on_tick: impl FnMut(u32, &TickTimes)) -> T
         run.events += events.len();
         events.clear();
     }
-    run.tracked = acct.records().len();
+    run.tracked = acct.tracked();
     run.baselines = det.baselines().len();
     run
 }

@@ -19,7 +19,7 @@
 //! watch ([`Detector::watch_list`]): open incidents, IPs over a threshold, and IPs over half
 //! of one. Everything is ordered by [`IpId`], so the events are deterministic.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
 
 use hashbrown::HashMap;
@@ -28,8 +28,8 @@ use surgewatch_pipeline::TrafficClass;
 use surgewatch_per_ip::reflector::{reflector_index, AMP_BUCKETS, N_REFLECTORS};
 use surgewatch_per_ip::sources::{SourceStats, LENGTH_BUCKETS, WATCH_SOURCE_CAP};
 use surgewatch_per_ip::{
-    Accounting, AmpCounters, ClosedTick, Direction, GroupId, IpCounters, IpId, IpKey, PerSec,
-    ONSET_SAMPLE_RATE,
+    Accounting, AmpCounters, ClosedTick, Direction, GroupId, IpCounters, IpId, IpKey, NextTick,
+    PerSec, ONSET_SAMPLE_RATE,
 };
 
 use crate::baseline::{
@@ -71,7 +71,13 @@ pub struct DetectorConfig {
     pub update_interval_ns: u64,
     /// Top sources and destination ports listed per event.
     pub top_n: usize,
+    /// Most baselines kept for addresses the accounting evicted (quiet ones): restored if the
+    /// address is tracked again, saved with the others; beyond this the oldest are dropped.
+    pub max_parked_baselines: usize,
 }
+
+/// Default of [`DetectorConfig::max_parked_baselines`].
+pub const DEFAULT_MAX_PARKED_BASELINES: usize = 250_000;
 
 impl DetectorConfig {
     /// One group of `g`, ticks of `tick_ns`.
@@ -81,6 +87,7 @@ impl DetectorConfig {
             tick_ns,
             update_interval_ns: 1_000_000_000,
             top_n: 10,
+            max_parked_baselines: DEFAULT_MAX_PARKED_BASELINES,
         }
     }
 }
@@ -244,6 +251,12 @@ pub struct Detector {
     next_id: u64,
     closed: Vec<IncidentSummary>,
     preload: HashMap<IpKey, IpBaseline>,
+    /// Baselines of addresses the accounting evicted, with the sequence number of their
+    /// parking, and the parkings oldest first (an entry whose number no longer matches was
+    /// restored or parked again since).
+    parked: HashMap<IpKey, (u64, IpBaseline)>,
+    parked_order: VecDeque<(IpKey, u64)>,
+    parked_seq: u64,
     last_tick_end_ns: Option<u64>,
 }
 
@@ -385,6 +398,9 @@ impl Detector {
             next_id: 1,
             closed: Vec::new(),
             preload: HashMap::new(),
+            parked: HashMap::new(),
+            parked_order: VecDeque::new(),
+            parked_seq: 0,
             last_tick_end_ns: None,
         }
     }
@@ -453,6 +469,7 @@ impl Detector {
         let end = start.saturating_add(tick_ns);
         self.baselines.set_now_tick(start / tick_ns);
         self.near.clear();
+        self.park_evicted(tick);
         let watched: HashMap<IpAddr, &SourceStats> = watched_of(tick);
         let mut seen_open: Vec<IpId> = Vec::new();
         #[allow(clippy::type_complexity)]
@@ -496,8 +513,13 @@ impl Detector {
             let policy = self.policies.get(gi).copied().unwrap_or_default();
             let (near_packets, near_bytes) = near_counts.get(gi).copied().unwrap_or_default();
             let record = || tick.record(id);
-            if !self.preload.is_empty() && self.baselines.get(id.0).is_none() {
-                if let Some(mut b) = record().and_then(|r| self.preload.remove(&r.ip)) {
+            if (!self.preload.is_empty() || !self.parked.is_empty())
+                && self.baselines.get(id.0).is_none()
+            {
+                let key = record().map(|r| r.ip);
+                let parked = |d: &mut Self, k: &IpKey| d.parked.remove(k).map(|e| e.1);
+                let found = key.and_then(|k| parked(self, &k).or_else(|| self.preload.remove(&k)));
+                if let Some(mut b) = found {
                     // Loaded with the first policy of its shape: its group's may differ in
                     // multiplier and floors (another shape is reset by the first sample).
                     if b.shape == policy.shape {
@@ -741,6 +763,62 @@ impl Detector {
         }
     }
 
+    /// The addresses the accounting must keep tracking (see `NextTick::keep`): the targets
+    /// of open and pending incidents.
+    pub fn keep_list(&self) -> Vec<IpId> {
+        let mut v: Vec<IpId> = self
+            .open
+            .keys()
+            .chain(self.pending.keys())
+            .copied()
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// What the accounting needs for the next tick: the watch list and the keep list.
+    pub fn next_tick(&self) -> NextTick {
+        NextTick {
+            watch: Some(self.watch_list()),
+            keep: Some(self.keep_list()),
+            monitor: None,
+        }
+    }
+
+    /// Moves the baselines of the addresses evicted at this tick's boundary out of their ids
+    /// (which other addresses may take) into the preload map, where a re-admitted address
+    /// finds its own again; at most `max_parked_baselines` of them, the oldest dropped first.
+    fn park_evicted(&mut self, tick: &ClosedTick<'_>) {
+        for &(id, key, group) in tick.evicted() {
+            self.pending.remove(&id);
+            let gi = group.index().min(self.policies.len().saturating_sub(1));
+            let Some(policy) = self.policies.get(gi).copied() else {
+                continue;
+            };
+            self.baselines.settle(id.0, &policy);
+            let Some(b) = self.baselines.remove(id.0) else {
+                continue;
+            };
+            if self.cfg.max_parked_baselines == 0 {
+                continue;
+            }
+            self.parked_seq += 1;
+            self.parked.insert(key, (self.parked_seq, b));
+            self.parked_order.push_back((key, self.parked_seq));
+            while self.parked.len() > self.cfg.max_parked_baselines
+                || self.parked_order.len() > 2 * self.cfg.max_parked_baselines
+            {
+                let Some((old, seq)) = self.parked_order.pop_front() else {
+                    break;
+                };
+                if self.parked.get(&old).is_some_and(|e| e.0 == seq) {
+                    self.parked.remove(&old);
+                }
+            }
+        }
+    }
+
     /// Adds baselines loaded from a file; each is attached to its IP when the IP is first seen.
     pub fn preload(&mut self, entries: impl IntoIterator<Item = (IpAddr, IpBaseline)>) {
         for (ip, b) in entries {
@@ -752,20 +830,21 @@ impl Detector {
     /// `acct`, plus those preloaded but not yet seen.
     pub fn encode_baselines(&mut self, acct: &Accounting) -> Vec<u8> {
         let policies = self.policies.clone();
-        let records = acct.records();
         self.baselines.settle_all(|id| {
-            let g = records
-                .get(id as usize)
-                .map(|r| r.group.index())
-                .unwrap_or(0);
+            let g = acct.record(IpId(id)).map(|r| r.group.index()).unwrap_or(0);
             policies.get(g).or(policies.last()).unwrap_or(&policies[0])
         });
-        let mut entries: Vec<(IpAddr, &IpBaseline)> = records
-            .iter()
-            .enumerate()
-            .filter_map(|(i, r)| self.baselines.get(i as u32).map(|b| (r.ip.ip(), b)))
+        let mut entries: Vec<(IpAddr, &IpBaseline)> = acct
+            .records()
+            .filter_map(|(id, r)| self.baselines.get(id.0).map(|b| (r.ip.ip(), b)))
             .collect();
         entries.extend(self.preload.iter().map(|(k, b)| (k.ip(), b)));
+        entries.extend(
+            self.parked
+                .iter()
+                .filter(|(k, _)| !self.preload.contains_key(*k))
+                .map(|(k, (_, b))| (k.ip(), b)),
+        );
         entries.sort_by_key(|e| e.0);
         // Every group's baselines, whatever its sketch shape (version 2 when they differ).
         crate::baseline::encode_baselines_for(

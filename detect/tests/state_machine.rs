@@ -17,9 +17,7 @@ use surgewatch_detect::baseline::{BaselineParams, Rates};
 use surgewatch_detect::{
     Detector, DetectorConfig, EventKind, GroupDetection, IncidentEvent, IncidentSummary,
 };
-use surgewatch_per_ip::{
-    Accounting, GroupId, Monitor, NextTick, PrefixTable, Shard, TickDelta, TickLength,
-};
+use surgewatch_per_ip::{Accounting, GroupId, Monitor, PrefixTable, Shard, TickDelta, TickLength};
 use surgewatch_pipeline::{proto, tcp_flags, PacketSummary};
 
 /// Tick length: 100 ms.
@@ -229,10 +227,7 @@ impl Harness {
             .acct
             .close_tick(tick_start(self.next_tick), &mut deltas, |closed| {
                 det.on_tick(closed, idle_after, &mut out);
-                NextTick {
-                    watch: Some(det.watch_list()),
-                    monitor: None,
-                }
+                det.next_tick()
             });
         for (shard, d) in self.shards.iter_mut().zip(deltas) {
             shard.rearm(d, &rearm);

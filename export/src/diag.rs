@@ -135,8 +135,20 @@ pub enum Diag {
         pps: f64,
         /// Incidents open.
         open_incidents: usize,
+        /// Addresses tracked now.
+        tracked: usize,
+        /// Per-direction packets per second to untracked addresses since the last line.
+        untracked_pps: f64,
         /// Per capture queue.
         queues: Vec<QueueStatus>,
+    },
+    /// The tracked-address budget is full and traffic goes to untracked addresses (given when
+    /// it starts, then at most once a minute while it lasts).
+    Untracked {
+        /// Packets per second (per direction) to untracked addresses in the tick.
+        pps: u64,
+        /// The budget.
+        limit: u64,
     },
     /// A live worker thread could not be started.
     WorkerNotStarted {
@@ -229,11 +241,13 @@ pub enum DiagKind {
     OutputFailed,
     /// [`Diag::ReloadUnsupported`].
     ReloadUnsupported,
+    /// [`Diag::Untracked`].
+    Untracked,
 }
 
 impl DiagKind {
     /// Number of kinds.
-    pub const COUNT: usize = 23;
+    pub const COUNT: usize = 24;
 
     /// Every kind, in index order.
     pub const ALL: [DiagKind; Self::COUNT] = [
@@ -260,6 +274,7 @@ impl DiagKind {
         DiagKind::WorkerCaptureFailed,
         DiagKind::OutputFailed,
         DiagKind::ReloadUnsupported,
+        DiagKind::Untracked,
     ];
 
     /// Dense index, `0..COUNT`.
@@ -295,6 +310,7 @@ impl Diag {
             Diag::WorkerCaptureFailed { .. } => DiagKind::WorkerCaptureFailed,
             Diag::OutputFailed { .. } => DiagKind::OutputFailed,
             Diag::ReloadUnsupported => DiagKind::ReloadUnsupported,
+            Diag::Untracked { .. } => DiagKind::Untracked,
         }
     }
 }
@@ -387,9 +403,17 @@ impl fmt::Display for Diag {
                 "surgewatch: warning: busy polling: the kernel gave the AF_XDP sockets no NAPI \
                  context to poll (copy mode on Linux 6.13+): the workers spin on their rings instead",
             ),
+            Diag::Untracked { pps, limit } => write!(
+                f,
+                "surgewatch: warning: the tracked-address budget ({limit} addresses) is full: \
+                 {pps} packets/s go to untracked addresses (counted in the totals only; \
+                 destinations above the admission rate replace quiet tracked ones)"
+            ),
             Diag::Status {
                 pps,
                 open_incidents,
+                tracked,
+                untracked_pps,
                 queues,
             } => {
                 let per_queue: Vec<String> = queues
@@ -403,7 +427,8 @@ impl fmt::Display for Diag {
                     .collect();
                 write!(
                     f,
-                    "surgewatch: status: {pps:.0} pps, {open_incidents} incident(s) open; {}",
+                    "surgewatch: status: {pps:.0} pps, {open_incidents} incident(s) open, \
+                     {tracked} addresses tracked, {untracked_pps:.0} pps untracked; {}",
                     per_queue.join("; ")
                 )
             }
@@ -589,6 +614,8 @@ mod tests {
             Diag::Status {
                 pps: 1234.4,
                 open_incidents: 1,
+                tracked: 3,
+                untracked_pps: 0.0,
                 queues: vec![QueueStatus {
                     name: "eth0/q0".into(),
                     received: 5,
@@ -609,6 +636,10 @@ mod tests {
                 error: "output stdout: disk full".into(),
             },
             Diag::ReloadUnsupported,
+            Diag::Untracked {
+                pps: 5000,
+                limit: 100,
+            },
         ]
     }
 
@@ -642,12 +673,13 @@ mod tests {
             "surgewatch: host addresses changed: now watching 192.0.2.10, 192.0.2.11",
             "surgewatch: warning: host addresses changed but cannot be monitored: e",
             "surgewatch: warning: busy polling: the kernel gave the AF_XDP sockets no NAPI context to poll (copy mode on Linux 6.13+): the workers spin on their rings instead",
-            "surgewatch: status: 1234 pps, 1 incident(s) open; eth0/q0 rx=5 drops=1 err=0",
+            "surgewatch: status: 1234 pps, 1 incident(s) open, 3 addresses tracked, 0 pps untracked; eth0/q0 rx=5 drops=1 err=0",
             "surgewatch: error: cannot start worker 2: e",
             "surgewatch: warning: 1 worker(s) did not hand over their tick in time",
             "surgewatch: error: worker 0: e",
             "surgewatch: warning: output stdout: disk full",
             "surgewatch: note: SIGHUP: reload is not supported yet; state kept",
+            "surgewatch: warning: the tracked-address budget (100 addresses) is full: 5000 packets/s go to untracked addresses (counted in the totals only; destinations above the admission rate replace quiet tracked ones)",
         ];
         assert_eq!(lines, want);
     }

@@ -147,10 +147,22 @@ pub struct SummaryJson {
     pub non_ip: u64,
     /// `"prefixes"` or `"auto"`.
     pub monitor_mode: &'static str,
-    /// Monitored IPs that had traffic.
+    /// Monitored IPs that were tracked (had per-IP state) at some point of the run.
     pub monitored_ips_seen: u64,
-    /// Packets not accounted per IP because the auto-monitor limit was reached.
+    /// Per-direction packet accountings of monitored addresses left untracked because the
+    /// tracked-address budget was full (`sensor.max_tracked_ips`, or
+    /// `sensor.auto_monitor_limit` in auto mode).
     pub unmonitored_overflow_packets: u64,
+    /// Their bytes.
+    pub unmonitored_overflow_bytes: u64,
+    /// The tracked-address budget, null when unlimited.
+    pub tracked_ips_limit: Option<u64>,
+    /// Addresses tracked at the end of the run.
+    pub tracked_ips: u64,
+    /// Quiet addresses that stopped being tracked (to make room, or idle).
+    pub evicted_ips: u64,
+    /// Untracked destinations tracked for their packet rate while the budget was full.
+    pub admitted_busy_ips: u64,
     /// Tick length in seconds.
     pub tick_secs: f64,
     /// Ticks closed.
@@ -205,6 +217,11 @@ impl SummaryJson {
             monitor_mode: monitor_mode_name(info.monitor_mode),
             monitored_ips_seen: t.monitored_ips_seen,
             unmonitored_overflow_packets: t.overflow_packets,
+            unmonitored_overflow_bytes: t.overflow_bytes,
+            tracked_ips_limit: t.ip_limit,
+            tracked_ips: t.tracked_ips,
+            evicted_ips: t.evicted_ips,
+            admitted_busy_ips: t.admitted_heavy_ips,
             tick_secs: info.tick_secs,
             ticks: t.ticks_closed,
             workers: info.workers,
@@ -275,10 +292,20 @@ impl SummaryJson {
             self.monitored_ips_seen, mode
         );
         if self.unmonitored_overflow_packets > 0 {
+            let limit = self
+                .tracked_ips_limit
+                .map_or_else(String::new, |l| format!(" (budget of {l} addresses full)"));
             let _ = writeln!(
                 o,
-                "  packets over the auto-monitor limit: {}",
-                self.unmonitored_overflow_packets
+                "  packets to untracked addresses{limit}: {} ({} bytes)",
+                self.unmonitored_overflow_packets, self.unmonitored_overflow_bytes
+            );
+        }
+        if self.evicted_ips > 0 || self.admitted_busy_ips > 0 {
+            let _ = writeln!(
+                o,
+                "  tracked at the end: {}; quiet addresses evicted: {}; busy untracked addresses admitted: {}",
+                self.tracked_ips, self.evicted_ips, self.admitted_busy_ips
             );
         }
         if self.late_frames > 0 {

@@ -12,8 +12,9 @@ use crate::clock::TickLength;
 use crate::counters::{
     add_cells_packed, cell_unpack, AmpCounters, IpCounters, PacketsBytes, TickCells, TrafficStats,
 };
+use crate::heavy::merge_candidates;
 use crate::key::{Direction, GroupId, IpId, IpKey};
-use crate::shard::{AdmittedSet, Monitor, Rearm, TickDelta, WatchSet, NEW, NONE};
+use crate::shard::{Monitor, Rearm, TickDelta, WatchSet, NEW, NONE};
 use crate::sources::SourceStats;
 
 /// Number of (direction, class) counters of an address.
@@ -132,6 +133,10 @@ pub struct NextTick {
     pub watch: Option<Vec<IpAddr>>,
     /// A new monitor, when what is monitored changed (see [`Accounting::set_monitor`]).
     pub monitor: Option<Arc<Monitor>>,
+    /// Addresses that must stay tracked whatever the budget (typically the targets of open
+    /// incidents and of pending ones): never evicted from the next boundary on (`None`: keep
+    /// the current list).
+    pub keep: Option<Vec<IpId>>,
 }
 
 /// A tick's per-cell spills, sorted by id: counts that did not fit a packed cell.
@@ -149,8 +154,13 @@ pub struct ClosedTick<'a> {
     pub tick_start_ns: u64,
     /// Whole-traffic counters of the tick.
     pub stats: &'a TrafficStats,
-    /// Addresses admitted during this tick.
+    /// Addresses admitted at this tick's boundary (new ones with traffic in the tick, and
+    /// untracked heavy destinations, which have none in it: their packets were overflow).
     pub admitted: usize,
+    /// Addresses tracked after this tick's boundary (admissions and evictions included).
+    pub tracked: usize,
+    /// The tracked-address limit, `None` when unlimited.
+    pub ip_limit: Option<usize>,
     /// Sums of tracked addresses by id (valid where `bits` is set).
     cells: &'a [TickCells],
     bits: &'a [u64],
@@ -163,7 +173,9 @@ pub struct ClosedTick<'a> {
     watch: &'a WatchSet,
     watched: &'a [SourceStats],
     records: &'a [IpRecord],
+    vacant: &'a [bool],
     groups: &'a [GroupId],
+    evicted: &'a [(IpId, IpKey, GroupId)],
 }
 
 /// One address's counters for a closed tick, unpacked from the shards' packed form; derefs
@@ -401,7 +413,18 @@ impl<'a> ClosedTick<'a> {
 
     /// Record of a tracked address.
     pub fn record(&self, id: IpId) -> Option<&'a IpRecord> {
+        if self.vacant.get(id.index()).copied().unwrap_or(true) {
+            return None;
+        }
         self.records.get(id.index())
+    }
+
+    /// Addresses evicted at this tick's boundary, with their group (quiet ones, to make room or after the idle
+    /// time), by ascending id: their ids may hold other addresses from the next boundary on,
+    /// so whatever is kept per id (a baseline) must be moved or dropped now. None had traffic
+    /// in the tick.
+    pub fn evicted(&self) -> &'a [(IpId, IpKey, GroupId)] {
+        self.evicted
     }
 }
 
@@ -477,6 +500,43 @@ impl IdTable {
         self.slots[i] = id.0;
         self.len += 1;
     }
+
+    /// Removes `k` (backward-shift deletion: probe chains stay intact without tombstones);
+    /// `records` must still hold `k` at its id.
+    fn remove(&mut self, k: &IpKey, records: &[IpRecord]) {
+        let mask = self.slots.len() - 1;
+        let mut i = self.hash(k) & mask;
+        loop {
+            let Some(&id) = self.slots.get(i) else {
+                return;
+            };
+            if id == NONE {
+                return;
+            }
+            if records.get(id as usize).is_some_and(|r| r.ip == *k) {
+                break;
+            }
+            i = (i + 1) & mask;
+        }
+        let mut hole = i;
+        let mut j = (i + 1) & mask;
+        loop {
+            let id = self.slots[j];
+            if id == NONE {
+                break;
+            }
+            if let Some(r) = records.get(id as usize) {
+                let home = self.hash(&r.ip) & mask;
+                if j.wrapping_sub(home) & mask >= j.wrapping_sub(hole) & mask {
+                    self.slots[hole] = id;
+                    hole = j;
+                }
+            }
+            j = (j + 1) & mask;
+        }
+        self.slots[hole] = NONE;
+        self.len -= 1;
+    }
 }
 
 /// The merger: one instance, owned by the tick thread.
@@ -501,7 +561,35 @@ pub struct Accounting {
     /// Addresses admitted in the tick, by id from `first_new`: (delta, slot) of their cells.
     new_at: Vec<(u32, u32)>,
     spill: Vec<(u32, u8, PacketsBytes)>,
-    admitted: Arc<AdmittedSet>,
+    /// Per id: whether it holds no address (evicted: waiting one boundary, or free).
+    vacant: Vec<bool>,
+    /// Per id: start of its last tick with traffic (dense copy of the records' field, for
+    /// the scans that pick addresses to evict).
+    last_seen: Vec<u64>,
+    /// Addresses tracked now.
+    live: usize,
+    /// Vacant ids that can take an address.
+    free: Vec<u32>,
+    /// Ids evicted at the last boundary: shards may have counted into them since (until they
+    /// were re-armed), so they become free only after this boundary drops such counts.
+    draining: Vec<u32>,
+    /// This boundary's admissions and evictions, for the shards ([`Rearm`]) and the closed
+    /// tick.
+    learn: Vec<(IpKey, IpId)>,
+    forget: Vec<IpKey>,
+    evicted: Vec<(IpId, IpKey, GroupId)>,
+    rearm_learn: Arc<[(IpKey, IpId)]>,
+    rearm_forget: Arc<[IpKey]>,
+    admitted_now: usize,
+    /// Ids never evicted (sorted; see [`NextTick::keep`]).
+    keep: Vec<IpId>,
+    /// Next id the idle scan looks at.
+    idle_cursor: usize,
+    ever_admitted: u64,
+    evicted_total: u64,
+    heavy_admitted: u64,
+    /// The busiest evicted addresses' reports (the report's top list keeps them).
+    retired: Vec<IpReport>,
     /// Watch set of the tick being merged, and its targets' merged stats (`[slot]`).
     watch: Arc<WatchSet>,
     pending_watched: Vec<SourceStats>,
@@ -512,7 +600,6 @@ pub struct Accounting {
 impl Accounting {
     /// A merger for `monitor` with ticks of `tick`.
     pub fn new(monitor: Arc<Monitor>, tick: TickLength) -> Self {
-        let limit = monitor.raw_ip_limit();
         Accounting {
             monitor,
             tick_ns: tick.as_nanos(),
@@ -527,7 +614,23 @@ impl Accounting {
             newcomers: Vec::new(),
             new_at: Vec::new(),
             spill: Vec::new(),
-            admitted: Arc::new(AdmittedSet::new(Default::default(), limit)),
+            vacant: Vec::new(),
+            last_seen: Vec::new(),
+            live: 0,
+            free: Vec::new(),
+            draining: Vec::new(),
+            learn: Vec::new(),
+            forget: Vec::new(),
+            evicted: Vec::new(),
+            rearm_learn: Arc::from(Vec::new()),
+            rearm_forget: Arc::from(Vec::new()),
+            admitted_now: 0,
+            keep: Vec::new(),
+            idle_cursor: 0,
+            ever_admitted: 0,
+            evicted_total: 0,
+            heavy_admitted: 0,
+            retired: Vec::new(),
             watch: Arc::default(),
             pending_watched: Vec::new(),
             closed_watch: Arc::default(),
@@ -591,10 +694,36 @@ impl Accounting {
         if let Some(m) = &next.monitor {
             self.set_monitor(m.clone());
         }
+        if let Some(mut keep) = next.keep {
+            keep.sort_unstable();
+            keep.dedup();
+            self.keep = keep;
+        }
         Rearm {
-            admitted: self.admitted(),
-            watch: self.watch(),
             monitor: next.monitor,
+            ..self.rearm()
+        }
+    }
+
+    /// What to re-arm every shard with after the last [`end_tick`](Self::end_tick) (see
+    /// [`Shard::rearm`](crate::Shard::rearm)): the room left, the addresses admitted and
+    /// evicted at the boundary, the watch set. [`close_tick`](Self::close_tick) returns it.
+    pub fn rearm(&self) -> Rearm {
+        Rearm {
+            remaining: self.remaining(),
+            learn: Arc::clone(&self.rearm_learn),
+            forget: Arc::clone(&self.rearm_forget),
+            watch: self.watch(),
+            monitor: None,
+        }
+    }
+
+    fn remaining(&self) -> usize {
+        let limit = self.monitor.raw_ip_limit();
+        if limit == usize::MAX {
+            usize::MAX
+        } else {
+            limit.saturating_sub(self.live)
         }
     }
 
@@ -629,6 +758,10 @@ impl Accounting {
         self.newcomers.clear();
         self.new_at.clear();
         self.closed_amp.clear();
+        self.learn.clear();
+        self.forget.clear();
+        self.evicted.clear();
+        self.admitted_now = 0;
         let old_len = self.records.len();
 
         // Tracked addresses of the other deltas into the first one, in id order.
@@ -640,7 +773,15 @@ impl Accounting {
                     }
                 });
             }
+            // Ids evicted at the last boundary: what shards counted into them before they
+            // forgot the address is overflow. They take new addresses from now on.
+            for &id in &self.draining {
+                if let Some(c) = first.take_known(id) {
+                    self.pending_stats.overflow.add(&c.grand_total());
+                }
+            }
         }
+        self.free.append(&mut self.draining);
         // New addresses: already tracked (learned by the shard next time), or newcomers.
         for di in 0..deltas.len() {
             for si in 0..deltas[di].new_keys.len() {
@@ -656,12 +797,12 @@ impl Accounting {
             }
         }
         self.admit(tick_start_ns, deltas);
-        let admitted = self.records.len() - old_len;
 
         // Spills and amplification counters, resolved to ids.
         for d in deltas.iter() {
             for &(key, id, cell, pb) in &d.spill {
-                let id = if id == NONE {
+                let id = if id == NONE || !self.holds(id, &key) {
+                    // A new address, or one counted under an id it lost since.
                     self.ids.get(&key, &self.records).map(|i| i.0)
                 } else {
                     Some(id)
@@ -672,7 +813,7 @@ impl Accounting {
                 }
             }
             for (&(key, target), a) in d.amp_refs.iter().zip(&d.amp) {
-                let id = if target & NEW == 0 {
+                let id = if target & NEW == 0 && self.holds(target, &key) {
                     Some(IpId(target))
                 } else {
                     self.ids.get(&key, &self.records)
@@ -693,15 +834,12 @@ impl Accounting {
         });
 
         self.update_records(tick_start_ns, deltas, old_len);
-
-        let limit = self.monitor.raw_ip_limit();
-        if admitted > 0 && limit != usize::MAX {
-            let ips = self.records.iter().map(|r| r.ip).collect();
-            self.admitted = Arc::new(AdmittedSet::new(
-                ips,
-                limit.saturating_sub(self.records.len()),
-            ));
-        }
+        self.evict_idle(tick_start_ns);
+        self.admit_heavy(tick_start_ns, deltas);
+        self.evicted.sort_unstable_by_key(|e| e.0);
+        self.rearm_learn = Arc::from(self.learn.as_slice());
+        self.rearm_forget = Arc::from(self.forget.as_slice());
+        let admitted = self.admitted_now;
         std::mem::swap(&mut self.pending_watched, &mut self.closed_watched);
         self.closed_watch = Arc::clone(&self.watch);
         reset_watched(&mut self.pending_watched, self.watch.len());
@@ -727,6 +865,8 @@ impl Accounting {
             tick_start_ns,
             stats: &self.closed_stats,
             admitted,
+            tracked: self.live,
+            ip_limit: self.monitor.ip_limit(),
             cells,
             bits,
             deltas,
@@ -737,15 +877,189 @@ impl Accounting {
             watch: &self.closed_watch,
             watched: &self.closed_watched,
             records: &self.records,
+            vacant: &self.vacant,
             groups: &self.groups,
+            evicted: &self.evicted,
         }
+    }
+
+    /// Whether id `id` holds `key` now.
+    fn holds(&self, id: u32, key: &IpKey) -> bool {
+        !self.vacant.get(id as usize).copied().unwrap_or(true)
+            && self.records.get(id as usize).is_some_and(|r| r.ip == *key)
+    }
+
+    /// Gives `key` an id (a free one, else a new one) with a fresh record; `None` when the
+    /// id space is exhausted.
+    fn take_id(&mut self, key: IpKey, group: GroupId, tick_start_ns: u64) -> Option<IpId> {
+        let record = IpRecord {
+            ip: key,
+            group,
+            first_seen_ns: tick_start_ns,
+            last_seen_ns: tick_start_ns,
+            active_ticks: 0,
+            peak_pps: 0,
+            peak_bps: 0,
+            peak_dir_pps: [0; 2],
+            peak_dir_bps: [0; 2],
+            totals: IpTotals::default(),
+        };
+        let id = match self.free.pop() {
+            Some(id) => {
+                let i = id as usize;
+                if let (Some(r), Some(g), Some(v), Some(l)) = (
+                    self.records.get_mut(i),
+                    self.groups.get_mut(i),
+                    self.vacant.get_mut(i),
+                    self.last_seen.get_mut(i),
+                ) {
+                    *r = record;
+                    *g = group;
+                    *v = false;
+                    *l = tick_start_ns;
+                }
+                IpId(id)
+            }
+            None => {
+                let id = u32::try_from(self.records.len())
+                    .ok()
+                    .filter(|&id| id < NEW)?;
+                self.records.push(record);
+                self.groups.push(group);
+                self.vacant.push(false);
+                self.last_seen.push(tick_start_ns);
+                IpId(id)
+            }
+        };
+        self.ids.insert(id, &self.records);
+        self.live += 1;
+        self.ever_admitted += 1;
+        self.admitted_now += 1;
+        self.learn.push((key, id));
+        Some(id)
+    }
+
+    /// Whether id `i` may be evicted at the boundary of the tick that started at
+    /// `tick_start_ns`: tracked, without traffic in the tick, neither kept nor watched.
+    fn evictable(&self, i: usize, tick_start_ns: u64) -> bool {
+        !self.vacant.get(i).copied().unwrap_or(true)
+            && self.last_seen.get(i).is_some_and(|&t| t < tick_start_ns)
+            && self.keep.binary_search(&IpId(i as u32)).is_err()
+            && !self.watch.ids().contains(&IpId(i as u32))
+    }
+
+    /// Evicts tracked id `i`: the address leaves the id table, the shards forget it when
+    /// re-armed, and the id is reusable after the next boundary.
+    fn evict(&mut self, i: usize) {
+        let Some(r) = self.records.get(i) else {
+            return;
+        };
+        let (key, group) = (r.ip, r.group);
+        if r.peak_pps > 0 {
+            self.retired.push(IpReport::from_record(r));
+            if self.retired.len() >= 2 * RETIRED_TOP {
+                sort_reports(&mut self.retired);
+                self.retired.truncate(RETIRED_TOP);
+            }
+        }
+        self.ids.remove(&key, &self.records);
+        if let Some(v) = self.vacant.get_mut(i) {
+            *v = true;
+        }
+        self.live -= 1;
+        self.evicted_total += 1;
+        self.draining.push(i as u32);
+        self.forget.push(key);
+        self.evicted.push((IpId(i as u32), key, group));
+    }
+
+    /// Past seven eighths of the limit, evicts the addresses quiet for the idle time among a
+    /// slice of the ids (all of them every 64 ticks).
+    fn evict_idle(&mut self, tick_start_ns: u64) {
+        let (limit, idle) = (self.monitor.raw_ip_limit(), self.monitor.idle_eviction_ns());
+        if limit == usize::MAX || idle == 0 || self.live <= limit - limit / 8 {
+            return;
+        }
+        let n = self.records.len();
+        let Some(before) = tick_start_ns.checked_sub(idle) else {
+            return;
+        };
+        if n == 0 {
+            return;
+        }
+        let span = (n / 64 + IDLE_SCAN_MIN).min(n);
+        for k in 0..span {
+            let i = (self.idle_cursor + k) % n;
+            if self.last_seen.get(i).is_some_and(|&t| t <= before)
+                && self.evictable(i, tick_start_ns)
+            {
+                self.evict(i);
+            }
+        }
+        self.idle_cursor = (self.idle_cursor + span) % n;
+    }
+
+    /// Admits the untracked destinations whose packets in the tick (summed over the shards'
+    /// heavy-hitter caches, guaranteed counts) reach the admission rate, at most
+    /// [`MAX_HEAVY_ADMISSIONS`] a tick, heaviest first: into the room left, else in place of
+    /// the tracked addresses quiet for longest. Their packets of this tick stay overflow; they
+    /// are counted from the next tick on.
+    fn admit_heavy(&mut self, tick_start_ns: u64, deltas: &[TickDelta]) {
+        let (limit, pps) = (
+            self.monitor.raw_ip_limit(),
+            self.monitor.untracked_admission_pps(),
+        );
+        if limit == usize::MAX || pps == 0 || self.pending_stats.overflow.packets == 0 {
+            return;
+        }
+        let min = u64::try_from(u128::from(pps) * u128::from(self.tick_ns) / 1_000_000_000)
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let mut cands: Vec<(IpKey, GroupId)> =
+            merge_candidates(deltas.iter().map(|d| &d.heavy), min, MAX_HEAVY_ADMISSIONS)
+                .into_iter()
+                .filter(|(k, _)| self.ids.get(k, &self.records).is_none())
+                .filter_map(|(k, _)| self.monitor.group_of(k).map(|g| (k, g)))
+                .collect();
+        let room = limit.saturating_sub(self.live);
+        if cands.len() > room {
+            let victims = self.quietest(cands.len() - room, tick_start_ns);
+            for &i in &victims {
+                self.evict(i);
+            }
+            cands.truncate(room + victims.len());
+        }
+        for (key, group) in cands {
+            if self.take_id(key, group, tick_start_ns).is_some() {
+                self.heavy_admitted += 1;
+            }
+        }
+    }
+
+    /// The `n` evictable ids quiet for longest (oldest last traffic, then lowest id).
+    fn quietest(&self, n: usize, tick_start_ns: u64) -> Vec<usize> {
+        let mut heap: std::collections::BinaryHeap<(u64, usize)> = Default::default();
+        for (i, &t) in self.last_seen.iter().enumerate() {
+            if heap.len() == n && heap.peek().is_some_and(|&top| (t, i) >= top) {
+                continue;
+            }
+            if !self.evictable(i, tick_start_ns) {
+                continue;
+            }
+            heap.push((t, i));
+            if heap.len() > n {
+                heap.pop();
+            }
+        }
+        let mut v: Vec<usize> = heap.into_iter().map(|(_, i)| i).collect();
+        v.sort_unstable();
+        v
     }
 
     /// Admits the tick's newcomers in ascending address order while the limit allows, summing
     /// each one's cells across deltas into its first slot.
     fn admit(&mut self, tick_start_ns: u64, deltas: &mut [TickDelta]) {
         self.newcomers.sort_unstable();
-        let limit = self.monitor.raw_ip_limit();
         let mut i = 0;
         while i < self.newcomers.len() {
             let (key, d0, s0) = self.newcomers[i];
@@ -763,32 +1077,30 @@ impl Accounting {
                 }
                 j += 1;
             }
-            let id = u32::try_from(self.records.len())
-                .ok()
-                .filter(|&id| id < NEW)
-                .map(IpId);
-            match (self.monitor.group_of(key), id) {
-                (Some(group), Some(id)) if self.records.len() < limit => {
-                    self.records.push(IpRecord {
-                        ip: key,
-                        group,
-                        first_seen_ns: tick_start_ns,
-                        last_seen_ns: tick_start_ns,
-                        active_ticks: 0,
-                        peak_pps: 0,
-                        peak_bps: 0,
-                        peak_dir_pps: [0; 2],
-                        peak_dir_bps: [0; 2],
-                        totals: IpTotals::default(),
-                    });
-                    self.groups.push(group);
-                    self.ids.insert(id, &self.records);
-                    self.new_at.push((d0, s0));
-                    for &(_, d, _) in &self.newcomers[i..j] {
-                        if let Some(d) = deltas.get_mut(d as usize) {
-                            d.learned.push((key, id));
-                        }
+            let group = self.monitor.group_of(key);
+            let room = self.live < self.monitor.raw_ip_limit();
+            let fresh = self.free.is_empty();
+            let id = group
+                .filter(|_| room)
+                .and_then(|g| self.take_id(key, g, tick_start_ns));
+            if let Some(id) = id {
+                // The shards that counted it learn its id with their delta (the others with
+                // the re-arm's list).
+                for &(_, d, _) in &self.newcomers[i..j] {
+                    if let Some(d) = deltas.get_mut(d as usize) {
+                        d.learned.push((key, id));
                     }
+                }
+            }
+            match id {
+                Some(_) if fresh => {
+                    // A new id (`first_new..`): its cells stay in their delta's slot.
+                    self.new_at.push((d0, s0));
+                }
+                Some(id) => {
+                    // A reused id: its cells join the tracked sums in the first delta.
+                    let c = deltas[d0 as usize].new_cells[s0 as usize];
+                    deltas[0].add_known(id.0, &c, &mut self.spill);
                 }
                 _ => {
                     let mut c = IpCounters::ZERO;
@@ -812,6 +1124,7 @@ impl Accounting {
     fn update_records(&mut self, tick_start_ns: u64, deltas: &[TickDelta], old_len: usize) {
         let per_sec = PerSec::new(self.tick_ns);
         let records = &mut self.records;
+        let last_seen = &mut self.last_seen;
         let spill = &self.spill[..];
         let mut at = 0;
         let mut update = |id: u32, cells: &TickCells| {
@@ -834,6 +1147,9 @@ impl Accounting {
                 }
             }
             r.last_seen_ns = tick_start_ns;
+            if let Some(l) = last_seen.get_mut(id as usize) {
+                *l = tick_start_ns;
+            }
             r.active_ticks += 1;
             let mut all = dir[0];
             all.add(&dir[1]);
@@ -862,12 +1178,6 @@ impl Accounting {
                 update((old_len + i) as u32, c);
             }
         }
-    }
-
-    /// The tracked set to install into every shard ([`Shard::install_admitted`](crate::Shard::install_admitted))
-    /// before it accounts the next tick. Rebuilt only in ticks that admitted addresses.
-    pub fn admitted(&self) -> Arc<AdmittedSet> {
-        Arc::clone(&self.admitted)
     }
 
     /// Chooses the targets to watch from the next tick on (typically the detection engine's
@@ -905,12 +1215,25 @@ impl Accounting {
 
     /// Record of a tracked address.
     pub fn record(&self, id: IpId) -> Option<&IpRecord> {
+        if self.vacant.get(id.index()).copied().unwrap_or(true) {
+            return None;
+        }
         self.records.get(id.index())
     }
 
-    /// Every record, indexed by [`IpId`].
-    pub fn records(&self) -> &[IpRecord] {
-        &self.records
+    /// Every tracked address's record, by ascending [`IpId`].
+    pub fn records(&self) -> impl Iterator<Item = (IpId, &IpRecord)> + '_ {
+        self.records
+            .iter()
+            .zip(&self.vacant)
+            .enumerate()
+            .filter(|(_, (_, &v))| !v)
+            .map(|(i, (r, _))| (IpId(i as u32), r))
+    }
+
+    /// Number of addresses tracked now.
+    pub fn tracked(&self) -> usize {
+        self.live
     }
 
     /// Global counters over all closed ticks.
@@ -930,29 +1253,36 @@ impl Accounting {
 
     /// Summary with global totals and the `top_n` addresses by peak pps (ties: ascending IP).
     pub fn report(&self, top_n: usize) -> Report {
+        // Tracked addresses and the busiest evicted ones (an address evicted and tracked
+        // again appears once, with its busier record).
         let mut order: Vec<(Reverse<u64>, IpKey, usize)> = self
-            .records
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (Reverse(r.peak_pps), r.ip, i))
+            .records()
+            .map(|(id, r)| (Reverse(r.peak_pps), r.ip, id.index()))
             .collect();
         if top_n < order.len() {
             order.select_nth_unstable(top_n);
             order.truncate(top_n);
         }
-        order.sort_unstable();
-        let top = order
+        let mut top: Vec<IpReport> = order
             .iter()
             .filter_map(|&(_, _, i)| self.records.get(i))
             .map(IpReport::from_record)
+            .chain(self.retired.iter().cloned())
             .collect();
+        sort_reports(&mut top);
+        let mut seen = std::collections::HashSet::new();
+        top.retain(|r| seen.insert(r.ip));
+        top.truncate(top_n);
         Report {
             totals: ReportTotals {
                 packets: self.stats.total.packets,
                 bytes: self.stats.total.bytes,
                 parse_status: self.stats.parse_status,
                 ticks_closed: self.ticks_closed,
-                monitored_ips_seen: self.records.len() as u64,
+                monitored_ips_seen: self.ever_admitted,
+                tracked_ips: self.live as u64,
+                evicted_ips: self.evicted_total,
+                admitted_heavy_ips: self.heavy_admitted,
                 overflow_packets: self.stats.overflow.packets,
                 overflow_bytes: self.stats.overflow.bytes,
                 ip_limit: self.monitor.ip_limit().map(|l| l as u64),
@@ -960,6 +1290,18 @@ impl Accounting {
             top,
         }
     }
+}
+
+/// Most evicted addresses whose reports are kept for the report's top list.
+const RETIRED_TOP: usize = 256;
+/// Fewest ids the idle scan looks at per tick.
+const IDLE_SCAN_MIN: usize = 1024;
+/// Most untracked heavy destinations admitted per tick.
+pub const MAX_HEAVY_ADMISSIONS: usize = 256;
+
+/// Sorts reports by descending peak packet rate, ties by ascending address.
+fn sort_reports(v: &mut [IpReport]) {
+    v.sort_unstable_by(|a, b| b.peak_pps.cmp(&a.peak_pps).then(a.ip.cmp(&b.ip)));
 }
 
 /// Empties `v` and sizes it for `n` targets, keeping allocations.
@@ -993,9 +1335,15 @@ pub struct ReportTotals {
     pub parse_status: [u64; ParseStatus::COUNT],
     /// Ticks closed.
     pub ticks_closed: u64,
-    /// Addresses ever tracked.
+    /// Addresses ever tracked (an address tracked again after its eviction counts again).
     pub monitored_ips_seen: u64,
-    /// Per-direction packet accountings dropped by the tracked-IP (auto-monitor) limit.
+    /// Addresses tracked at the end.
+    pub tracked_ips: u64,
+    /// Evictions of quiet addresses (to make room, or idle past the eviction time).
+    pub evicted_ips: u64,
+    /// Untracked destinations admitted for their packet rate while the tracked set was full.
+    pub admitted_heavy_ips: u64,
+    /// Per-direction packet accountings of untracked addresses (beyond the tracked-IP limit).
     pub overflow_packets: u64,
     /// Their bytes.
     pub overflow_bytes: u64,
@@ -1167,10 +1515,9 @@ mod tests {
             .iter()
             .map(|(id, _, c)| (id, *c))
             .collect();
-        let a = acct.admitted();
+        let r = acct.rearm();
         for (s, d) in shards.iter_mut().zip(deltas) {
-            s.recycle(d);
-            s.install_admitted(a.clone());
+            s.rearm(d, &r);
         }
         out
     }
@@ -1227,7 +1574,7 @@ mod tests {
                 }
             );
         }
-        assert_eq!(acct.records().len(), 3);
+        assert_eq!(acct.tracked(), 3);
         assert_eq!(acct.stats().total.packets, 36);
         assert_eq!(acct.stats().status(ParseStatus::Ok), 36);
     }
@@ -1247,7 +1594,7 @@ mod tests {
         shards[1].account(&pkt("198.51.100.1", "10.0.9.9", TrafficClass::Udp, 100));
         let mut deltas: Vec<TickDelta> = shards.iter_mut().map(Shard::take_tick).collect();
         acct.end_tick(0, &mut deltas);
-        assert_eq!(acct.records().len(), 301);
+        assert_eq!(acct.tracked(), 301);
         for d in &deltas {
             assert!(d.capacity() >= 301, "{}", d.capacity());
         }
@@ -1278,7 +1625,7 @@ mod tests {
         assert!(d.touched.capacity() >= 3000);
         // The cells of every id were written here, not left for the worker to fault in.
         assert!(d.faulted >= 3000 && d.cells.len() >= 3000, "{}", d.faulted);
-        shard.recycle(d);
+        shard.rearm(d, &acct.rearm());
         // Next tick: the same addresses, tracked now; nothing new.
         for i in 0..3000u32 {
             let dst = format!("10.0.{}.{}", i / 250, i % 250);
@@ -1394,9 +1741,9 @@ mod tests {
         assert!(shards[0].current().len() <= 3);
         let closed = close(&mut acct, &mut shards, 0);
         assert_eq!(closed.len(), 3);
-        let kept: Vec<String> = acct.records().iter().map(|r| r.ip.to_string()).collect();
+        let kept: Vec<String> = acct.records().map(|(_, r)| r.ip.to_string()).collect();
         assert_eq!(kept, ["10.0.0.1", "10.0.0.2", "10.0.0.3"]);
-        assert!(acct.records().iter().all(|r| r.group == GroupId(7)));
+        assert!(acct.records().all(|(_, r)| r.group == GroupId(7)));
         // Outbound is never counted in auto mode: 1.1.1.1 is not tracked.
         assert_eq!(acct.id_of(ip("1.1.1.1")), None);
         assert_eq!(
@@ -1406,7 +1753,7 @@ mod tests {
                 bytes: 192
             }
         );
-        assert_eq!(acct.admitted().remaining(), 0);
+        assert_eq!(acct.rearm().remaining, 0);
 
         // Next tick: tracked addresses are counted in full under a flood of new ones.
         for i in 0..50u32 {
@@ -1427,7 +1774,7 @@ mod tests {
                 .packets,
             51
         );
-        assert_eq!(acct.records().len(), 3);
+        assert_eq!(acct.tracked(), 3);
         let rep = acct.report(1);
         assert_eq!(rep.totals.overflow_packets, 53);
         assert_eq!(rep.totals.ip_limit, Some(3));
@@ -1475,7 +1822,7 @@ mod tests {
         shards[0].account(&pkt("10.0.0.9", "10.0.0.8", TrafficClass::Udp, 1));
         shards[0].account(&pkt("10.0.0.1", "10.0.0.7", TrafficClass::Udp, 1));
         close(&mut acct, &mut shards, 0);
-        let kept: Vec<String> = acct.records().iter().map(|r| r.ip.to_string()).collect();
+        let kept: Vec<String> = acct.records().map(|(_, r)| r.ip.to_string()).collect();
         assert_eq!(kept, ["10.0.0.1", "10.0.0.7"]);
         assert_eq!(acct.stats().overflow.packets, 2);
     }
@@ -1578,7 +1925,7 @@ mod tests {
         assert_eq!(closed.amp().count(), 1);
         // Per tick only.
         close(&mut acct, &mut shards, S);
-        assert_eq!(acct.records().len(), 3);
+        assert_eq!(acct.tracked(), 3);
     }
 
     #[test]
@@ -1713,11 +2060,9 @@ mod tests {
                         .map(|(id, _, s)| (id, s.packets(), s.unique_sources()))
                         .collect();
                     out.push((ips, watched, *closed.stats));
-                    let w = acct.set_watch(addrs.iter().map(|a| ip(a)));
+                    acct.set_watch(addrs.iter().map(|a| ip(a)));
                     let [d] = d;
-                    shard.recycle(d);
-                    shard.install_admitted(acct.admitted());
-                    shard.install_watch(w);
+                    shard.rearm(d, &acct.rearm());
                 }
                 (out, acct.report(usize::MAX))
             };
@@ -1816,7 +2161,7 @@ mod tests {
         }
         shard.account(&pkt("198.51.100.1", "10.0.0.1", TrafficClass::Udp, 100));
         close(&mut acct, std::slice::from_mut(&mut shard), S);
-        assert_eq!(acct.records().len(), 2);
+        assert_eq!(acct.tracked(), 2);
         assert_eq!(shard.indexed(), 2);
     }
 
@@ -1826,7 +2171,7 @@ mod tests {
         is_send::<Shard>();
         is_send::<TickDelta>();
         is_send::<Accounting>();
-        is_send::<Arc<AdmittedSet>>();
+        is_send::<Rearm>();
         is_send::<Arc<WatchSet>>();
     }
 }

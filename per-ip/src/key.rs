@@ -48,7 +48,7 @@ impl Direction {
 /// IPv4 and IPv6 never collide: `1.2.3.4` and the IPv4-mapped `::ffff:1.2.3.4` are different
 /// keys. The order is all IPv4 addresses ascending, then all IPv6 addresses ascending; it is the
 /// order used for deterministic admission and tie-breaking.
-#[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Copy, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct IpKey {
     // Field order matters for the derived `Ord`: family first, then the address.
     pub(crate) v6: bool,

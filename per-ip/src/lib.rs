@@ -16,23 +16,27 @@
 //!   nanoseconds since the epoch, in arguments.
 //! - **No locks or atomics on the per-packet path**: each worker owns a [`Shard`] and calls
 //!   [`Shard::account_batch`] per batch of packets (or [`Shard::account`] per packet, same
-//!   results); the only sharing is read-only `Arc`s ([`Monitor`], [`AdmittedSet`],
-//!   [`WatchSet`]).
+//!   results); the only sharing is read-only `Arc`s ([`Monitor`], [`WatchSet`], the
+//!   [`Rearm`] lists).
 //! - **Merge at tick boundaries**: each shard hands its [`TickDelta`] to the single
 //!   [`Accounting`], which sums them in place and closes the tick ([`Accounting::end_tick`]);
-//!   deltas go back to shards through [`Shard::recycle`] so vectors keep their capacity and each
-//!   shard learns the [`IpId`] of its new addresses, together with the [`AdmittedSet`] and the
-//!   [`WatchSet`] for the next tick. Shards count tracked addresses straight into vectors
-//!   indexed by `IpId`, so the merge walks dense vectors in id order, without hashing or
-//!   sorting per address.
+//!   deltas go back to shards through [`Shard::rearm`] so vectors keep their capacity, with a
+//!   [`Rearm`]: the addresses admitted and evicted at the boundary (every shard learns every
+//!   tracked address's [`IpId`]), the room left under the limit and the [`WatchSet`] for the
+//!   next tick. Shards count tracked addresses straight into vectors indexed by `IpId`, so the
+//!   merge walks dense vectors in id order, without hashing or sorting per address.
 //! - **Deterministic**: the same packets give the same [`Report`] and the same
 //!   [`ClosedTick`] sequence however they are spread over shards. Sums commute; new addresses
-//!   are admitted in ascending address order; every output is sorted, never in hash order.
-//!   Under a tracked-IP limit this needs [`Accounting::admitted`] installed into every shard
-//!   between ticks (see [`Shard`]).
-//! - **Bounded memory**: with a tracked-IP limit (always in auto-monitor mode) per-tick maps
-//!   and per-IP state hold at most the limit's worth of addresses, also under a
-//!   random-destination flood; what does not fit is counted as overflow.
+//!   are admitted in ascending address order; evictions pick the address quiet for longest
+//!   (ties: lowest id); every output is sorted, never in hash order. Under a tracked-IP limit
+//!   this needs every shard re-armed between ticks (see [`Shard`]); which untracked
+//!   destinations are admitted for their rate can depend on the spread only for those near
+//!   the admission rate.
+//! - **Bounded memory**: with a tracked-IP limit (always in auto-monitor mode; the sensor
+//!   sets one in prefix mode too) per-tick maps and per-IP state hold at most the limit's
+//!   worth of addresses, also under a random-destination flood or a scan of a monitored /48;
+//!   what does not fit is counted as overflow, and the busiest untracked destinations are
+//!   admitted in place of quiet tracked ones ([`Accounting::end_tick`]).
 //!
 //! ## Tick loop
 //! ```
@@ -57,12 +61,10 @@
 //!         let closed = acct.end_tick(closed_start_ns, &mut deltas);
 //!         assert_eq!(closed.iter().count(), 1);
 //!         // The detection engine picks the targets to analyse in the next tick.
-//!         let watch = acct.set_watch(["192.0.2.1".parse().unwrap()]);
-//!         let admitted = acct.admitted();
+//!         acct.set_watch(["192.0.2.1".parse().unwrap()]);
+//!         let rearm = acct.rearm();
 //!         for (shard, d) in shards.iter_mut().zip(deltas) {
-//!             shard.recycle(d);
-//!             shard.install_admitted(admitted.clone());
-//!             shard.install_watch(watch.clone());
+//!             shard.rearm(d, &rearm);
 //!         }
 //!     }
 //!     shards[i % 2].account_batch(std::slice::from_ref(&s));
@@ -88,6 +90,7 @@ mod accounting;
 mod bits;
 mod clock;
 mod counters;
+mod heavy;
 mod key;
 pub mod mem;
 mod prefix;
@@ -97,11 +100,14 @@ pub mod sources;
 
 pub use accounting::{
     Accounting, ClassReport, ClosedTick, IpRecord, IpReport, IpTotals, NextTick, Report,
-    ReportTotals, TickCounters, TickIp, TickIpCells,
+    ReportTotals, TickCounters, TickIp, TickIpCells, MAX_HEAVY_ADMISSIONS,
 };
 pub use clock::{PerSec, TickAdvance, TickClock, TickLength};
 pub use counters::{amp_bucket, AmpCounters, IpCounters, PacketsBytes, TrafficStats};
 pub use key::{Direction, GroupId, IpId, IpKey};
 pub use prefix::{PrefixError, PrefixTable};
 pub use reflector::{AmpBucket, AMP_BUCKETS};
-pub use shard::{AdmittedSet, Monitor, Rearm, Shard, TickDelta, WatchSet, ONSET_SAMPLE_RATE};
+pub use shard::{
+    Monitor, Rearm, Shard, TickDelta, WatchSet, DEFAULT_ADMIT_UNTRACKED_PPS, DEFAULT_IDLE_EVICT_NS,
+    ONSET_SAMPLE_RATE,
+};

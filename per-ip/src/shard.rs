@@ -4,19 +4,20 @@ use std::collections::BinaryHeap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use hashbrown::{HashMap, HashSet};
+use hashbrown::HashMap;
 use surgewatch_pipeline::{proto, Fragment, PacketSummary, TrafficClass};
 
 use crate::counters::{
     add_cells_packed, cell_add, AmpCounters, IpCounters, PacketsBytes, TickCells, TrafficStats,
     AMP_TABLE, NO_AMP, ZERO_CELLS,
 };
+use crate::heavy::HeavyCache;
 use crate::key::{GroupId, IpId, IpKey};
 use crate::mem::{prefetch, zeroed_vec};
 use crate::prefix::PrefixTable;
 use crate::sources::SourceStats;
 
-/// What is monitored: the prefix table, or auto-monitoring, and the tracked-IP limit.
+/// What is monitored: the prefix table, or auto-monitoring, and the tracked-address budget.
 ///
 /// Built once from the configuration and shared (`Arc`) by every [`Shard`] and the
 /// [`Accounting`](crate::Accounting) merger.
@@ -29,14 +30,25 @@ use crate::sources::SourceStats;
 ///   outbound.
 ///
 /// The **tracked-IP limit** bounds the number of addresses with per-IP state (and so memory,
-/// also under a random-destination flood). Auto-monitor mode always has one; prefix mode has
-/// none unless [`Monitor::with_ip_limit`] sets one. See [`Shard`] for how it is enforced.
+/// also under a random-destination flood or a scan of a monitored /48). Auto-monitor mode
+/// always has one; prefix mode has none unless [`Monitor::with_ip_limit`] sets one. When the
+/// tracked set is full, traffic still decides who is tracked: an untracked destination that
+/// receives at least [`Monitor::with_untracked_admission`] packets per second takes the place
+/// of the tracked address quiet for longest, and past seven eighths of the limit addresses
+/// quiet for [`Monitor::with_idle_eviction`] leave (see [`Accounting`](crate::Accounting)).
 #[derive(Clone, Debug)]
 pub struct Monitor {
     table: PrefixTable,
     auto_group: Option<GroupId>,
     ip_limit: usize,
+    admit_pps: u64,
+    idle_ns: u64,
 }
+
+/// Default of [`Monitor::with_untracked_admission`]: packets per second.
+pub const DEFAULT_ADMIT_UNTRACKED_PPS: u64 = 1_000;
+/// Default of [`Monitor::with_idle_eviction`]: five minutes.
+pub const DEFAULT_IDLE_EVICT_NS: u64 = 300_000_000_000;
 
 impl Monitor {
     /// Prefix mode, no tracked-IP limit.
@@ -45,6 +57,8 @@ impl Monitor {
             table,
             auto_group: None,
             ip_limit: usize::MAX,
+            admit_pps: DEFAULT_ADMIT_UNTRACKED_PPS,
+            idle_ns: DEFAULT_IDLE_EVICT_NS,
         }
     }
 
@@ -54,13 +68,28 @@ impl Monitor {
         Monitor {
             table: PrefixTable::default(),
             auto_group: Some(group),
-            ip_limit: limit,
+            ..Monitor::prefixes(PrefixTable::default()).with_ip_limit(limit)
         }
     }
 
     /// Sets the tracked-IP limit.
     pub fn with_ip_limit(mut self, limit: usize) -> Self {
         self.ip_limit = limit;
+        self
+    }
+
+    /// Sets the packet rate (per second, inbound) at which an untracked destination is
+    /// admitted when the tracked set is full, in place of a quiet tracked address; 0 turns
+    /// this admission off.
+    pub fn with_untracked_admission(mut self, pps: u64) -> Self {
+        self.admit_pps = pps;
+        self
+    }
+
+    /// Sets how long (ns) a tracked address must have been quiet before it may leave when
+    /// the tracked set is more than seven eighths full; 0 turns idle eviction off.
+    pub fn with_idle_eviction(mut self, ns: u64) -> Self {
+        self.idle_ns = ns;
         self
     }
 
@@ -83,45 +112,20 @@ impl Monitor {
         self.ip_limit
     }
 
+    /// Packets per second of the admission of untracked destinations (0: off).
+    pub fn untracked_admission_pps(&self) -> u64 {
+        self.admit_pps
+    }
+
+    /// Quiet time (ns) after which a tracked address may be evicted (0: never).
+    pub fn idle_eviction_ns(&self) -> u64 {
+        self.idle_ns
+    }
+
     /// The group an address is accounted in: its longest configured prefix, else the
     /// auto-monitor group.
     pub fn group_of(&self, ip: IpKey) -> Option<GroupId> {
         self.table.lookup(ip.ip()).or(self.auto_group)
-    }
-}
-
-/// The addresses the merger tracks, and how many more it can admit: published by
-/// [`Accounting::admitted`](crate::Accounting::admitted) after each tick and installed into
-/// every shard with [`Shard::install_admitted`]. Only used when a tracked-IP limit is set.
-#[derive(Clone, Debug, Default)]
-pub struct AdmittedSet {
-    ips: HashSet<IpKey>,
-    remaining: usize,
-}
-
-impl AdmittedSet {
-    pub(crate) fn new(ips: HashSet<IpKey>, remaining: usize) -> Self {
-        AdmittedSet { ips, remaining }
-    }
-
-    /// Whether `ip` is tracked.
-    pub fn contains(&self, ip: IpKey) -> bool {
-        self.ips.contains(&ip)
-    }
-
-    /// Number of tracked addresses.
-    pub fn len(&self) -> usize {
-        self.ips.len()
-    }
-
-    /// Whether no address is tracked.
-    pub fn is_empty(&self) -> bool {
-        self.ips.is_empty()
-    }
-
-    /// How many more addresses can be admitted.
-    pub fn remaining(&self) -> usize {
-        self.remaining
     }
 }
 
@@ -575,10 +579,17 @@ impl WatchSet {
 /// What every shard gets back with its delta after a tick ([`Shard::rearm`]): the tracked
 /// set, the watch set, and a new monitor when it changed. Cheap to clone (shared `Arc`s).
 ///
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Rearm {
-    /// The tracked (admitted) set.
-    pub admitted: Arc<AdmittedSet>,
+    /// How many addresses the merger can still admit (`usize::MAX` without a limit): the
+    /// most new addresses a shard holds in a tick (see "Tracked-IP limit" on [`Shard`]).
+    pub remaining: usize,
+    /// Addresses admitted at the tick boundary, with their ids: every shard learns them, so
+    /// that each one knows every tracked address (and needs no tracked set besides its index).
+    pub learn: Arc<[(IpKey, IpId)]>,
+    /// Addresses evicted at the tick boundary: every shard forgets their ids (which the
+    /// merger reuses from the next boundary on).
+    pub forget: Arc<[IpKey]>,
     /// The targets to watch.
     pub watch: Arc<WatchSet>,
     /// What is monitored from the next tick on, when it changed.
@@ -616,6 +627,9 @@ pub struct TickDelta {
     /// [`ONSET_SAMPLE_RATE`]), at most [`MAX_ONSET_SAMPLES`]: what the detector describes the
     /// sources of an attack with when it starts on a target nobody was watching.
     samples: Vec<PacketSummary>,
+    /// Inbound packets to addresses the tracked-IP limit left untracked: the heaviest of
+    /// them are admitted at the tick boundary (see [`crate::heavy`]).
+    pub(crate) heavy: HeavyCache,
     /// Set by the merger: new addresses of this delta that have an id, learned by the shard in
     /// [`Shard::recycle`].
     pub(crate) learned: Vec<(IpKey, IpId)>,
@@ -745,6 +759,7 @@ impl TickDelta {
             s.clear();
         }
         self.samples.clear();
+        self.heavy.clear();
         self.learned.clear();
         self.merged = false;
     }
@@ -831,6 +846,20 @@ impl TickDelta {
         }
     }
 
+    /// Takes the counters of tracked id `id` out of the delta (clearing its bit), if counted.
+    pub(crate) fn take_known(&mut self, id: u32) -> Option<IpCounters> {
+        let i = id as usize;
+        let w = self.bits.get_mut(i / 64)?;
+        let b = 1u64 << (i % 64);
+        if *w & b == 0 {
+            return None;
+        }
+        *w &= !b;
+        let mut c = IpCounters::ZERO;
+        c.add_cells(self.cells.get(i)?);
+        Some(c)
+    }
+
     /// Adds packed cells to tracked address `id` (the merger's path), setting its bit.
     #[inline]
     pub(crate) fn add_known(
@@ -915,16 +944,19 @@ const EMPTY_OP: Op = Op {
 /// one bit test of a 512-byte filter per inbound packet (and a lookup of the few that pass).
 ///
 /// # Tracked-IP limit
-/// With a limit, an address the shard does not know as tracked is inserted only if it is in
-/// the installed [`AdmittedSet`] or if fewer than `remaining` *new* addresses are held;
-/// otherwise the largest held new address is evicted in favour of a smaller one (its counts
-/// become overflow), else the packet is counted as overflow. Each shard therefore holds the
-/// `remaining` smallest new addresses it saw, with complete counts, and the merger, which
-/// admits new addresses in ascending order, admits the same ones whatever the sharding.
-/// This is exact when every shard has the merger's latest [`AdmittedSet`] installed before it
-/// accounts the next tick (the replay engine's tick barrier); with a set one tick stale, only
-/// addresses admitted in the ticks in flight can lose counts, and only while the limit is hit.
-/// The index holds at most `limit` tracked addresses plus `remaining` new ones.
+/// Every shard learns every tracked address from the merger at each tick boundary
+/// ([`Rearm::learn`], [`Rearm::forget`]), so its index knows them all. With a limit, an address
+/// the index does not know is held as *new* only while fewer than [`Rearm::remaining`] new
+/// addresses are held; otherwise the largest held new address is evicted in favour of a
+/// smaller one (its counts become overflow), else the packet is counted as overflow and, when
+/// inbound, offered to the tick's heavy-hitter cache (the merger admits the heaviest of those
+/// at the boundary). Each shard therefore holds the `remaining` smallest new addresses it saw,
+/// with complete counts, and the merger, which admits new addresses in ascending order, admits
+/// the same ones whatever the sharding. This is exact when every shard is re-armed before it
+/// accounts the next tick (the replay engine's tick barrier); re-armed one tick late (live
+/// capture), only addresses admitted or evicted in the ticks in flight can lose counts (to
+/// overflow), and only while the limit is hit. The index holds at most `limit` tracked
+/// addresses plus `remaining` new ones.
 #[derive(Debug)]
 pub struct Shard {
     monitor: Arc<Monitor>,
@@ -937,7 +969,8 @@ pub struct Shard {
     id_hint: usize,
     cur: TickDelta,
     spares: Vec<TickDelta>,
-    admitted: Arc<AdmittedSet>,
+    /// How many new addresses the shard may hold in a tick (see "Tracked-IP limit").
+    remaining: usize,
     /// New (not admitted) addresses held in `cur`, largest on top. Only used with a limit.
     new_keys: BinaryHeap<IpKey>,
     /// Scratch of the batched path (capacity `2 * CHUNK`).
@@ -955,7 +988,7 @@ impl Shard {
         let limit = monitor.raw_ip_limit();
         Shard {
             limited: limit != usize::MAX,
-            admitted: Arc::new(AdmittedSet::new(HashSet::new(), limit)),
+            remaining: limit,
             monitor,
             index: SlotIndex::default(),
             tick: 1,
@@ -1223,8 +1256,8 @@ impl Shard {
     /// "Tracked-IP limit") or counts the packet as overflow (returns false).
     #[inline(never)]
     fn resolve_vacant(&mut self, op: &mut Op) -> bool {
-        if self.limited && !self.admitted.ips.contains(&op.key) {
-            if self.new_keys.len() >= self.admitted.remaining {
+        if self.limited {
+            if self.new_keys.len() >= self.remaining {
                 let evicted = match self.new_keys.peek_mut() {
                     Some(mut largest) if op.key < *largest => {
                         Some(std::mem::replace(&mut *largest, op.key))
@@ -1235,6 +1268,9 @@ impl Shard {
                     Some(e) => self.evict(e),
                     None => {
                         self.cur.stats.overflow.add_packet(u64::from(op.bytes));
+                        if usize::from(op.cell) < TrafficClass::COUNT {
+                            self.cur.heavy.record(op.key, op.hash);
+                        }
                         return false;
                     }
                 }
@@ -1378,7 +1414,8 @@ impl Shard {
     }
 
     /// Gives a merged delta back for reuse, learning the ids the merger found or assigned for
-    /// its new addresses. If nothing was accounted since [`Shard::take_tick`] (a tick barrier,
+    /// its new addresses (not those of addresses admitted through other shards, or evicted:
+    /// [`Shard::rearm`] teaches those; under a tracked-IP limit, re-arm every shard). If nothing was accounted since [`Shard::take_tick`] (a tick barrier,
     /// as in replay), the shard continues in the recycled delta, so one set of by-id vectors
     /// serves every tick; otherwise it is kept as the next spare.
     pub fn recycle(&mut self, mut delta: TickDelta) {
@@ -1414,7 +1451,15 @@ impl Shard {
                 let Some(e) = self.index.entries.get_mut(pos) else {
                     return;
                 };
-                if e.target & NEW == 0 || e.stamp == self.tick {
+                if e.target & NEW == 0 {
+                    // Tracked already (the same id, unless the id changed hands).
+                    if id.0 & NEW == 0 {
+                        e.target = id.0;
+                        self.id_hint = self.id_hint.max(id.index() + 1);
+                    }
+                    return;
+                }
+                if e.stamp == self.tick {
                     return;
                 }
                 if id.0 & NEW != 0 {
@@ -1438,20 +1483,40 @@ impl Shard {
         self.index.len
     }
 
-    /// Installs the merger's tracked set (see "Tracked-IP limit"). Call before accounting the
-    /// next tick; a no-op in effect without a limit.
-    pub fn install_admitted(&mut self, admitted: Arc<AdmittedSet>) {
-        self.admitted = admitted;
-    }
-
     /// Re-arms the shard after a tick boundary (see [`Accounting::close_tick`] for the call
-    /// order): takes its delta back ([`recycle`](Self::recycle)), then the tracked set, the
-    /// watch set and, when it changed, the monitor.
+    /// order): takes its delta back ([`recycle`](Self::recycle)), learns the addresses the
+    /// merger admitted and forgets those it evicted, then takes the room left, the watch set
+    /// and, when it changed, the monitor.
     ///
     /// [`Accounting::close_tick`]: crate::Accounting::close_tick
     pub fn rearm(&mut self, delta: TickDelta, r: &Rearm) {
         self.recycle(delta);
-        self.install_admitted(r.admitted.clone());
+        for k in r.forget.iter() {
+            let h = self.index.hash(k);
+            if let Ok(pos) = self.index.find(k, h) {
+                // A new address of this tick with the same key stays new (its counts are in
+                // the current delta's slot); only the id mapping goes.
+                if self
+                    .index
+                    .entries
+                    .get(pos)
+                    .is_some_and(|e| e.target & NEW == 0)
+                {
+                    self.index.remove_at(pos);
+                }
+            }
+        }
+        for group in r.learn.chunks(RECYCLE_GROUP) {
+            let mut hashes = [0u64; RECYCLE_GROUP];
+            for (h, (key, _)) in hashes.iter_mut().zip(group) {
+                *h = self.index.hash(key);
+                self.index.prefetch(*h);
+            }
+            for (&h, &(key, id)) in hashes.iter().zip(group) {
+                self.learn(key, id, h);
+            }
+        }
+        self.remaining = r.remaining;
         self.install_watch(r.watch.clone());
         if let Some(m) = &r.monitor {
             self.set_monitor(m.clone());
@@ -1460,8 +1525,8 @@ impl Shard {
 
     /// Installs the merger's watch set ([`Accounting::watch`](crate::Accounting::watch)):
     /// from now on every inbound packet to a watched target is also recorded into that
-    /// target's [`SourceStats`] for the tick. Call between ticks, like
-    /// [`Shard::install_admitted`]; installed mid-tick, it restarts the current tick's source
+    /// target's [`SourceStats`] for the tick. Call between ticks (as
+    /// [`Shard::rearm`] does); installed mid-tick, it restarts the current tick's source
     /// analysis. With an empty set the per-packet cost is one predictable branch.
     pub fn install_watch(&mut self, watch: Arc<WatchSet>) {
         if !Arc::ptr_eq(&watch, &self.watch) {

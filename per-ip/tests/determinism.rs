@@ -186,12 +186,10 @@ fn run(
             .enumerate()
             .filter(|(i, _)| mask & (1 << i) != 0)
             .map(|(_, a)| a.parse::<IpAddr>().unwrap());
-        let watched = acct.set_watch(targets);
-        let admitted = acct.admitted();
+        acct.set_watch(targets);
+        let rearm = acct.rearm();
         for (s, d) in shards.iter_mut().zip(deltas) {
-            s.recycle(d);
-            s.install_admitted(admitted.clone());
-            s.install_watch(watched.clone());
+            s.rearm(d, &rearm);
         }
     }
     (out, acct.report(usize::MAX))

@@ -101,7 +101,11 @@ impl Settings {
         extra.extend(extra_monitor.iter().copied());
         let monitor = monitor_setup(&config, &extra)?;
         let mut notes: Vec<Diag> = monitor.note.iter().cloned().collect();
-        let (detector, clamped) = detector_config(&monitor.detection, thresholds, tick, top_n);
+        let (mut detector, clamped) = detector_config(&monitor.detection, thresholds, tick, top_n);
+        // Baselines of evicted addresses: up to a quarter of the budget's worth.
+        if let Some(limit) = monitor.monitor.ip_limit() {
+            detector.max_parked_baselines = (limit / 4).max(1024);
+        }
         notes.extend(clamped);
         Ok(Settings {
             tick,
@@ -266,7 +270,7 @@ pub fn monitor_setup(cfg: &Config, extra: &[IpNet]) -> Result<MonitorSetup> {
         detection.push(cfg.detection.clone());
         let id = GroupId(u16::try_from(groups.len() - 1).unwrap_or(0));
         return Ok(MonitorSetup {
-            monitor: Arc::new(Monitor::auto(limit as usize, id)),
+            monitor: Arc::new(budget(Monitor::auto(limit as usize, id), cfg)),
             groups,
             detection,
             mode: MonitorMode::Auto,
@@ -274,13 +278,22 @@ pub fn monitor_setup(cfg: &Config, extra: &[IpNet]) -> Result<MonitorSetup> {
         });
     }
     let table = PrefixTable::new(prefixes).context("building the monitored prefix table")?;
+    let limit = cfg.sensor.max_tracked_ips.get() as usize;
     Ok(MonitorSetup {
-        monitor: Arc::new(Monitor::prefixes(table)),
+        monitor: Arc::new(budget(Monitor::prefixes(table).with_ip_limit(limit), cfg)),
         groups,
         detection,
         mode: MonitorMode::Prefixes,
         note: None,
     })
+}
+
+/// The tracked-address budget's policy from `[sensor]`: admission of busy untracked
+/// destinations, eviction of idle addresses.
+fn budget(m: Monitor, cfg: &Config) -> Monitor {
+    let idle = u64::try_from(cfg.sensor.idle_evict.as_nanos()).unwrap_or(u64::MAX);
+    m.with_untracked_admission(cfg.sensor.admit_untracked_pps)
+        .with_idle_eviction(idle)
 }
 
 /// The detector's config: each group's detection settings in ticks, with the quick-run
@@ -355,6 +368,7 @@ pub fn detector_config(
         tick_ns: tick.as_nanos(),
         update_interval_ns: 1_000_000_000u64.max(tick.as_nanos()),
         top_n: 10.min(top_n.max(1)),
+        max_parked_baselines: surgewatch_detect::DEFAULT_MAX_PARKED_BASELINES,
     };
     (config, notes)
 }

@@ -127,12 +127,8 @@ fn batched_accounting_equals_per_packet_with_watch_sets_installed() {
                 ab.set_watch(watch);
                 let [da] = da;
                 let [db] = db;
-                a.recycle(da);
-                b.recycle(db);
-                a.install_admitted(aa.admitted());
-                b.install_admitted(ab.admitted());
-                a.install_watch(aa.watch());
-                b.install_watch(ab.watch());
+                a.rearm(da, &aa.rearm());
+                b.rearm(db, &ab.rearm());
                 i = j;
             }
         }

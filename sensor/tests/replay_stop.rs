@@ -14,10 +14,7 @@ struct Ticks(u64);
 impl TickObserver for Ticks {
     fn on_tick(&mut self, _tick: &ClosedTick<'_>, _info: &TickInfo<'_>) -> NextTick {
         self.0 += 1;
-        NextTick {
-            watch: None,
-            monitor: None,
-        }
+        NextTick::default()
     }
 }
 

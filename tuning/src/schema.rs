@@ -73,6 +73,31 @@ pub struct SensorConfig {
     )]
     pub auto_monitor_limit: NonZeroU32,
 
+    /// With prefixes configured, the most addresses inside them that get per-address state
+    /// (the tracked-address budget: about 1.1 KB each with two workers, see the README);
+    /// traffic to the others is counted as untracked. Default `1000000`, at most `100000000`.
+    #[serde(
+        default = "default_max_tracked_ips",
+        deserialize_with = "serde_with::positive_u32"
+    )]
+    pub max_tracked_ips: NonZeroU32,
+
+    /// When every tracked slot is taken (`max_tracked_ips`, or `auto_monitor_limit` without
+    /// prefixes), an untracked destination that receives at least this many packets per
+    /// second in a tick is tracked from the next tick on, in place of the tracked address
+    /// quiet for longest. `0` turns this off. Default `1000`.
+    #[serde(default = "default_admit_untracked_pps")]
+    pub admit_untracked_pps: u64,
+
+    /// When more than seven eighths of the tracked slots are taken, addresses without
+    /// traffic for this long stop being tracked (their learned baseline is kept, within
+    /// bounds, and restored if they come back). `"0s"` turns this off. Default `"5m"`.
+    #[serde(
+        default = "default_idle_evict",
+        deserialize_with = "serde_with::duration"
+    )]
+    pub idle_evict: Duration,
+
     /// Worker threads; `0` means one per available core. Default `0`.
     #[serde(default = "default_workers")]
     pub workers: u32,
@@ -87,6 +112,9 @@ impl Default for SensorConfig {
         Self {
             tick: default_tick(),
             auto_monitor_limit: default_auto_monitor_limit(),
+            max_tracked_ips: default_max_tracked_ips(),
+            admit_untracked_pps: default_admit_untracked_pps(),
+            idle_evict: default_idle_evict(),
             workers: default_workers(),
             top_n: default_top_n(),
         }
@@ -487,6 +515,15 @@ fn default_tick() -> Duration {
 }
 fn default_auto_monitor_limit() -> NonZeroU32 {
     NonZeroU32::new(100_000).unwrap_or(NonZeroU32::MIN)
+}
+fn default_max_tracked_ips() -> NonZeroU32 {
+    NonZeroU32::new(1_000_000).unwrap_or(NonZeroU32::MIN)
+}
+fn default_admit_untracked_pps() -> u64 {
+    1_000
+}
+fn default_idle_evict() -> Duration {
+    Duration::from_secs(300)
 }
 fn default_workers() -> u32 {
     0

@@ -13,6 +13,8 @@ use crate::units::format_duration;
 /// Most VXLAN ports `capture.decap.vxlan_ports` may list.
 pub const MAX_VXLAN_PORTS: usize = 4;
 
+/// Most accepted `sensor.max_tracked_ips` and `sensor.auto_monitor_limit`.
+pub const MAX_TRACKED_IPS: u32 = 100_000_000;
 /// Shortest accepted `sensor.tick`.
 pub const MIN_TICK: Duration = Duration::from_millis(100);
 /// Longest accepted `sensor.tick`.
@@ -121,6 +123,23 @@ impl Validator<'_> {
                 ),
             );
             return None;
+        }
+        let most = MAX_TRACKED_IPS;
+        if sensor.max_tracked_ips.get() > most || sensor.auto_monitor_limit.get() > most {
+            let (key, v) = if sensor.max_tracked_ips.get() > most {
+                ("sensor.max_tracked_ips", sensor.max_tracked_ips.get())
+            } else {
+                ("sensor.auto_monitor_limit", sensor.auto_monitor_limit.get())
+            };
+            self.out_of_range(key.into(), v.to_string(), format!("at most {most}"));
+        }
+        let idle = sensor.idle_evict;
+        if !idle.is_zero() && idle < tick {
+            self.out_of_range(
+                "sensor.idle_evict".into(),
+                quoted(idle),
+                "0s (off), or at least one tick".to_string(),
+            );
         }
         Some(tick)
     }

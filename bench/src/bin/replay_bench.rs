@@ -137,22 +137,19 @@ struct TickTimer {
 
 impl TickObserver for TickTimer {
     fn on_tick(&mut self, tick: &ClosedTick<'_>, info: &TickInfo<'_>) -> NextTick {
-        let watch = self.detector.as_mut().map(|d| {
+        let next = self.detector.as_mut().map(|d| {
             d.on_tick(tick, info.idle_after, &mut self.events);
             self.n_events += self.events.len();
             self.events.clear();
-            d.watch_list()
+            d.next_tick()
         });
-        if let Some(w) = &watch {
+        if let Some(w) = next.as_ref().and_then(|n| n.watch.as_ref()) {
             self.max_watched = self.max_watched.max(w.len());
         }
         let now = Instant::now();
         self.gaps.push(now - self.last);
         self.last = now;
-        NextTick {
-            watch,
-            monitor: None,
-        }
+        next.unwrap_or_default()
     }
 }
 
@@ -275,7 +272,7 @@ fn run(a: Args) -> Result<(), String> {
         println!(
             "run {run}: {packets} packets ({} tracked IPs, {} ticks) in {wall:.3} s: \
              {mpps:.2} Mpps, {:.1} ns/packet; wall per tick p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-            outcome.accounting.records().len(),
+            outcome.accounting.tracked(),
             outcome.accounting.ticks_closed(),
             wall * 1e9 / packets.max(1) as f64,
             pct(0.5),

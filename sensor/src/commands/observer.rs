@@ -35,6 +35,11 @@ pub struct Observer {
     events: Vec<IncidentEvent>,
     outputs: Outputs,
     baselines: Option<BaselineFile>,
+    tick_ns: u64,
+    /// When the last "untracked traffic" warning was given, and whether the last tick had
+    /// untracked traffic.
+    untracked_warned_ns: Option<u64>,
+    untracked_before: bool,
 }
 
 impl Observer {
@@ -67,6 +72,9 @@ impl Observer {
             events: Vec::new(),
             outputs,
             baselines,
+            tick_ns: s.tick.as_nanos(),
+            untracked_warned_ns: None,
+            untracked_before: false,
         })
     }
 
@@ -115,15 +123,40 @@ impl Observer {
     }
 }
 
+impl Observer {
+    /// Says when traffic starts going to untracked addresses, and at most once a minute
+    /// (of capture or wall-clock time) while it lasts.
+    fn note_untracked(&mut self, tick: &ClosedTick<'_>) {
+        let packets = tick.stats.overflow.packets;
+        let now = tick.tick_start_ns;
+        let due = !self.untracked_before
+            || self
+                .untracked_warned_ns
+                .is_none_or(|t| now.saturating_sub(t) >= UNTRACKED_WARN_EVERY_NS);
+        self.untracked_before = packets > 0;
+        if packets == 0 || !due {
+            return;
+        }
+        self.untracked_warned_ns = Some(now);
+        let tick_ns = self.tick_ns.max(1);
+        diag::emit(Diag::Untracked {
+            pps: u64::try_from(u128::from(packets) * 1_000_000_000 / u128::from(tick_ns))
+                .unwrap_or(u64::MAX),
+            limit: tick.ip_limit.unwrap_or(usize::MAX) as u64,
+        });
+    }
+}
+
+/// Least time between two "untracked traffic" warnings while it lasts.
+const UNTRACKED_WARN_EVERY_NS: u64 = 60_000_000_000;
+
 impl TickObserver for Observer {
     fn on_tick(&mut self, tick: &ClosedTick<'_>, info: &TickInfo<'_>) -> NextTick {
         self.detector
             .on_tick(tick, info.idle_after, &mut self.events);
         self.emit();
-        NextTick {
-            watch: Some(self.detector.watch_list()),
-            monitor: None,
-        }
+        self.note_untracked(tick);
+        self.detector.next_tick()
     }
 
     fn after_tick(&mut self, acct: &Accounting) {
@@ -151,6 +184,8 @@ pub struct LiveObs {
     status_every_ns: u64,
     last_status_ns: u64,
     last_received: u64,
+    /// Untracked packets since the last status line.
+    untracked: u64,
     /// The "busy polling without a NAPI context" warning was given.
     warned_busy_spin: bool,
     agent: Option<AgentAddrs>,
@@ -164,6 +199,7 @@ impl LiveObs {
             status_every_ns: u64::try_from(status_interval.as_nanos()).unwrap_or(u64::MAX),
             last_status_ns: 0,
             last_received: 0,
+            untracked: 0,
             warned_busy_spin: false,
             agent,
         }
@@ -188,6 +224,7 @@ impl TickObserver for LiveObs {
             diag::emit(Diag::ReloadUnsupported);
         }
         let now = tick.tick_start_ns;
+        self.untracked += tick.stats.overflow.packets;
         // SIGUSR1: this tick's status line, whatever the interval.
         let asked = surgewatch_sensor::signals::take_status_request();
         if asked
@@ -201,9 +238,18 @@ impl TickObserver for LiveObs {
             } else {
                 (received - self.last_received.min(received)) as f64 / secs
             };
+            let per_sec = |n: u64| {
+                if self.last_status_ns == 0 || secs <= 0.0 {
+                    0.0
+                } else {
+                    n as f64 / secs
+                }
+            };
             diag::emit(Diag::Status {
                 pps,
                 open_incidents: self.inner.detector.open_incidents(),
+                tracked: tick.tracked,
+                untracked_pps: per_sec(self.untracked),
                 queues: queues
                     .iter()
                     .map(|q| QueueStatus {
@@ -216,6 +262,7 @@ impl TickObserver for LiveObs {
             });
             self.last_status_ns = now;
             self.last_received = received;
+            self.untracked = 0;
         }
         next
     }
