@@ -179,12 +179,21 @@ impl Harness {
     }
 
     fn with_config(cfg: DetectorConfig, n_shards: usize) -> Self {
+        Self::with_monitor(cfg, n_shards, |m| m)
+    }
+
+    /// [`Harness::with_config`] with the monitor adjusted by `f` (e.g. a tracked-IP limit).
+    fn with_monitor(
+        cfg: DetectorConfig,
+        n_shards: usize,
+        f: impl FnOnce(Monitor) -> Monitor,
+    ) -> Self {
         let table = PrefixTable::new([
             (PREFIX.parse().unwrap(), GroupId(0)),
             (PREFIX_GROUP_1.parse().unwrap(), GroupId(1)),
         ])
         .unwrap();
-        let monitor = Arc::new(Monitor::prefixes(table));
+        let monitor = Arc::new(f(Monitor::prefixes(table)));
         Harness {
             shards: (0..n_shards).map(|_| Shard::new(monitor.clone())).collect(),
             acct: Accounting::new(monitor, TickLength::from_nanos(TICK_NS).unwrap()),
@@ -762,4 +771,75 @@ fn baselines_of_groups_with_different_windows_are_saved_and_loaded() {
     let again = fresh.det.encode_baselines(&fresh.acct);
     let mut third = Harness::with_config(config(), 1);
     assert_eq!(third.det.load_baselines(&again), Ok(2));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. The tracked-address budget: incidents keep their targets, evicted baselines come back.
+
+/// A budget of three tracked addresses; untracked destinations at 50 pps or more are admitted
+/// in place of quiet ones.
+fn budget_of_three(m: Monitor) -> Monitor {
+    m.with_ip_limit(3).with_untracked_admission(50)
+}
+
+#[test]
+fn the_target_of_an_open_incident_stays_tracked_when_the_budget_is_full() {
+    let cfg = DetectorConfig::single(group(fixed_threshold(100), 1, 3), TICK_NS);
+    let mut h = Harness::with_monitor(cfg, 2, budget_of_three);
+    h.tick(&traffic(&[(A, 20), (B, 20), (BYSTANDER, BYSTANDER_PPS)]));
+    let ev = h.tick(&traffic(&[(A, 200), (B, 20), (BYSTANDER, BYSTANDER_PPS)]));
+    assert_eq!(kinds(&ev), [(EventKind::Start, ip(A))]);
+    // A goes quiet, its incident still open; C floods: B, quiet too, makes room, not A.
+    assert_eq!(h.tick(&traffic(&[(C, 50), (BYSTANDER, BYSTANDER_PPS)])), []);
+    assert!(h.acct.id_of(ip(A)).is_some());
+    assert_eq!(h.acct.id_of(ip(B)), None);
+    assert!(h.acct.id_of(ip(C)).is_some());
+    // D floods too: nobody quiet may leave (A's incident is open), so D stays untracked.
+    assert_eq!(
+        h.tick(&traffic(&[(C, 50), (D, 50), (BYSTANDER, BYSTANDER_PPS)])),
+        []
+    );
+    assert_eq!(h.acct.id_of(ip(D)), None);
+    let ev = h.tick(&traffic(&[(C, 50), (D, 50), (BYSTANDER, BYSTANDER_PPS)]));
+    assert_eq!(kinds(&ev), [(EventKind::End, ip(A))]);
+    assert_eq!(h.acct.tracked(), 3);
+}
+
+#[test]
+fn an_evicted_address_keeps_its_learned_baseline_and_gets_it_back() {
+    // Warm-up of 10 learned samples at static 100 pps; A learns 20 pps (threshold 40).
+    let params = learned_threshold(10, 100);
+    let cfg = || DetectorConfig::single(group(params, 1, 1), TICK_NS);
+    let mut h = Harness::with_monitor(cfg(), 1, budget_of_three);
+    let steady = [(A, 20), (B, 20), (BYSTANDER, BYSTANDER_PPS)];
+    assert_eq!(h.ticks(12, &traffic(&steady)), []);
+    assert_eq!(h.threshold(A, &params).pps, 40.0);
+    // A goes quiet while C arrives at the admission rate: A leaves for C.
+    let ev = h.tick(&traffic(&[(B, 20), (C, 50), (BYSTANDER, BYSTANDER_PPS)]));
+    assert_eq!(ev, []);
+    assert_eq!(h.acct.id_of(ip(A)), None);
+    // Evicted, its baseline is still saved with the others.
+    let bytes = h.det.encode_baselines(&h.acct);
+    let mut fresh = Harness::new(group(params, 1, 1));
+    assert_eq!(
+        fresh.det.load_baselines(&bytes),
+        Ok(3),
+        "A, B and the bystander"
+    );
+    // C is tracked from the next tick (under the static threshold: no incident), then quiet;
+    // A comes back at 60 pps and takes C's place.
+    assert_eq!(
+        h.tick(&traffic(&[(B, 20), (C, 50), (BYSTANDER, BYSTANDER_PPS)])),
+        []
+    );
+    assert_eq!(
+        h.tick(&traffic(&[(A, 60), (B, 20), (BYSTANDER, BYSTANDER_PPS)])),
+        []
+    );
+    assert!(h.acct.id_of(ip(A)).is_some());
+    // 60 pps is under the static 100 of a new address but over A's own learned 40: only
+    // the baseline it had before its eviction opens this incident.
+    let ev = h.tick(&traffic(&[(A, 60), (B, 20), (BYSTANDER, BYSTANDER_PPS)]));
+    assert_eq!(kinds(&ev), [(EventKind::Start, ip(A))]);
+    assert!(ev[0].threshold.pps < 100.0, "{:?}", ev[0].threshold);
 }

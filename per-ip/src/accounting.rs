@@ -940,12 +940,13 @@ impl Accounting {
     }
 
     /// Whether id `i` may be evicted at the boundary of the tick that started at
-    /// `tick_start_ns`: tracked, without traffic in the tick, neither kept nor watched.
+    /// `tick_start_ns`: tracked, without traffic in the tick, not kept. (A watched address
+    /// may go: the shards match watched targets by address, and the next watch set is made
+    /// of tracked addresses only.)
     fn evictable(&self, i: usize, tick_start_ns: u64) -> bool {
         !self.vacant.get(i).copied().unwrap_or(true)
             && self.last_seen.get(i).is_some_and(|&t| t < tick_start_ns)
             && self.keep.binary_search(&IpId(i as u32)).is_err()
-            && !self.watch.ids().contains(&IpId(i as u32))
     }
 
     /// Evicts tracked id `i`: the address leaves the id table, the shards forget it when

@@ -494,6 +494,10 @@ mod tests {
             "cli uses the [detection] defaults"
         );
         assert!(m.monitor.auto_group().is_none());
+        // Prefix mode has a budget too, with the admission and eviction policy of [sensor].
+        assert_eq!(m.monitor.ip_limit(), Some(1_000_000));
+        assert_eq!(m.monitor.untracked_admission_pps(), 1_000);
+        assert_eq!(m.monitor.idle_eviction_ns(), 300_000_000_000);
     }
 
     #[test]

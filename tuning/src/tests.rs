@@ -53,6 +53,9 @@ fn defaults() {
     let c = Config::default();
     assert_eq!(c.sensor.tick, Duration::from_secs(1));
     assert_eq!(c.sensor.auto_monitor_limit.get(), 100_000);
+    assert_eq!(c.sensor.max_tracked_ips.get(), 1_000_000);
+    assert_eq!(c.sensor.admit_untracked_pps, 1_000);
+    assert_eq!(c.sensor.idle_evict, Duration::from_secs(300));
     assert_eq!(c.sensor.workers, 0);
     assert_eq!(c.sensor.top_n, 10);
     let d = &c.detection;
@@ -433,6 +436,39 @@ fn tick_must_be_between_100ms_and_60s() {
     );
     ok("[sensor]\ntick = \"100ms\"\n[detection]\nbaseline_recompute = \"100ms\"\n");
     ok("[sensor]\ntick = \"60s\"\n[detection]\nbaseline_recompute = \"1m\"\n");
+}
+
+#[test]
+fn the_tracked_address_budget_is_bounded_and_idle_eviction_is_off_or_a_tick_or_more() {
+    assert_error(
+        "[sensor]\nmax_tracked_ips = 0\n",
+        "t.toml:2:19: sensor.max_tracked_ips: ",
+        "must be at least 1",
+    );
+    assert_error(
+        "[sensor]\nmax_tracked_ips = 200000000\n",
+        "t.toml:2:19: sensor.max_tracked_ips: 200000000 is out of range",
+        "at most 100000000",
+    );
+    assert_error(
+        "[sensor]\nauto_monitor_limit = 100000001\n",
+        "t.toml:2:22: sensor.auto_monitor_limit: ",
+        "at most 100000000",
+    );
+    assert_error(
+        "[sensor]\ntick = \"2s\"\nidle_evict = \"1s\"\n",
+        "t.toml:3:14: sensor.idle_evict: \"1s\" is out of range",
+        "0s (off), or at least one tick",
+    );
+    let c = ok("[sensor]\nmax_tracked_ips = 5000\nadmit_untracked_pps = 0\nidle_evict = \"0s\"\n");
+    assert_eq!(
+        (
+            c.sensor.max_tracked_ips.get(),
+            c.sensor.admit_untracked_pps,
+            c.sensor.idle_evict
+        ),
+        (5000, 0, Duration::ZERO)
+    );
 }
 
 #[test]
