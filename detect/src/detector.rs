@@ -22,6 +22,8 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
 
+use ipnet::IpNet;
+
 use hashbrown::HashMap;
 use surgewatch_pipeline::TrafficClass;
 
@@ -121,8 +123,11 @@ pub struct IncidentEvent {
     pub kind: EventKind,
     /// Incident number, from 1, in order of opening.
     pub incident_id: u64,
-    /// The attacked address.
+    /// The attacked address (of a network incident: the network's address).
     pub target: IpAddr,
+    /// A network incident (untracked traffic of a /24, /64 or configured prefix): the
+    /// prefix length of `target`'s network; `None` for an address.
+    pub prefix_len: Option<u8>,
     /// Its group.
     pub group: GroupId,
     /// The attack family.
@@ -178,8 +183,10 @@ pub struct IncidentEvent {
 pub struct IncidentSummary {
     /// Incident number.
     pub incident_id: u64,
-    /// The attacked address.
+    /// The attacked address (of a network incident: the network's address).
     pub target: IpAddr,
+    /// A network incident: the prefix length of its network.
+    pub prefix_len: Option<u8>,
     /// The family at the end.
     pub family: Family,
     /// Its vectors.
@@ -204,6 +211,8 @@ pub struct IncidentSummary {
 struct Incident {
     id: u64,
     target: IpAddr,
+    /// A network incident: the prefix length of `target`'s network.
+    prefix_len: Option<u8>,
     group: GroupId,
     onset_ns: u64,
     last_event_ns: u64,
@@ -232,6 +241,134 @@ struct Pending {
     first_over_ns: u64,
 }
 
+/// Most network incidents open at once (more are refused and counted: see
+/// [`Detector::refused_net_incidents`]).
+pub const MAX_NET_INCIDENTS: usize = 256;
+
+/// The ticks one call of [`Detector::on_tick`] covers.
+#[derive(Copy, Clone, Debug)]
+struct TickSpan {
+    start: u64,
+    end: u64,
+    tick_ns: u64,
+    idle_after: u64,
+}
+
+/// The detection settings of group `g` (groups beyond the list: the last one).
+fn group_cfg(cfg: &DetectorConfig, g: GroupId) -> GroupDetection {
+    cfg.groups
+        .get(g.index())
+        .or(cfg.groups.last())
+        .copied()
+        .unwrap_or_default()
+}
+
+/// Closes `inc` with its end event `ev`.
+fn close_incident(
+    inc: Incident,
+    ev: IncidentEvent,
+    closed: &mut Vec<IncidentSummary>,
+    out: &mut Vec<IncidentEvent>,
+) {
+    closed.push(IncidentSummary {
+        incident_id: inc.id,
+        target: inc.target,
+        prefix_len: inc.prefix_len,
+        family: ev.family,
+        vectors: ev.vectors.clone(),
+        confidence: ev.confidence,
+        onset_ns: inc.onset_ns,
+        end_ns: ev.ts_ns,
+        peak_pps: inc.peak_pps,
+        peak_bps: inc.peak_bps,
+        packets: inc.packets,
+        bytes: inc.bytes,
+    });
+    out.push(ev);
+}
+
+/// Takes the open incidents of `open` past a tick: those not in `seen` had no traffic in
+/// it (an idle tick under every threshold); each ends after its group's `end_ticks` ticks
+/// under (within the idle ticks that follow, if so), else gets an update event once per
+/// update interval.
+fn advance_open<K: Ord + Copy>(
+    open: &mut BTreeMap<K, Incident>,
+    seen: &[K],
+    cfg: &DetectorConfig,
+    span: TickSpan,
+    closed: &mut Vec<IncidentSummary>,
+    out: &mut Vec<IncidentEvent>,
+) {
+    let TickSpan {
+        start,
+        end,
+        tick_ns,
+        idle_after,
+    } = span;
+    let keys: Vec<K> = open.keys().copied().collect();
+    for id in keys {
+        let Some(inc) = open.get_mut(&id) else {
+            continue;
+        };
+        let gcfg = group_cfg(cfg, inc.group);
+        if !seen.contains(&id) {
+            inc.under_ticks += 1;
+            inc.last_pps = 0;
+            inc.last_bps = 0;
+            inc.push_timeline(TimelinePoint {
+                tick_start_ns: start,
+                packets: 0,
+                bytes: 0,
+            });
+        }
+        inc.peak_pps = inc.peak_pps.max(inc.last_pps);
+        inc.peak_bps = inc.peak_bps.max(inc.last_bps);
+        // Idle ticks after this one.
+        let needed = gcfg.end_ticks.max(1);
+        if inc.under_ticks >= needed {
+            let ev = inc.event(EventKind::End, end, cfg.top_n, tick_ns);
+            if let Some(inc) = open.remove(&id) {
+                close_incident(inc, ev, closed, out);
+            }
+            continue;
+        }
+        let remaining = u64::from(needed - inc.under_ticks);
+        if idle_after >= remaining {
+            let end_ts = end.saturating_add(remaining.saturating_mul(tick_ns));
+            for k in 0..remaining {
+                inc.push_timeline(TimelinePoint {
+                    tick_start_ns: end.saturating_add(k.saturating_mul(tick_ns)),
+                    packets: 0,
+                    bytes: 0,
+                });
+            }
+            inc.last_pps = 0;
+            inc.last_bps = 0;
+            let ev = inc.event(EventKind::End, end_ts, cfg.top_n, tick_ns);
+            if let Some(inc) = open.remove(&id) {
+                close_incident(inc, ev, closed, out);
+            }
+            continue;
+        }
+        if idle_after > 0 {
+            inc.under_ticks += idle_after as u32;
+            for k in 0..idle_after.min(MAX_TIMELINE as u64) {
+                inc.push_timeline(TimelinePoint {
+                    tick_start_ns: end.saturating_add(k.saturating_mul(tick_ns)),
+                    packets: 0,
+                    bytes: 0,
+                });
+            }
+        }
+        if end.saturating_sub(inc.last_event_ns) >= cfg.update_interval_ns
+            && inc.last_event_ns != end
+        {
+            inc.last_event_ns = end;
+            out.push(inc.event(EventKind::Update, end, cfg.top_n, tick_ns));
+        }
+    }
+}
+
 /// Most targets whose sources are analysed at once (see [`Detector::watch_list`]).
 pub const MAX_WATCHED: usize = 128;
 
@@ -246,6 +383,10 @@ pub struct Detector {
     baselines: BaselineStore,
     pending: HashMap<IpId, Pending>,
     open: BTreeMap<IpId, Incident>,
+    /// Incidents on the untracked traffic of a network, and networks over a threshold.
+    open_nets: BTreeMap<IpNet, Incident>,
+    pending_nets: HashMap<IpNet, Pending>,
+    refused_net_incidents: u64,
     /// IPs over or near a threshold this tick, with their inbound packets in it.
     near: Vec<(u64, IpAddr)>,
     next_id: u64,
@@ -397,6 +538,9 @@ impl Detector {
             near: Vec::new(),
             next_id: 1,
             closed: Vec::new(),
+            open_nets: BTreeMap::new(),
+            pending_nets: HashMap::new(),
+            refused_net_incidents: 0,
             preload: HashMap::new(),
             parked: HashMap::new(),
             parked_order: VecDeque::new(),
@@ -405,18 +549,9 @@ impl Detector {
         }
     }
 
-    fn group_cfg(&self, g: GroupId) -> GroupDetection {
-        self.cfg
-            .groups
-            .get(g.index())
-            .or(self.cfg.groups.last())
-            .copied()
-            .unwrap_or_default()
-    }
-
     /// Incidents currently open.
     pub fn open_incidents(&self) -> usize {
-        self.open.len()
+        self.open.len() + self.open_nets.len()
     }
 
     /// Closed incidents, in order of closing.
@@ -634,6 +769,7 @@ impl Detector {
             let mut inc = Incident {
                 id: self.next_id,
                 target: ip,
+                prefix_len: None,
                 group,
                 onset_ns: p.first_over_ns,
                 last_event_ns: end,
@@ -665,66 +801,24 @@ impl Detector {
         }
 
         // Open incidents without traffic this tick: an idle tick under every threshold.
-        let ids: Vec<IpId> = self.open.keys().copied().collect();
-        for id in ids {
-            let gcfg = self.group_cfg(self.open.get(&id).map_or(GroupId(0), |i| i.group));
-            let Some(inc) = self.open.get_mut(&id) else {
-                continue;
-            };
-            if !seen_open.contains(&id) {
-                inc.under_ticks += 1;
-                inc.last_pps = 0;
-                inc.last_bps = 0;
-                inc.push_timeline(TimelinePoint {
-                    tick_start_ns: start,
-                    packets: 0,
-                    bytes: 0,
-                });
-            }
-            inc.peak_pps = inc.peak_pps.max(inc.last_pps);
-            inc.peak_bps = inc.peak_bps.max(inc.last_bps);
-            // Idle ticks after this one.
-            let needed = gcfg.end_ticks.max(1);
-            if inc.under_ticks >= needed {
-                let ev = inc.event(EventKind::End, end, self.cfg.top_n, tick_ns);
-                self.close(id, ev, out);
-                continue;
-            }
-            let remaining = u64::from(needed - inc.under_ticks);
-            if idle_after >= remaining {
-                let end_ts = end.saturating_add(remaining.saturating_mul(tick_ns));
-                for k in 0..remaining {
-                    inc.push_timeline(TimelinePoint {
-                        tick_start_ns: end.saturating_add(k.saturating_mul(tick_ns)),
-                        packets: 0,
-                        bytes: 0,
-                    });
-                }
-                inc.last_pps = 0;
-                inc.last_bps = 0;
-                let ev = inc.event(EventKind::End, end_ts, self.cfg.top_n, tick_ns);
-                self.close(id, ev, out);
-                continue;
-            }
-            if idle_after > 0 {
-                inc.under_ticks += idle_after as u32;
-                for k in 0..idle_after.min(MAX_TIMELINE as u64) {
-                    inc.push_timeline(TimelinePoint {
-                        tick_start_ns: end.saturating_add(k.saturating_mul(tick_ns)),
-                        packets: 0,
-                        bytes: 0,
-                    });
-                }
-            }
-            if end.saturating_sub(inc.last_event_ns) >= self.cfg.update_interval_ns
-                && inc.last_event_ns != end
-            {
-                inc.last_event_ns = end;
-                out.push(inc.event(EventKind::Update, end, self.cfg.top_n, tick_ns));
-            }
-        }
+        let span = TickSpan {
+            start,
+            end,
+            tick_ns,
+            idle_after,
+        };
+        advance_open(
+            &mut self.open,
+            &seen_open,
+            &self.cfg,
+            span,
+            &mut self.closed,
+            out,
+        );
+        self.on_untracked(tick, span, out);
         if idle_after > 0 {
             self.pending.clear();
+            self.pending_nets.clear();
             self.near.clear();
         }
         self.baselines.end_tick();
@@ -733,27 +827,147 @@ impl Detector {
 
     fn close(&mut self, id: IpId, ev: IncidentEvent, out: &mut Vec<IncidentEvent>) {
         if let Some(inc) = self.open.remove(&id) {
-            self.closed.push(IncidentSummary {
-                incident_id: inc.id,
-                target: inc.target,
-                family: ev.family,
-                vectors: ev.vectors.clone(),
-                confidence: ev.confidence,
-                onset_ns: inc.onset_ns,
-                end_ns: ev.ts_ns,
-                peak_pps: inc.peak_pps,
-                peak_bps: inc.peak_bps,
-                packets: inc.packets,
-                bytes: inc.bytes,
-            });
+            close_incident(inc, ev, &mut self.closed, out);
         }
-        out.push(ev);
+    }
+
+    /// Incidents on the untracked traffic of networks (see [`ClosedTick::untracked`]): an
+    /// aggregate over its group's static thresholds for `start_ticks` ticks opens one (at
+    /// most [`MAX_NET_INCIDENTS`] at once), under them for `end_ticks` ends it. The sources
+    /// come from the onset tick's sample.
+    fn on_untracked(
+        &mut self,
+        tick: &ClosedTick<'_>,
+        span: TickSpan,
+        out: &mut Vec<IncidentEvent>,
+    ) {
+        let TickSpan {
+            start,
+            end,
+            tick_ns,
+            ..
+        } = span;
+        let mut seen: Vec<IpNet> = Vec::new();
+        let mut over_now: Vec<IpNet> = Vec::new();
+        let mut to_open: Vec<(IpNet, GroupId, Pending, Rates, IpCounters)> = Vec::new();
+        for agg in tick.untracked() {
+            let gcfg = group_cfg(&self.cfg, agg.group);
+            let th = gcfg.baseline.policy().warmup_thresholds();
+            let mut c = IpCounters::ZERO;
+            for (into, from) in c.by_dir[Direction::In.index()].iter_mut().zip(&agg.classes) {
+                *into = *from;
+            }
+            let t = agg.total();
+            let (pps, bps) = (
+                rate(t.packets, tick_ns),
+                rate(t.bytes.saturating_mul(8), tick_ns),
+            );
+            let over = pps as f64 >= th.pps || bps as f64 >= th.bps;
+            if let Some(inc) = self.open_nets.get_mut(&agg.net) {
+                seen.push(agg.net);
+                inc.absorb(start, tick_ns, &c, None, None);
+                inc.last_pps = pps;
+                inc.last_bps = bps;
+                if over {
+                    inc.under_ticks = 0;
+                    inc.over_mask |= 1 << 9;
+                } else {
+                    inc.under_ticks += 1;
+                }
+                continue;
+            }
+            if !over {
+                continue;
+            }
+            over_now.push(agg.net);
+            let p = self.pending_nets.entry(agg.net).or_insert(Pending {
+                over_ticks: 0,
+                first_over_ns: start,
+            });
+            p.over_ticks += 1;
+            let p = *p;
+            if p.over_ticks >= gcfg.start_ticks.max(1) {
+                to_open.push((agg.net, agg.group, p, th, c));
+            }
+        }
+        // A network under its thresholds (or without untracked traffic) starts over.
+        self.pending_nets.retain(|n, _| over_now.contains(n));
+        let mut onset: HashMap<IpNet, SourceStats> = HashMap::new();
+        for (net, ..) in &to_open {
+            onset.insert(*net, SourceStats::with_cap(WATCH_SOURCE_CAP));
+        }
+        if !onset.is_empty() {
+            for smp in tick.onset_samples() {
+                for (net, st) in onset.iter_mut() {
+                    if net.contains(&smp.dst) {
+                        st.record(smp);
+                    }
+                }
+            }
+        }
+        for (net, group, p, threshold, c) in to_open {
+            self.pending_nets.remove(&net);
+            if self.open_nets.len() >= MAX_NET_INCIDENTS {
+                self.refused_net_incidents += 1;
+                continue;
+            }
+            let t = c.total(Direction::In);
+            let mut inc = Incident {
+                id: self.next_id,
+                target: net.network(),
+                prefix_len: Some(net.prefix_len()),
+                group,
+                onset_ns: p.first_over_ns,
+                last_event_ns: end,
+                under_ticks: 0,
+                over_mask: 1 << 9,
+                threshold,
+                profile: AttackProfile::default(),
+                sources: SourceStats::with_cap(WATCH_SOURCE_CAP),
+                watched_ns: 0,
+                onset: onset.remove(&net).filter(|s| s.packets() > 0),
+                timeline: Vec::new(),
+                last_pps: rate(t.packets, tick_ns),
+                last_bps: rate(t.bytes.saturating_mul(8), tick_ns),
+                peak_pps: 0,
+                peak_bps: 0,
+                packets: 0,
+                bytes: 0,
+            };
+            self.next_id += 1;
+            inc.absorb(start, tick_ns, &c, None, None);
+            inc.peak_pps = inc.last_pps;
+            inc.peak_bps = inc.last_bps;
+            out.push(inc.event(EventKind::Start, end, self.cfg.top_n, tick_ns));
+            seen.push(net);
+            self.open_nets.insert(net, inc);
+        }
+        advance_open(
+            &mut self.open_nets,
+            &seen,
+            &self.cfg,
+            span,
+            &mut self.closed,
+            out,
+        );
+    }
+
+    /// Network incidents refused because [`MAX_NET_INCIDENTS`] were open.
+    pub fn refused_net_incidents(&self) -> u64 {
+        self.refused_net_incidents
     }
 
     /// Ends every open incident at the end of the input (`now_ns`: the end of the last tick).
     pub fn finish(&mut self, out: &mut Vec<IncidentEvent>) {
         let now = self.last_tick_end_ns.unwrap_or(0);
         let tick_ns = self.cfg.tick_ns.max(1);
+        let nets: Vec<IpNet> = self.open_nets.keys().copied().collect();
+        for net in nets {
+            if let Some(inc) = self.open_nets.remove(&net) {
+                let ev = inc.event(EventKind::End, now, self.cfg.top_n, tick_ns);
+                close_incident(inc, ev, &mut self.closed, out);
+            }
+        }
         let ids: Vec<IpId> = self.open.keys().copied().collect();
         for id in ids {
             if let Some(inc) = self.open.get(&id) {
@@ -921,6 +1135,7 @@ impl Incident {
             kind,
             incident_id: self.id,
             target: self.target,
+            prefix_len: self.prefix_len,
             group: self.group,
             family: cls.family,
             vectors: cls.vectors,

@@ -843,3 +843,40 @@ fn an_evicted_address_keeps_its_learned_baseline_and_gets_it_back() {
     assert_eq!(kinds(&ev), [(EventKind::Start, ip(A))]);
     assert!(ev[0].threshold.pps < 100.0, "{:?}", ev[0].threshold);
 }
+
+#[test]
+fn an_attack_spread_over_untracked_addresses_opens_a_network_incident() {
+    let cfg = DetectorConfig::single(group(fixed_threshold(100), 2, 2), TICK_NS);
+    let mut h = Harness::with_monitor(cfg, 2, budget_of_three);
+    let steady = [(A, 20), (B, 20), (BYSTANDER, BYSTANDER_PPS)];
+    h.tick(&traffic(&steady));
+    // 30 untracked addresses, one packet each per tick (10 pps each: far under every
+    // threshold), 300 pps together.
+    let carpet: Vec<PacketSummary> = (10..40u8)
+        .map(|host| {
+            udp(
+                [192, 0, 2, host].into(),
+                [198, 51, 100, 1].into(),
+                40_000,
+                80,
+            )
+        })
+        .chain(traffic(&steady))
+        .collect();
+    assert_eq!(h.tick(&carpet), [], "one tick over: pending");
+    let ev = h.tick(&carpet);
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(
+        (ev[0].kind, ev[0].target, ev[0].prefix_len),
+        (EventKind::Start, ip("192.0.2.0"), Some(24))
+    );
+    assert_eq!(ev[0].pps, 300);
+    assert_eq!(h.det.open_incidents(), 1);
+    // Back to normal: the network incident ends after two ticks under.
+    assert_eq!(h.tick(&traffic(&steady)), []);
+    let ev = h.tick(&traffic(&steady));
+    assert_eq!(kinds(&ev), [(EventKind::End, ip("192.0.2.0"))]);
+    assert_eq!(ev[0].prefix_len, Some(24));
+    assert_eq!(h.det.closed().len(), 1);
+    assert_eq!(h.det.closed()[0].prefix_len, Some(24));
+}

@@ -52,8 +52,11 @@ pub struct EventJson {
     pub event: &'static str,
     /// Incident number, from 1.
     pub incident_id: u64,
-    /// Attacked address.
+    /// Attacked address, or network (`"203.0.113.0/24"`) for a network incident.
     pub target: String,
+    /// `"network"` for an incident on a network's untracked traffic; absent for an address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<&'static str>,
     /// Its group name.
     pub group: String,
     /// Attack family.
@@ -107,6 +110,17 @@ pub struct EventJson {
     pub timeline: Vec<TimelineJson>,
 }
 
+/// The `scope` of a network incident.
+pub const NETWORK_SCOPE: &str = "network";
+
+/// An incident's target as text: the address, or the network `address/len`.
+fn target_name(target: std::net::IpAddr, prefix_len: Option<u8>) -> String {
+    match prefix_len {
+        Some(len) => format!("{target}/{len}"),
+        None => target.to_string(),
+    }
+}
+
 impl EventJson {
     /// Maps an event; `groups` names the group ids.
     pub fn new(e: &IncidentEvent, groups: &[String]) -> Self {
@@ -114,7 +128,8 @@ impl EventJson {
             kind: e.kind,
             event: event_name(e.kind),
             incident_id: e.incident_id,
-            target: e.target.to_string(),
+            target: target_name(e.target, e.prefix_len),
+            scope: e.prefix_len.map(|_| NETWORK_SCOPE),
             group: groups.get(e.group.index()).cloned().unwrap_or_default(),
             family: family_name(e.family),
             vectors: e.vectors.iter().map(|&f| family_name(f)).collect(),
@@ -221,8 +236,11 @@ impl EventJson {
 pub struct IncidentJson {
     /// Incident number.
     pub incident_id: u64,
-    /// Attacked address.
+    /// Attacked address, or network for a network incident.
     pub target: String,
+    /// `"network"` for a network incident; absent for an address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<&'static str>,
     /// Family.
     pub family: &'static str,
     /// Vectors.
@@ -248,7 +266,8 @@ impl IncidentJson {
     pub fn new(s: &IncidentSummary) -> Self {
         IncidentJson {
             incident_id: s.incident_id,
-            target: s.target.to_string(),
+            target: target_name(s.target, s.prefix_len),
+            scope: s.prefix_len.map(|_| NETWORK_SCOPE),
             family: family_name(s.family),
             vectors: s.vectors.iter().map(|&f| family_name(f)).collect(),
             confidence: s.confidence,

@@ -37,6 +37,7 @@ pub(crate) fn incident(
         kind,
         incident_id: id,
         target: [203, 0, 113, 10].into(),
+        prefix_len: None,
         group: surgewatch_per_ip::GroupId(0),
         family: Family::MultiVector,
         vectors: vec![Family::SynFlood, Family::NtpAmplification],

@@ -57,6 +57,7 @@ fn event(kind: EventKind) -> IncidentEvent {
         kind,
         incident_id: 1,
         target: ip("203.0.113.10"),
+        prefix_len: None,
         group: GroupId(0),
         family: Family::MultiVector,
         // Every family, to pin every name (no real incident has them all).
@@ -197,7 +198,13 @@ fn incidents() -> Vec<IncidentSummary> {
         .enumerate()
         .map(|(i, &family)| IncidentSummary {
             incident_id: i as u64 + 1,
-            target: ip("203.0.113.10"),
+            // The second one is a network incident (untracked traffic of a /24).
+            target: ip(if i == 1 {
+                "203.0.113.0"
+            } else {
+                "203.0.113.10"
+            }),
+            prefix_len: (i == 1).then_some(24),
             family,
             vectors: if family == Family::MultiVector {
                 vec![Family::SynFlood, Family::NtpAmplification]

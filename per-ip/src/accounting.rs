@@ -16,6 +16,7 @@ use crate::heavy::merge_candidates;
 use crate::key::{Direction, GroupId, IpId, IpKey};
 use crate::shard::{Monitor, Rearm, TickDelta, WatchSet, NEW, NONE};
 use crate::sources::SourceStats;
+use crate::untracked::{merge as merge_untracked, NetKey, UntrackedAggregate};
 
 /// Number of (direction, class) counters of an address.
 const CELLS: usize = 2 * TrafficClass::COUNT;
@@ -176,6 +177,7 @@ pub struct ClosedTick<'a> {
     vacant: &'a [bool],
     groups: &'a [GroupId],
     evicted: &'a [(IpId, IpKey, GroupId)],
+    untracked: &'a [UntrackedAggregate],
 }
 
 /// One address's counters for a closed tick, unpacked from the shards' packed form; derefs
@@ -426,6 +428,13 @@ impl<'a> ClosedTick<'a> {
     pub fn evicted(&self) -> &'a [(IpId, IpKey, GroupId)] {
         self.evicted
     }
+
+    /// The inbound traffic the budget left untracked in the tick, per /24 or /64 of
+    /// monitored space and per configured prefix (fine networks first, each sorted by
+    /// address): where an attack on addresses without state shows.
+    pub fn untracked(&self) -> &'a [UntrackedAggregate] {
+        self.untracked
+    }
 }
 
 pub(crate) static ZERO_AMP: AmpCounters = AmpCounters::ZERO;
@@ -590,6 +599,9 @@ pub struct Accounting {
     heavy_admitted: u64,
     /// The busiest evicted addresses' reports (the report's top list keeps them).
     retired: Vec<IpReport>,
+    /// The tick's untracked aggregates, and the merge's scratch map.
+    closed_untracked: Vec<UntrackedAggregate>,
+    untracked_scratch: hashbrown::HashMap<NetKey, (GroupId, crate::untracked::ClassCounts)>,
     /// Watch set of the tick being merged, and its targets' merged stats (`[slot]`).
     watch: Arc<WatchSet>,
     pending_watched: Vec<SourceStats>,
@@ -631,6 +643,8 @@ impl Accounting {
             evicted_total: 0,
             heavy_admitted: 0,
             retired: Vec::new(),
+            closed_untracked: Vec::new(),
+            untracked_scratch: Default::default(),
             watch: Arc::default(),
             pending_watched: Vec::new(),
             closed_watch: Arc::default(),
@@ -834,6 +848,11 @@ impl Accounting {
         });
 
         self.update_records(tick_start_ns, deltas, old_len);
+        merge_untracked(
+            deltas.iter().map(|d| &d.untracked),
+            &mut self.untracked_scratch,
+            &mut self.closed_untracked,
+        );
         self.evict_idle(tick_start_ns);
         self.admit_heavy(tick_start_ns, deltas);
         self.evicted.sort_unstable_by_key(|e| e.0);
@@ -880,6 +899,7 @@ impl Accounting {
             vacant: &self.vacant,
             groups: &self.groups,
             evicted: &self.evicted,
+            untracked: &self.closed_untracked,
         }
     }
 

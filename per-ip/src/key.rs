@@ -77,6 +77,12 @@ impl IpKey {
         }
     }
 
+    /// The family (IPv6?) and the address as a `u128` (an IPv4 address in the low bits).
+    #[inline]
+    pub(crate) fn parts(self) -> (bool, u128) {
+        (self.v6, (u128::from(self.hi) << 64) | u128::from(self.lo))
+    }
+
     /// Whether this is an IPv6 key.
     #[inline]
     pub fn is_v6(self) -> bool {

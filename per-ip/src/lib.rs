@@ -97,6 +97,7 @@ mod prefix;
 pub mod reflector;
 mod shard;
 pub mod sources;
+mod untracked;
 
 pub use accounting::{
     Accounting, ClassReport, ClosedTick, IpRecord, IpReport, IpTotals, NextTick, Report,
@@ -111,3 +112,4 @@ pub use shard::{
     Monitor, Rearm, Shard, TickDelta, WatchSet, DEFAULT_ADMIT_UNTRACKED_PPS, DEFAULT_IDLE_EVICT_NS,
     ONSET_SAMPLE_RATE,
 };
+pub use untracked::{ClassCounts, UntrackedAggregate, MAX_NETS_PER_TICK};

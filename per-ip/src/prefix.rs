@@ -18,7 +18,7 @@
 
 use std::net::IpAddr;
 
-use hashbrown::HashMap;
+use hashbrown::{HashMap, HashSet};
 use ipnet::IpNet;
 
 use crate::key::GroupId;
@@ -69,6 +69,9 @@ pub struct PrefixTable {
     n_v4: usize,
     /// Number of IPv6 prefixes.
     n_v6: usize,
+    /// Every prefix as (IPv6?, length, networks), longest first: the cold path that names the
+    /// prefix an address falls in ([`PrefixTable::longest_match`]).
+    nets: Vec<(bool, u8, HashSet<u128>)>,
 }
 
 /// A read-only map from an IPv4 network to its group: open addressing with linear probing
@@ -136,6 +139,18 @@ struct V6Block {
     short: u16,
 }
 
+/// The network `net`/`len` of the family.
+pub(crate) fn net_of(v6: bool, net: u128, len: u8) -> Option<IpNet> {
+    if v6 {
+        ipnet::Ipv6Net::new(std::net::Ipv6Addr::from(net), len)
+            .ok()
+            .map(IpNet::V6)
+    } else {
+        let a = std::net::Ipv4Addr::from(u32::try_from(net).ok()?);
+        ipnet::Ipv4Net::new(a, len).ok().map(IpNet::V4)
+    }
+}
+
 #[inline]
 fn group(raw: u16) -> Option<GroupId> {
     (raw != NO_GROUP).then_some(GroupId(raw))
@@ -181,9 +196,22 @@ impl PrefixTable {
                 });
             }
         }
+        let mut nets: Vec<(bool, u8, HashSet<u128>)> = v4
+            .iter()
+            .enumerate()
+            .map(|(len, m)| (false, len as u8, m.keys().map(|&n| u128::from(n)).collect()))
+            .chain(
+                v6.iter()
+                    .enumerate()
+                    .map(|(len, m)| (true, len as u8, m.keys().copied().collect())),
+            )
+            .filter(|(_, _, m): &(bool, u8, HashSet<u128>)| !m.is_empty())
+            .collect();
+        nets.sort_by_key(|n| std::cmp::Reverse(n.1));
         let mut t = PrefixTable {
             n_v4: v4.iter().map(HashMap::len).sum(),
             n_v6: v6.iter().map(HashMap::len).sum(),
+            nets,
             ..PrefixTable::default()
         };
 
@@ -248,6 +276,27 @@ impl PrefixTable {
             t.v6_long = v6.drain(33..).collect();
         }
         Ok(t)
+    }
+
+    /// The longest configured prefix that contains `ip`. Not for the per-packet path: one
+    /// probe per configured prefix length of the address's family.
+    pub fn longest_match(&self, ip: IpAddr) -> Option<IpNet> {
+        let (v6, addr, bits) = match ip {
+            IpAddr::V4(a) => (false, u128::from(u32::from(a)), 32u32),
+            IpAddr::V6(a) => (true, u128::from(a), 128),
+        };
+        self.nets
+            .iter()
+            .filter(|n| n.0 == v6)
+            .find_map(|(_, len, m)| {
+                let host = bits - u32::from(*len);
+                let net = addr
+                    .checked_shr(host)
+                    .unwrap_or(0)
+                    .checked_shl(host)
+                    .unwrap_or(0);
+                m.contains(&net).then(|| net_of(v6, net, *len))?
+            })
     }
 
     /// Number of prefixes (IPv4 + IPv6).
@@ -557,6 +606,12 @@ mod tests {
             prop_assert_eq!(t.len(), prefixes.len());
             for a in probe_addrs(&prefixes, &seeds) {
                 prop_assert_eq!(t.lookup(a), reference_lookup(&prefixes, a), "addr {}", a);
+                let longest = prefixes
+                    .iter()
+                    .map(|(n, _)| n.trunc())
+                    .filter(|n| n.contains(&a))
+                    .max_by_key(|n| n.prefix_len());
+                prop_assert_eq!(t.longest_match(a), longest, "addr {}", a);
             }
             // Raw input with duplicates is rejected exactly when a duplicate exists.
             prop_assert_eq!(PrefixTable::new(raw.clone()).is_err(), raw.len() != prefixes.len());

@@ -16,6 +16,7 @@ use crate::key::{GroupId, IpId, IpKey};
 use crate::mem::{prefetch, zeroed_vec};
 use crate::prefix::PrefixTable;
 use crate::sources::SourceStats;
+use crate::untracked::UntrackedNets;
 
 /// What is monitored: the prefix table, or auto-monitoring, and the tracked-address budget.
 ///
@@ -630,6 +631,8 @@ pub struct TickDelta {
     /// Inbound packets to addresses the tracked-IP limit left untracked: the heaviest of
     /// them are admitted at the tick boundary (see [`crate::heavy`]).
     pub(crate) heavy: HeavyCache,
+    /// The same packets per /24 or /64 and per configured prefix (see [`crate::untracked`]).
+    pub(crate) untracked: UntrackedNets,
     /// Set by the merger: new addresses of this delta that have an id, learned by the shard in
     /// [`Shard::recycle`].
     pub(crate) learned: Vec<(IpKey, IpId)>,
@@ -760,6 +763,7 @@ impl TickDelta {
         }
         self.samples.clear();
         self.heavy.clear();
+        self.untracked.clear();
         self.learned.clear();
         self.merged = false;
     }
@@ -1268,8 +1272,13 @@ impl Shard {
                     Some(e) => self.evict(e),
                     None => {
                         self.cur.stats.overflow.add_packet(u64::from(op.bytes));
-                        if usize::from(op.cell) < TrafficClass::COUNT {
+                        let class = usize::from(op.cell);
+                        if class < TrafficClass::COUNT {
                             self.cur.heavy.record(op.key, op.hash);
+                            let m = &*self.monitor;
+                            if let Some(g) = m.group_of(op.key) {
+                                self.cur.untracked.add(&m.table, op.key, g, class, op.bytes);
+                            }
                         }
                         return false;
                     }

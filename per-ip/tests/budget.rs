@@ -37,6 +37,9 @@ struct Seen {
     evicted: Vec<(IpId, IpAddr)>,
     overflow: u64,
     admitted: usize,
+    /// Untracked packets in configured prefixes and in /24 or /64 networks.
+    untracked_configured: Vec<(String, u64)>,
+    untracked_fine: u64,
 }
 
 impl Seen {
@@ -46,6 +49,18 @@ impl Seen {
             evicted: t.evicted().iter().map(|(id, k, _)| (*id, k.ip())).collect(),
             overflow: t.stats.overflow.packets,
             admitted: t.admitted,
+            untracked_configured: t
+                .untracked()
+                .iter()
+                .filter(|u| u.configured)
+                .map(|u| (u.net.to_string(), u.total().packets))
+                .collect(),
+            untracked_fine: t
+                .untracked()
+                .iter()
+                .filter(|u| !u.configured)
+                .map(|u| u.total().packets)
+                .sum(),
         }
     }
 
@@ -286,6 +301,15 @@ fn tracked_state_stays_within_the_budget_under_random_destinations() {
         run.feed(&pkts);
         let seen = run.close();
         assert!(run.acct.tracked() <= limit);
+        if t > 0 {
+            // Everything left untracked is still counted, in the /48 and in its /64s.
+            assert!(seen.overflow > 0);
+            assert_eq!(
+                seen.untracked_configured,
+                [("2001:db8:7::/48".to_string(), seen.overflow)]
+            );
+            assert_eq!(seen.untracked_fine, seen.overflow);
+        }
         if found.is_none() && seen.packets_of(flood) == Some(3_000) {
             found = Some(t);
         }

@@ -1,0 +1,232 @@
+//! Per-prefix aggregates of the inbound traffic the tracked-address budget left untracked:
+//! what keeps an attack on thousands of addresses visible (a scan or a carpet-bombing attack
+//! over a monitored /48 or /16) when the addresses themselves have no state.
+//!
+//! Each untracked inbound packet is counted, per traffic class, in the /24 (IPv4) or /64
+//! (IPv6) that holds its destination, and in the longest configured prefix that holds it
+//! (prefix mode; unless that prefix is the same /24 or /64: each network is counted once). A shard keeps at most [`MAX_NETS_PER_TICK`] networks a tick; what does not
+//! fit is still in the tick's overflow total, and counted here as `unaggregated`.
+
+use hashbrown::HashMap;
+use ipnet::IpNet;
+use surgewatch_pipeline::TrafficClass;
+
+use crate::counters::PacketsBytes;
+use crate::key::{GroupId, IpKey};
+use crate::prefix::{net_of, PrefixTable};
+
+/// Most networks one shard aggregates in a tick.
+pub const MAX_NETS_PER_TICK: usize = 4096;
+
+/// Inbound packets and bytes per traffic class (by [`TrafficClass::index`]).
+pub type ClassCounts = [PacketsBytes; TrafficClass::COUNT];
+
+/// The key of an aggregate: its network and whether it is a configured prefix (else the /24
+/// or /64 of monitored space).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct NetKey {
+    v6: bool,
+    net: u128,
+    len: u8,
+    configured: bool,
+}
+
+impl NetKey {
+    /// The /24 or /64 of `ip`.
+    fn fine(ip: IpKey) -> Self {
+        let (v6, addr) = ip.parts();
+        let len = if v6 { 64 } else { 24 };
+        let host = if v6 { 64 } else { 8 };
+        NetKey {
+            v6,
+            net: (addr >> host) << host,
+            len,
+            configured: false,
+        }
+    }
+
+    fn net(&self) -> Option<IpNet> {
+        net_of(self.v6, self.net, self.len)
+    }
+}
+
+/// One shard's aggregates of a tick.
+#[derive(Clone, Debug, Default)]
+pub struct UntrackedNets {
+    nets: HashMap<NetKey, (GroupId, ClassCounts)>,
+    unaggregated: PacketsBytes,
+}
+
+impl UntrackedNets {
+    /// Counts one untracked inbound packet of `bytes` and traffic class `class` to `ip`,
+    /// monitored in `group`.
+    #[cold]
+    pub(crate) fn add(
+        &mut self,
+        table: &PrefixTable,
+        ip: IpKey,
+        group: GroupId,
+        class: usize,
+        bytes: u32,
+    ) {
+        let fine = NetKey::fine(ip);
+        let configured = (!table.is_empty())
+            .then(|| table.longest_match(ip.ip()))
+            .flatten()
+            .map(|n| NetKey {
+                v6: n.addr().is_ipv6(),
+                net: match n.network() {
+                    std::net::IpAddr::V4(a) => u128::from(u32::from(a)),
+                    std::net::IpAddr::V6(a) => u128::from(a),
+                },
+                len: n.prefix_len(),
+                configured: true,
+            })
+            // A configured /24 or /64 is its own fine network: counted once.
+            .filter(|k| (k.net, k.len) != (fine.net, fine.len));
+        for key in std::iter::once(fine).chain(configured) {
+            let room = self.nets.len() < MAX_NETS_PER_TICK;
+            match self.nets.get_mut(&key) {
+                Some((_, c)) => add_class(c, class, bytes),
+                None if room => {
+                    let mut c = [PacketsBytes::default(); TrafficClass::COUNT];
+                    add_class(&mut c, class, bytes);
+                    self.nets.insert(key, (group, c));
+                }
+                None => self.unaggregated.add_packet(u64::from(bytes)),
+            }
+        }
+    }
+
+    /// Empties the aggregates, keeping their memory.
+    pub(crate) fn clear(&mut self) {
+        self.nets.clear();
+        self.unaggregated = PacketsBytes::default();
+    }
+}
+
+fn add_class(c: &mut ClassCounts, class: usize, bytes: u32) {
+    if let Some(pb) = c.get_mut(class) {
+        pb.add_packet(u64::from(bytes));
+    }
+}
+
+/// One aggregate of a closed tick (see [`ClosedTick::untracked`](crate::ClosedTick::untracked)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UntrackedAggregate {
+    /// The network.
+    pub net: IpNet,
+    /// Whether it is a configured prefix (else the /24 or /64 of a monitored address).
+    pub configured: bool,
+    /// The group its traffic was monitored in.
+    pub group: GroupId,
+    /// Its untracked inbound packets and bytes per class in the tick.
+    pub classes: ClassCounts,
+}
+
+impl UntrackedAggregate {
+    /// Packets and bytes of every class together.
+    pub fn total(&self) -> PacketsBytes {
+        let mut t = PacketsBytes::default();
+        for c in &self.classes {
+            t.add(c);
+        }
+        t
+    }
+}
+
+/// Sums every shard's aggregates of a tick into `out`, sorted by configured-ness (fine
+/// networks first), family, network and length; returns the packet accountings no shard
+/// could aggregate.
+pub(crate) fn merge<'a>(
+    shards: impl IntoIterator<Item = &'a UntrackedNets>,
+    scratch: &mut HashMap<NetKey, (GroupId, ClassCounts)>,
+    out: &mut Vec<UntrackedAggregate>,
+) -> PacketsBytes {
+    scratch.clear();
+    out.clear();
+    let mut unaggregated = PacketsBytes::default();
+    for s in shards {
+        unaggregated.add(&s.unaggregated);
+        for (k, (g, c)) in &s.nets {
+            let e = scratch
+                .entry(*k)
+                .or_insert((*g, [PacketsBytes::default(); TrafficClass::COUNT]));
+            for (into, from) in e.1.iter_mut().zip(c) {
+                into.add(from);
+            }
+        }
+    }
+    let mut keys: Vec<NetKey> = scratch.keys().copied().collect();
+    keys.sort_unstable_by_key(|k| (k.configured, k.v6, k.net, k.len));
+    for k in keys {
+        if let (Some(net), Some(&(group, classes))) = (k.net(), scratch.get(&k)) {
+            out.push(UntrackedAggregate {
+                net,
+                configured: k.configured,
+                group,
+                classes,
+            });
+        }
+    }
+    unaggregated
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packets_go_to_their_fine_network_and_their_configured_prefix() {
+        let table = PrefixTable::new([
+            ("10.20.0.0/16".parse().unwrap(), GroupId(1)),
+            ("2001:db8:7::/48".parse().unwrap(), GroupId(2)),
+        ])
+        .unwrap();
+        let mut a = UntrackedNets::default();
+        let mut b = UntrackedNets::default();
+        let v4 = |s: &str| IpKey::from(s.parse::<std::net::IpAddr>().unwrap());
+        a.add(&table, v4("10.20.3.4"), GroupId(1), 5, 100);
+        b.add(&table, v4("10.20.3.200"), GroupId(1), 5, 50);
+        b.add(&table, v4("10.20.9.1"), GroupId(1), 0, 60);
+        b.add(&table, v4("2001:db8:7:1::9"), GroupId(2), 0, 80);
+        let mut out = Vec::new();
+        let lost = merge([&a, &b], &mut HashMap::new(), &mut out);
+        assert_eq!(lost.packets, 0);
+        let got: Vec<(String, bool, u64, u64)> = out
+            .iter()
+            .map(|u| {
+                (
+                    u.net.to_string(),
+                    u.configured,
+                    u.total().packets,
+                    u.total().bytes,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("10.20.3.0/24".into(), false, 2, 150),
+                ("10.20.9.0/24".into(), false, 1, 60),
+                ("2001:db8:7:1::/64".into(), false, 1, 80),
+                ("10.20.0.0/16".into(), true, 3, 210),
+                ("2001:db8:7::/48".into(), true, 1, 80),
+            ]
+        );
+        assert_eq!(out[0].classes[5].packets, 2);
+    }
+
+    #[test]
+    fn a_shard_keeps_a_bounded_number_of_networks() {
+        let mut a = UntrackedNets::default();
+        let table = PrefixTable::default();
+        for i in 0..(MAX_NETS_PER_TICK as u32 + 10) {
+            a.add(&table, IpKey::v4(i << 8), GroupId(0), 0, 1);
+        }
+        assert_eq!(a.nets.len(), MAX_NETS_PER_TICK);
+        assert_eq!(a.unaggregated.packets, 10);
+        a.clear();
+        assert!(a.nets.is_empty());
+    }
+}
