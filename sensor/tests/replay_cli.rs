@@ -428,6 +428,56 @@ fn auto_monitor_mode_says_so_on_stderr() {
 }
 
 #[test]
+fn a_full_budget_says_so_and_keeps_the_flood_visible() {
+    // 24 destinations, a budget of 3: the smallest three are tracked first; the ACK flood's
+    // target is untracked in its busiest tick, where its /24 opens a network incident, and
+    // tracked (in place of a quiet address) from the next tick on.
+    let dir = temp_dir("budget");
+    let cfg = dir.join("budget.toml");
+    std::fs::write(&cfg, "[sensor]\nauto_monitor_limit = 3\n").expect("writing the config");
+    let cap = surgewatch_pcaps::captures_dir().join("ack_flood.pcap");
+    let out = replay_json(
+        &cap,
+        &[],
+        &[
+            "--config",
+            cfg.to_str().expect("utf8"),
+            "--threshold-pps",
+            "1000",
+        ],
+    );
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the tracked-address budget (3 addresses) is full"),
+        "{err}"
+    );
+    let s = summary_of(&out);
+    assert_eq!(s["tracked_ips_limit"], 3);
+    assert!(s["tracked_ips"].as_u64().unwrap_or(99) <= 3, "{s}");
+    assert!(
+        s["unmonitored_overflow_packets"].as_u64().unwrap_or(0) > 1000,
+        "{s}"
+    );
+    assert_eq!(s["admitted_busy_ips"], 1, "{s}");
+    let tracked: Vec<&str> = s["top_ips"]
+        .as_array()
+        .expect("top_ips")
+        .iter()
+        .filter_map(|t| t["ip"].as_str())
+        .collect();
+    assert!(tracked.contains(&"203.0.113.10"), "{tracked:?}");
+    let incidents = s["incidents"].as_array().expect("incidents");
+    assert!(
+        incidents
+            .iter()
+            .any(|i| i["target"] == "203.0.113.0/24" && i["scope"] == "network"),
+        "{incidents:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn text_output_lists_the_summary() {
     let spec = catalogue()
         .into_iter()
