@@ -1424,13 +1424,27 @@ impl Shard {
 
     /// Gives a merged delta back for reuse, learning the ids the merger found or assigned for
     /// its new addresses (not those of addresses admitted through other shards, or evicted:
-    /// [`Shard::rearm`] teaches those; under a tracked-IP limit, re-arm every shard). If nothing was accounted since [`Shard::take_tick`] (a tick barrier,
-    /// as in replay), the shard continues in the recycled delta, so one set of by-id vectors
-    /// serves every tick; otherwise it is kept as the next spare.
+    /// [`Shard::rearm`] teaches those; under a tracked-IP limit, re-arm every shard). If
+    /// nothing was accounted since [`Shard::take_tick`] (a tick barrier, as in replay), the
+    /// shard continues in the recycled delta, so one set of by-id vectors serves every tick;
+    /// otherwise it is kept as the next spare.
     pub fn recycle(&mut self, mut delta: TickDelta) {
-        // A group of keys at a time: hashes first and their index entries prefetched, so the
-        // misses of a group overlap (thousands of keys a tick while addresses are learnt).
-        for group in delta.learned.chunks(RECYCLE_GROUP) {
+        self.learn_all(&delta.learned);
+        delta.clear();
+        if self.cur.is_pristine() && delta.cells.len() > self.cur.cells.len() {
+            delta.set_watch(Arc::clone(&self.watch));
+            std::mem::swap(&mut self.cur, &mut delta);
+        }
+        if self.spares.is_empty() {
+            self.spares.push(delta);
+        }
+    }
+
+    /// Learns every (address, id) of `list` (see [`Shard::learn`]), a group of keys at a time:
+    /// hashes first and their index entries prefetched, so the misses of a group overlap
+    /// (thousands of keys a tick while addresses are learnt).
+    fn learn_all(&mut self, list: &[(IpKey, IpId)]) {
+        for group in list.chunks(RECYCLE_GROUP) {
             let mut hashes = [0u64; RECYCLE_GROUP];
             for (h, (key, _)) in hashes.iter_mut().zip(group) {
                 *h = self.index.hash(key);
@@ -1439,14 +1453,6 @@ impl Shard {
             for (&h, &(key, id)) in hashes.iter().zip(group) {
                 self.learn(key, id, h);
             }
-        }
-        delta.clear();
-        if self.cur.is_pristine() && delta.cells.len() > self.cur.cells.len() {
-            delta.set_watch(Arc::clone(&self.watch));
-            std::mem::swap(&mut self.cur, &mut delta);
-        }
-        if self.spares.is_empty() {
-            self.spares.push(delta);
         }
     }
 
@@ -1515,16 +1521,7 @@ impl Shard {
                 }
             }
         }
-        for group in r.learn.chunks(RECYCLE_GROUP) {
-            let mut hashes = [0u64; RECYCLE_GROUP];
-            for (h, (key, _)) in hashes.iter_mut().zip(group) {
-                *h = self.index.hash(key);
-                self.index.prefetch(*h);
-            }
-            for (&h, &(key, id)) in hashes.iter().zip(group) {
-                self.learn(key, id, h);
-            }
-        }
+        self.learn_all(&r.learn);
         self.remaining = r.remaining;
         self.install_watch(r.watch.clone());
         if let Some(m) = &r.monitor {
