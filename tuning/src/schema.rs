@@ -74,7 +74,8 @@ pub struct SensorConfig {
     pub auto_monitor_limit: NonZeroU32,
 
     /// With prefixes configured, the most addresses inside them that get per-address state
-    /// (the tracked-address budget: about 1.1 KB each with two workers, see the README);
+    /// (the tracked-address budget: 0.75-1 KB each with one worker, about 0.28 KB more per
+    /// extra worker, see the README);
     /// traffic to the others is counted as untracked. Default `1000000`, at most `100000000`.
     #[serde(
         default = "default_max_tracked_ips",
