@@ -729,6 +729,20 @@ impl Accounting {
             forget: Arc::clone(&self.rearm_forget),
             watch: self.watch(),
             monitor: None,
+            epoch: self.ticks_closed,
+            reset: false,
+        }
+    }
+
+    /// A [`Rearm`] for a shard that missed one (see [`Shard::apply_rearm`](crate::Shard::apply_rearm)):
+    /// every tracked address with its id, and the order to forget every id it knew. O(tracked
+    /// addresses); only for that case.
+    pub fn resync(&self) -> Rearm {
+        Rearm {
+            learn: self.records().map(|(id, r)| (r.ip, id)).collect(),
+            forget: Arc::from(Vec::new()),
+            reset: true,
+            ..self.rearm()
         }
     }
 
@@ -764,6 +778,21 @@ impl Accounting {
             d.clear();
         }
         self.pending_stats = TrafficStats::default();
+        // A shard that missed a re-arm may count addresses under ids they lost: such counts
+        // are overflow.
+        for d in deltas.iter_mut().filter(|d| d.epoch < self.ticks_closed) {
+            let stale: Vec<u32> = d
+                .touched
+                .iter()
+                .filter(|(key, id)| !self.holds(*id, key))
+                .map(|&(_, id)| id)
+                .collect();
+            for id in stale {
+                if let Some(c) = d.take_known(id) {
+                    self.pending_stats.overflow.add(&c.grand_total());
+                }
+            }
+        }
         for d in deltas.iter() {
             self.pending_stats.add(d.stats());
             self.merge_watched(d);

@@ -595,6 +595,12 @@ pub struct Rearm {
     pub watch: Arc<WatchSet>,
     /// What is monitored from the next tick on, when it changed.
     pub monitor: Option<Arc<Monitor>>,
+    /// The merger's number of closed ticks: a shard that was not re-armed at every boundary
+    /// (a live worker that missed a tick) has deltas the merger checks address by address.
+    pub epoch: u64,
+    /// A full re-synchronisation ([`Accounting::resync`](crate::Accounting::resync)): the shard
+    /// forgets every id it knows and `learn` lists every tracked address.
+    pub reset: bool,
 }
 
 /// After [`Accounting::end_tick`](crate::Accounting::end_tick) a delta is *merged*: its
@@ -638,6 +644,8 @@ pub struct TickDelta {
     pub(crate) learned: Vec<(IpKey, IpId)>,
     /// Set by the merger, cleared by [`TickDelta::clear`].
     pub(crate) merged: bool,
+    /// The epoch ([`Rearm::epoch`]) of the shard when it handed the delta over.
+    pub(crate) epoch: u64,
 }
 
 impl TickDelta {
@@ -975,6 +983,8 @@ pub struct Shard {
     spares: Vec<TickDelta>,
     /// How many new addresses the shard may hold in a tick (see "Tracked-IP limit").
     remaining: usize,
+    /// The epoch of the last re-arm applied.
+    epoch: u64,
     /// New (not admitted) addresses held in `cur`, largest on top. Only used with a limit.
     new_keys: BinaryHeap<IpKey>,
     /// Scratch of the batched path (capacity `2 * CHUNK`).
@@ -993,6 +1003,7 @@ impl Shard {
         Shard {
             limited: limit != usize::MAX,
             remaining: limit,
+            epoch: 0,
             monitor,
             index: SlotIndex::default(),
             tick: 1,
@@ -1416,6 +1427,7 @@ impl Shard {
             }
             self.tick = 1;
         }
+        self.cur.epoch = self.epoch;
         let mut next = self.spares.pop().unwrap_or_default();
         next.set_watch(Arc::clone(&self.watch));
         self.new_keys.clear();
@@ -1506,6 +1518,26 @@ impl Shard {
     /// [`Accounting::close_tick`]: crate::Accounting::close_tick
     pub fn rearm(&mut self, delta: TickDelta, r: &Rearm) {
         self.recycle(delta);
+        self.apply_rearm(r);
+    }
+
+    /// The part of [`Shard::rearm`] after taking the delta back: learns and forgets
+    /// addresses, takes the room left, the watch set and the monitor. Also for a shard whose
+    /// delta the merger did not get in time (a live worker that missed a tick): it needs
+    /// the merger's [`Accounting::resync`](crate::Accounting::resync) then, since it missed
+    /// a boundary's lists.
+    pub fn apply_rearm(&mut self, r: &Rearm) {
+        if r.reset {
+            // Ids it learned may have changed hands: every address is new again until the
+            // list below (or the merger, address by address) teaches it.
+            self.index.clear();
+            self.id_hint = 0;
+        }
+        // The epoch follows the merger's only without a gap: a shard that missed a boundary's
+        // lists stays behind (its deltas checked address by address) until a resync.
+        if r.reset || r.epoch == self.epoch + 1 {
+            self.epoch = r.epoch;
+        }
         for k in r.forget.iter() {
             let h = self.index.hash(k);
             if let Ok(pos) = self.index.find(k, h) {

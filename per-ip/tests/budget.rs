@@ -320,3 +320,93 @@ fn tracked_state_stays_within_the_budget_under_random_destinations() {
         "the flood is counted from its second tick on"
     );
 }
+
+#[test]
+fn a_shard_that_missed_a_boundary_never_counts_into_ids_that_changed_hands() {
+    // Live capture with a worker late for a tick: the merger closes the tick without its
+    // delta, so the shard misses that boundary's evictions. Its counts under lost ids are
+    // overflow; a full resync makes it count right again.
+    let m = Arc::new(Monitor::auto(2, GroupId(0)).with_untracked_admission(10));
+    let mut s0 = Shard::new(m.clone());
+    let mut s1 = Shard::new(m.clone());
+    let mut acct = Accounting::new(m, TickLength::from_nanos(S).unwrap());
+    let (a, b, f, g) = (v4(1), v4(2), v4(3), v4(4));
+    let close = |acct: &mut Accounting, deltas: &mut Vec<TickDelta>, t: u64| {
+        let mut seen = Seen::default();
+        let r = acct.close_tick(t * S, deltas, |c| {
+            seen = Seen::of(c);
+            NextTick::default()
+        });
+        (seen, r)
+    };
+    for s in [&mut s0, &mut s1] {
+        s.account(&udp(a));
+        s.account(&udp(b));
+    }
+    let mut d = vec![s0.take_tick(), s1.take_tick()];
+    let (_, r) = close(&mut acct, &mut d, 0);
+    let mut d = d.into_iter();
+    s0.rearm(d.next().unwrap(), &r);
+    s1.rearm(d.next().unwrap(), &r);
+    let id_a = acct.id_of(a).unwrap();
+
+    // Tick 1: s1 is late; a (quiet) is evicted for f, and only s0 hears of it.
+    s0.account(&udp(b));
+    for _ in 0..100 {
+        s0.account(&udp(f));
+    }
+    let late = s1.take_tick();
+    let mut d = vec![s0.take_tick()];
+    let (t1, r) = close(&mut acct, &mut d, 1);
+    assert_eq!(t1.evicted, [(id_a, a)]);
+    s0.rearm(d.pop().unwrap(), &r);
+
+    // Tick 2: s1 still counts a under its old id; g floods and takes that id (b, quiet,
+    // leaves for it).
+    for _ in 0..7 {
+        s1.account(&udp(a));
+    }
+    for _ in 0..100 {
+        s0.account(&udp(g));
+    }
+    let mut d = vec![s0.take_tick(), late, s1.take_tick()];
+    let (t2, r) = close(&mut acct, &mut d, 2);
+    assert_eq!(t2.packets_of(a), None);
+    assert!(t2.ips.iter().all(|e| e.0 != id_a), "{:?}", t2.ips);
+    assert_eq!(t2.overflow, 7 + 100);
+    assert_eq!(acct.id_of(g), Some(id_a));
+    let mut d = d.into_iter();
+    s0.rearm(d.next().unwrap(), &r);
+    s1.recycle(d.next().unwrap());
+    // s1 gets this boundary's re-arm, but not the one it missed: it still has a under the
+    // id that is g's now.
+    s1.rearm(d.next().unwrap(), &r);
+
+    // Tick 3: s1's packets to a are not g's.
+    for _ in 0..5 {
+        s1.account(&udp(a));
+    }
+    for _ in 0..20 {
+        s0.account(&udp(g));
+    }
+    let mut d = vec![s0.take_tick(), s1.take_tick()];
+    let (t3, r) = close(&mut acct, &mut d, 3);
+    assert_eq!(t3.packets_of(g), Some(20));
+    assert_eq!(t3.overflow, 5);
+    let mut d = d.into_iter();
+    s0.rearm(d.next().unwrap(), &r);
+    s1.rearm(d.next().unwrap(), &acct.resync());
+
+    // Tick 4: resynchronised, s1 counts g under its id and a as untracked.
+    for _ in 0..30 {
+        s1.account(&udp(g));
+    }
+    for _ in 0..5 {
+        s1.account(&udp(a));
+    }
+    let mut d = vec![s0.take_tick(), s1.take_tick()];
+    let (t4, _) = close(&mut acct, &mut d, 4);
+    assert_eq!(t4.packets_of(g), Some(30));
+    assert_eq!(t4.packets_of(a), None);
+    assert_eq!(t4.overflow, 5);
+}

@@ -135,6 +135,8 @@ pub fn run_live<C: Capture + Send>(
         keep_off_worker_cores(&worker_cores);
 
         let mut tick_start = cfg.tick.align(now_ns());
+        // Workers whose delta missed a tick boundary: they missed its re-arm too.
+        let mut behind = vec![false; ctls.len()];
         loop {
             let tick_end = tick_start.saturating_add(tick_ns);
             // Sleep until the tick ends (or a stop is asked for).
@@ -146,7 +148,15 @@ pub fn run_live<C: Capture + Send>(
                 std::thread::sleep(Duration::from_nanos((tick_end - now).min(50_000_000)));
             }
             let stopping = stop.load(Ordering::Relaxed);
-            close_tick(&mut ticks, &ctls, &hand_rx, tick_start, &mut queues, obs);
+            close_tick(
+                &mut ticks,
+                &ctls,
+                &hand_rx,
+                tick_start,
+                &mut queues,
+                &mut behind,
+                obs,
+            );
             if stopping {
                 break;
             }
@@ -159,12 +169,18 @@ pub fn run_live<C: Capture + Send>(
     (ticks.into_accounting(), queues)
 }
 
+/// Closes one tick: asks every worker for its delta, merges what came in time, and re-arms
+/// the workers it came from. A worker that was late missed a boundary's re-arm (the addresses
+/// admitted and evicted there): it gets a full resync with its next one, and until then the
+/// merger checks its counts address by address.
+#[allow(clippy::too_many_arguments)]
 fn close_tick(
     ticks: &mut TickDriver,
     ctls: &[Sender<Ctl>],
     hand_rx: &Receiver<Handover>,
     tick_start: u64,
     queues: &mut [QueueStats],
+    behind: &mut [bool],
     obs: &mut dyn TickObserver,
 ) {
     let mut asked = 0;
@@ -200,9 +216,25 @@ fn close_tick(
         queues,
     };
     let rearm = ticks.close(tick_start, &mut deltas, info, obs);
-    for (w, d) in workers.into_iter().zip(deltas) {
-        if let Some(c) = ctls.get(w) {
-            let _ = c.send(Ctl::Rearm(Box::new(d), rearm.clone()));
+    let mut resync = None;
+    for (w, d) in workers.iter().zip(deltas) {
+        let late = behind.get_mut(*w).is_some_and(std::mem::take);
+        let r = if late {
+            let full = resync.get_or_insert_with(|| ticks.accounting().resync());
+            Rearm {
+                monitor: rearm.monitor.clone(),
+                ..full.clone()
+            }
+        } else {
+            rearm.clone()
+        };
+        if let Some(c) = ctls.get(*w) {
+            let _ = c.send(Ctl::Rearm(Box::new(d), r));
+        }
+    }
+    for (w, b) in behind.iter_mut().enumerate() {
+        if !workers.contains(&w) {
+            *b = true;
         }
     }
 }
