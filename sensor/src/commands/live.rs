@@ -146,6 +146,7 @@ fn run_workers(settings: Settings, run: LiveRun) -> Result<ExitCode> {
         incidents: Vec::new(),
         capture: Some(capture),
         queues: queues.iter().map(queue_json).collect(),
+        link: None,
     };
     obs.finish(&acct, info, settings.top_n);
     Ok(ExitCode::SUCCESS)
