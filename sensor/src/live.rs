@@ -17,7 +17,7 @@ use surgewatch_export::diag::{self, Diag};
 use surgewatch_per_ip::{Accounting, Monitor, Rearm, Shard, TickDelta, TickLength};
 use surgewatch_pipeline::PacketSummary;
 
-use crate::capture::{Capture, CaptureStats, Poll};
+use crate::capture::{Capture, CaptureError, CaptureStats, Poll};
 use crate::tick::{TickDriver, TickInfo, TickObserver};
 
 /// Frames taken from a source per poll.
@@ -152,6 +152,9 @@ pub fn run_live_following<C: Capture + Send>(
         })
         .collect();
     let tick_ns = cfg.tick.as_nanos();
+    // A followed interface's comings and goings are the follower's to say, once, not every
+    // worker's.
+    let quiet_link_errors = follower.is_some();
     let worker_cores: Vec<usize> = specs.iter().filter_map(|s| s.core).collect();
     std::thread::scope(|scope| {
         let (hand_tx, hand_rx) = bounded::<Handover>(n.max(1));
@@ -176,6 +179,7 @@ pub fn run_live_following<C: Capture + Send>(
                         ctl: rx,
                         hand: hand_tx,
                         back: back_tx,
+                        quiet_link_errors,
                     };
                     worker(i, spec.source, shard, parse, chans, &wstop);
                 });
@@ -313,6 +317,8 @@ struct WorkerChannels<C> {
     hand: Sender<Handover>,
     /// Sources given back after [`Ctl::Detach`] (`None` from a worker without one).
     back: Sender<Option<C>>,
+    /// The interface is followed: its being down or gone is not reported by the worker.
+    quiet_link_errors: bool,
 }
 
 fn worker<C: Capture>(
@@ -323,7 +329,12 @@ fn worker<C: Capture>(
     chans: WorkerChannels<C>,
     stop: &AtomicBool,
 ) {
-    let WorkerChannels { ctl, hand, back } = chans;
+    let WorkerChannels {
+        ctl,
+        hand,
+        back,
+        quiet_link_errors,
+    } = chans;
     let mut src = Some(src);
     // Counters of the sources given back, so that the worker's stay monotonic.
     let mut before = CaptureStats::default();
@@ -387,10 +398,16 @@ fn worker<C: Capture>(
             Ok(Poll::Idle) => src.wait(IDLE_WAIT),
             Ok(Poll::End) => src.wait(IDLE_WAIT),
             Err(e) => {
-                diag::emit(Diag::WorkerCaptureFailed {
-                    worker: id,
-                    error: e.to_string(),
-                });
+                let link = matches!(
+                    e,
+                    CaptureError::InterfaceDown { .. } | CaptureError::NoSuchInterface { .. }
+                );
+                if !(quiet_link_errors && link) {
+                    diag::emit(Diag::WorkerCaptureFailed {
+                        worker: id,
+                        error: e.to_string(),
+                    });
+                }
                 src.wait(IDLE_WAIT);
             }
         }

@@ -420,6 +420,9 @@ fn reopen(
 /// How often a lost interface is looked for besides its link events, and how often the state
 /// is read again when link events cannot be had.
 const LINK_RETRY: Duration = Duration::from_secs(1);
+/// How long an interface must stay down before it is said: a deleted interface goes down
+/// first, and then only its disappearance is worth a line.
+const DOWN_GRACE: Duration = Duration::from_millis(500);
 
 /// Where a [`LinkFollower`]'s capture stands.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -462,6 +465,10 @@ pub struct LinkFollower {
     next_check: Instant,
     last_error: Option<String>,
     warned_prog: Option<u32>,
+    /// The interface went administratively down at this time (and is not up again).
+    down_since: Option<Instant>,
+    /// Its being down was said.
+    said_down: bool,
 }
 
 impl std::fmt::Debug for LinkFollower {
@@ -503,6 +510,8 @@ impl LinkFollower {
                 .as_ref()
                 .filter(|l| l.xdp_attached())
                 .map(|l| l.xdp_prog_id.unwrap_or(0)),
+            down_since: None,
+            said_down: false,
         }
     }
 
@@ -605,6 +614,8 @@ impl LinkFollower {
         self.max_frame_len = opened.max_frame_len;
         self.promisc = opened.promisc.take();
         self.warned_prog = None;
+        self.down_since = None;
+        self.said_down = false;
         if was == LinkState::Lost {
             self.stats.reattaches += 1;
             diag::emit(Diag::InterfaceBack {
@@ -624,6 +635,8 @@ impl LinkFollower {
     /// The interface `ifindex` is gone: say so and count it.
     fn lose(&mut self, ifindex: u32) {
         self.state = LinkState::Lost;
+        self.down_since = None;
+        self.said_down = false;
         self.stats.losses += 1;
         self.promisc = None;
         diag::emit(Diag::InterfaceLost {
@@ -640,6 +653,14 @@ impl LinkFollower {
                 Some(Follow::Detach)
             }
             LinkEvent::New(l) if l.ifindex == self.ifindex => {
+                if !l.up && self.down_since.is_none() {
+                    self.down_since = Some(Instant::now());
+                } else if l.up && self.down_since.is_some() {
+                    self.down_since = None;
+                    if std::mem::take(&mut self.said_down) {
+                        self.warn("interface is up again: capture resumes".to_owned());
+                    }
+                }
                 if !self.xdp {
                     let prog = l.xdp_prog_id.unwrap_or(0);
                     if l.xdp_attached() && self.warned_prog != Some(prog) {
@@ -712,6 +733,13 @@ impl Follower<LiveSource> for LinkFollower {
         if self.state != LinkState::Attached && Instant::now() >= self.next_check {
             self.next_check = Instant::now() + LINK_RETRY;
             return self.attach();
+        }
+        if !self.said_down && self.down_since.is_some_and(|t| t.elapsed() >= DOWN_GRACE) {
+            self.said_down = true;
+            let name = self.opts.interface.clone();
+            self.warn(format!(
+                "interface is down: no frames until it is up again (ip link set {name} up)"
+            ));
         }
         None
     }

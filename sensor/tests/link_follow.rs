@@ -4,6 +4,7 @@
 //! - deleted and recreated (a new index), capture is re-attached with the method that ran
 //!   (AF_XDP and AF_PACKET): frames sent before and after are all counted, and the summary and
 //!   status line report one loss and one re-attach;
+//! - set down and up again, each is said once and capture resumes on the same sockets;
 //! - its MTU raised during AF_XDP capture, the sockets are set up again (with the reason) and
 //!   jumbo frames are counted, none dropped;
 //! - another XDP program holding the hook (another sensor's), `--capture auto` and
@@ -193,6 +194,47 @@ fn survives_delete_and_recreate(method: &str) {
         1,
         "{method}: said once: {stderr}"
     );
+    assert!(
+        !stderr.contains("error: worker") && !stderr.contains("interface is down"),
+        "{method}: the disappearance is the one line about it: {stderr}"
+    );
+}
+
+fn down_and_up(method: &str) {
+    let pair = VethPair::new();
+    let mut s = start(&pair, method);
+    pair.set_a_up(false);
+    await_line(
+        &mut s,
+        "the interface-down note",
+        "interface is down: no frames until it is up again",
+    );
+    pair.set_a_up(true);
+    await_line(&mut s, "the interface-up note", "interface is up again");
+    let frames: Vec<Vec<u8>> = (0..25).map(|_| udp_frame(&pair, 120)).collect();
+    inject(&pair.ns_b, &pair.if_b, &frames);
+    await_frames(&mut s, frames.len());
+    let (summary, stderr) = stop(s);
+    assert_eq!(summary["packets"], frames.len(), "{method}: {stderr}");
+    assert_eq!(stderr.matches("interface is down").count(), 1, "{stderr}");
+    assert!(!stderr.contains("error: worker"), "{method}: {stderr}");
+    // Down is not lost: the sockets stayed.
+    assert_eq!(
+        summary["link"],
+        serde_json::json!({"losses": 0, "reattaches": 0}),
+        "{method}"
+    );
+}
+
+#[test]
+fn an_interface_set_down_and_up_is_said_once_each_and_capture_resumes() {
+    if !skip_unless_root("an_interface_set_down_and_up_is_said_once_each_and_capture_resumes") {
+        return;
+    }
+    let _g = serial();
+    for method in ["af_xdp", "af_packet"] {
+        down_and_up(method);
+    }
 }
 
 #[test]
