@@ -677,9 +677,8 @@ impl LinkFollower {
                     return None;
                 };
                 self.mtu = Some(new);
-                let longest = afxdp::longest_frame(new);
-                match self.max_frame_len {
-                    Some(max) if new > old && longest > max => {
+                match mtu_outgrows_chunks(old, new, self.max_frame_len) {
+                    Some((longest, max)) => {
                         self.warn(format!(
                             "MTU raised from {old} to {new}: frames of up to {longest} bytes no \
                              longer fit the AF_XDP chunks (at most {max} bytes) and would be \
@@ -691,7 +690,7 @@ impl LinkFollower {
                         self.next_check = Instant::now();
                         Some(Follow::Detach)
                     }
-                    _ => None,
+                    None => None,
                 }
             }
             _ => None,
@@ -749,6 +748,15 @@ impl Follower<LiveSource> for LinkFollower {
     }
 }
 
+/// When an MTU raised from `old` to `new` makes the interface's longest frame outgrow what the
+/// AF_XDP chunks hold (`max`; `None`: AF_PACKET or multi-buffer, which take any length): that
+/// longest frame and `max`.
+fn mtu_outgrows_chunks(old: u32, new: u32, max: Option<u32>) -> Option<(u32, u32)> {
+    let max = max?;
+    let longest = afxdp::longest_frame(new);
+    (new > old && longest > max).then_some((longest, max))
+}
+
 /// The interface named `name` now, from netlink or else the ioctls.
 fn current_link(name: &str) -> Option<LinkInfo> {
     match netlink::link_by_name(name) {
@@ -776,7 +784,48 @@ fn warn(interface: &str, message: String) {
 
 #[cfg(test)]
 mod tests {
-    use super::core_for;
+    use super::{core_for, mtu_outgrows_chunks, other_xdp_program};
+    use crate::sys::netlink::{LinkInfo, XdpHook};
+
+    #[test]
+    fn only_an_mtu_raised_past_the_chunks_sets_af_xdp_up_again() {
+        // 2 KiB chunks in copy mode hold 1792 bytes: MTU 1500 (1522 with header and two
+        // tags) fits, 3000 does not.
+        assert_eq!(
+            mtu_outgrows_chunks(1500, 3000, Some(1792)),
+            Some((3022, 1792))
+        );
+        assert_eq!(mtu_outgrows_chunks(1500, 1700, Some(1792)), None);
+        // Lowered, unchanged, AF_PACKET or multi-buffer: nothing to do.
+        assert_eq!(mtu_outgrows_chunks(9000, 8000, Some(3840)), None);
+        assert_eq!(mtu_outgrows_chunks(3000, 3000, Some(1792)), None);
+        assert_eq!(mtu_outgrows_chunks(1500, 9000, None), None);
+    }
+
+    #[test]
+    fn another_xdp_program_is_named_with_its_mode_and_id() {
+        let mut link = LinkInfo {
+            ifindex: 3,
+            name: Some("eth1".into()),
+            up: true,
+            mtu: Some(1500),
+            xdp: Some(XdpHook::None),
+            xdp_prog_id: None,
+        };
+        assert_eq!(other_xdp_program(&link), None);
+        link.xdp = None;
+        assert_eq!(other_xdp_program(&link), None, "not said: not known");
+        link.xdp = Some(XdpHook::Skb);
+        link.xdp_prog_id = Some(77);
+        assert_eq!(
+            other_xdp_program(&link).as_deref(),
+            Some(
+                "another XDP program (id 77) is attached in generic (skb) mode and is \
+                 redirecting traffic: frames it redirects or drops never reach AF_PACKET, so \
+                 this capture sees only part of the traffic (see ip -d link show dev eth1)"
+            )
+        );
+    }
 
     #[test]
     fn workers_are_pinned_inside_the_allowed_cores() {
