@@ -127,18 +127,23 @@ fn delete(pair: &VethPair) {
     ip(&["-n", &pair.ns_a, "link", "del", &pair.if_a]);
 }
 
-/// Creates the pair again under the same names, both ends up: end A gets a new index.
-fn add_again(pair: &VethPair) {
+/// Creates the pair again under the same names, with `queues` RX and TX queues, both ends up:
+/// end A gets a new index.
+fn add_again(pair: &VethPair, queues: u32) {
+    let q = queues.to_string();
     #[rustfmt::skip]
     ip(&[
-        "-n", &pair.ns_a, "link", "add", &pair.if_a, "type", "veth", "peer", "name", &pair.if_b,
+        "-n", &pair.ns_a, "link", "add", &pair.if_a, "numtxqueues", &q, "numrxqueues", &q,
+        "type", "veth", "peer", "name", &pair.if_b, "numtxqueues", &q, "numrxqueues", &q,
         "netns", &pair.ns_b,
     ]);
     ip(&["-n", &pair.ns_a, "link", "set", &pair.if_a, "up"]);
     ip(&["-n", &pair.ns_b, "link", "set", &pair.if_b, "up"]);
 }
 
-fn survives_delete_and_recreate(method: &str) {
+/// Captures with `method`, deletes the interface and creates it again with `queues_after`
+/// queues (more queues than workers: a worker reads several).
+fn survives_delete_and_recreate(method: &str, queues_after: u32) {
     let pair = VethPair::new();
     let mut s = start(&pair, method);
     let before: Vec<Vec<u8>> = (0..20).map(|_| udp_frame(&pair, 100)).collect();
@@ -155,7 +160,7 @@ fn survives_delete_and_recreate(method: &str) {
         err.contains("capture stopped; it resumes when an interface named"),
         "{err}"
     );
-    add_again(&pair);
+    add_again(&pair, queues_after);
     let err = await_line(
         &mut s,
         "the re-attach line",
@@ -243,7 +248,9 @@ fn af_xdp_capture_survives_its_interface_being_deleted_and_recreated() {
         return;
     }
     let _g = serial();
-    survives_delete_and_recreate("af_xdp");
+    survives_delete_and_recreate("af_xdp", 1);
+    // Back with two queues for its one worker.
+    survives_delete_and_recreate("af_xdp", 2);
 }
 
 #[test]
@@ -252,7 +259,7 @@ fn af_packet_capture_survives_its_interface_being_deleted_and_recreated() {
         return;
     }
     let _g = serial();
-    survives_delete_and_recreate("af_packet");
+    survives_delete_and_recreate("af_packet", 2);
 }
 
 #[test]
