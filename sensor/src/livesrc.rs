@@ -448,6 +448,8 @@ enum LinkState {
 ///   reason, and the sockets are set up again for the new MTU (larger chunks or multi-buffer).
 /// - **another XDP program** is attached while AF_PACKET captures: a warning (once per program)
 ///   that it redirects traffic AF_PACKET then never sees.
+/// - set **down** and up again: the sockets stay; each is said once (down only after half a
+///   second: a deleted interface goes down first, and is then said only to have disappeared).
 ///
 /// When link events cannot be had (no netlink), the interface is looked up every second.
 pub struct LinkFollower {
