@@ -36,8 +36,8 @@ pub struct RunInfo {
     pub capture: Option<String>,
     /// Per-queue statistics of a live run (empty for replay).
     pub queues: Vec<QueueJson>,
-    /// A live run that followed its interface: how often it was lost and re-attached
-    /// (`None` for replay and the host agent).
+    /// A live run, which follows its interfaces: how often one was lost and re-attached
+    /// (`None` for replay).
     pub link: Option<LinkJson>,
 }
 
@@ -203,7 +203,7 @@ pub struct SummaryJson {
     /// Live runs: per-queue statistics.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub queues: Vec<QueueJson>,
-    /// Live runs of `run`: interface losses and re-attaches.
+    /// Live runs: interface losses and re-attaches.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub link: Option<LinkJson>,
 }

@@ -56,11 +56,18 @@ pub struct LinkStats {
 
 /// What a [`Follower`] asks the coordinator to do with the workers' sources.
 pub enum Follow<C> {
-    /// Every worker gives its source back, and the coordinator drops them all before it asks
-    /// the follower again (so that new sockets and a new XDP program can take their place).
-    Detach,
-    /// New sources, one per worker in worker order (`None`: that worker stays without one).
-    Attach(Vec<Option<C>>),
+    /// These workers give their sources back, and the coordinator drops them all before it
+    /// asks the follower again (so that new sockets and a new XDP program can take their
+    /// place).
+    Detach(std::ops::Range<usize>),
+    /// New sources for the workers from `first` on, in worker order (`None`: that worker stays
+    /// without one).
+    Attach {
+        /// The first worker.
+        first: usize,
+        /// One per worker.
+        sources: Vec<Option<C>>,
+    },
 }
 
 /// Follows what the workers' sources depend on (the interface) between ticks.
@@ -237,8 +244,10 @@ fn follow<C>(f: &mut dyn Follower<C>, ctls: &[Sender<Ctl<C>>], back_rx: &Receive
     for _ in 0..4 {
         match f.poll() {
             None => return,
-            Some(Follow::Detach) => {
+            Some(Follow::Detach(workers)) => {
                 let asked = ctls
+                    .get(workers)
+                    .unwrap_or_default()
                     .iter()
                     .filter(|c| c.send_timeout(Ctl::Detach, SOURCE_TIMEOUT).is_ok())
                     .count();
@@ -250,8 +259,8 @@ fn follow<C>(f: &mut dyn Follower<C>, ctls: &[Sender<Ctl<C>>], back_rx: &Receive
                     }
                 }
             }
-            Some(Follow::Attach(sources)) => {
-                for (c, s) in ctls.iter().zip(sources) {
+            Some(Follow::Attach { first, sources }) => {
+                for (c, s) in ctls.iter().skip(first).zip(sources) {
                     if let Some(s) = s {
                         let _ = c.send_timeout(Ctl::Attach(s), SOURCE_TIMEOUT);
                     }

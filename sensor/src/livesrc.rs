@@ -455,6 +455,8 @@ enum LinkState {
 pub struct LinkFollower {
     opts: LiveOptions,
     xdp: bool,
+    /// The interface's workers: `first..first + workers` of the run.
+    first: usize,
     workers: usize,
     events: Option<LinkEvents>,
     pending: std::collections::VecDeque<LinkEvent>,
@@ -494,6 +496,7 @@ impl LinkFollower {
         LinkFollower {
             opts: opts.clone(),
             xdp: opened.method == "af_xdp",
+            first: 0,
             workers: opened.workers.len(),
             events,
             pending: Default::default(),
@@ -515,6 +518,18 @@ impl LinkFollower {
             down_since: None,
             said_down: false,
         }
+    }
+
+    /// The interface's workers start at worker `first` of the run (several interfaces in one
+    /// run: the host agent); 0 by default.
+    pub fn first_worker(mut self, first: usize) -> Self {
+        self.first = first;
+        self
+    }
+
+    /// The interface's workers.
+    fn own_workers(&self) -> std::ops::Range<usize> {
+        self.first..self.first + self.workers
     }
 
     /// Subscribes to link events; `None` (after a warning) when the kernel refuses.
@@ -631,7 +646,10 @@ impl LinkFollower {
         let mut sources: Vec<Option<LiveSource>> =
             opened.workers.into_iter().map(|w| Some(w.source)).collect();
         sources.resize_with(self.workers, || None);
-        Some(Follow::Attach(sources))
+        Some(Follow::Attach {
+            first: self.first,
+            sources,
+        })
     }
 
     /// The interface `ifindex` is gone: say so and count it.
@@ -652,7 +670,7 @@ impl LinkFollower {
         match ev {
             LinkEvent::Del(l) if l.ifindex == self.ifindex => {
                 self.lose(l.ifindex);
-                Some(Follow::Detach)
+                Some(Follow::Detach(self.own_workers()))
             }
             LinkEvent::New(l) if l.ifindex == self.ifindex => {
                 if !l.up && self.down_since.is_none() {
@@ -690,7 +708,7 @@ impl LinkFollower {
                         self.promisc = None;
                         // Set up again as soon as the old sockets are gone.
                         self.next_check = Instant::now();
-                        Some(Follow::Detach)
+                        Some(Follow::Detach(self.own_workers()))
                     }
                     None => None,
                 }
@@ -757,6 +775,27 @@ fn mtu_outgrows_chunks(old: u32, new: u32, max: Option<u32>) -> Option<(u32, u32
     let max = max?;
     let longest = afxdp::longest_frame(new);
     (new > old && longest > max).then_some((longest, max))
+}
+
+/// Several [`LinkFollower`]s, one per interface of a run (the host agent), each over its own
+/// workers; their counters are added up.
+#[derive(Debug, Default)]
+pub struct LinkFollowers(pub Vec<LinkFollower>);
+
+impl Follower<LiveSource> for LinkFollowers {
+    fn poll(&mut self) -> Option<Follow<LiveSource>> {
+        self.0.iter_mut().find_map(|f| f.poll())
+    }
+
+    fn stats(&self) -> LinkStats {
+        self.0.iter().fold(LinkStats::default(), |a, f| {
+            let s = f.stats();
+            LinkStats {
+                losses: a.losses + s.losses,
+                reattaches: a.reattaches + s.reattaches,
+            }
+        })
+    }
 }
 
 /// The interface named `name` now, from netlink or else the ioctls.

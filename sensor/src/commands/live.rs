@@ -8,7 +8,7 @@ use surgewatch_export::diag::{self, Diag};
 use surgewatch_export::sink::Delivery;
 use surgewatch_export::summary::{LinkJson, QueueJson, RunInfo};
 use surgewatch_sensor::live::{self, Follower, QueueStats, WorkerSpec};
-use surgewatch_sensor::livesrc::{self, LinkFollower, LiveSource};
+use surgewatch_sensor::livesrc::{self, LinkFollower, LinkFollowers, LiveSource};
 
 use super::observer::{LiveObs, Observer};
 use crate::agent_addrs::AgentAddrs;
@@ -39,7 +39,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             inputs: vec![args.interface.clone()],
             capture: opened.description,
             agent: None,
-            follower: Some(follower),
+            followers: LinkFollowers(vec![follower]),
         },
     )
 }
@@ -67,8 +67,10 @@ pub fn agent(args: AgentArgs) -> Result<ExitCode> {
     super::announce(&settings);
     let mut workers = Vec::new();
     let mut descriptions = Vec::new();
+    let mut followers = Vec::new();
     for ifname in &interfaces {
         let opts = settings::agent_live_options(ifname);
+        let events = LinkFollower::subscribe(ifname);
         let mut opened = livesrc::open(&opts, &mut |message| {
             diag::emit(Diag::CaptureWarning {
                 interface: ifname.clone(),
@@ -79,6 +81,7 @@ pub fn agent(args: AgentArgs) -> Result<ExitCode> {
             // One light worker per interface; let the scheduler place them.
             w.core = None;
         }
+        followers.push(LinkFollower::new(&opts, &mut opened, events).first_worker(workers.len()));
         workers.extend(opened.workers);
         descriptions.push(opened.description);
     }
@@ -95,19 +98,19 @@ pub fn agent(args: AgentArgs) -> Result<ExitCode> {
             inputs: interfaces,
             capture: descriptions.join("; "),
             agent: Some(agent),
-            follower: None,
+            followers: LinkFollowers(followers),
         },
     )
 }
 
 /// What a live run captures: the opened workers, their description, for the host agent the
-/// addresses to follow and, for `run`, the interface.
+/// addresses to follow, and the interfaces to follow.
 struct LiveRun {
     workers: Vec<WorkerSpec<LiveSource>>,
     inputs: Vec<String>,
     capture: String,
     agent: Option<AgentAddrs>,
-    follower: Option<LinkFollower>,
+    followers: LinkFollowers,
 }
 
 /// Runs opened workers until a signal or `--duration`, then drains and reports.
@@ -117,7 +120,7 @@ fn run_workers(settings: Settings, run: LiveRun) -> Result<ExitCode> {
         inputs,
         capture,
         agent,
-        mut follower,
+        mut followers,
     } = run;
     let stop = surgewatch_sensor::signals::install();
     if let Some(d) = settings.duration {
@@ -139,16 +142,12 @@ fn run_workers(settings: Settings, run: LiveRun) -> Result<ExitCode> {
         tick: settings.tick,
         parse: settings.parse,
     };
-    let follow = follower
-        .as_mut()
-        .map(|f| f as &mut dyn Follower<LiveSource>);
-    let (acct, queues) = live::run_live_following(&lcfg, workers, stop, &mut obs, follow);
-    let link = follower.as_ref().map(|f| {
-        let s = f.stats();
-        LinkJson {
-            losses: s.losses,
-            reattaches: s.reattaches,
-        }
+    let follow: &mut dyn Follower<LiveSource> = &mut followers;
+    let (acct, queues) = live::run_live_following(&lcfg, workers, stop, &mut obs, Some(follow));
+    let s = followers.stats();
+    let link = Some(LinkJson {
+        losses: s.losses,
+        reattaches: s.reattaches,
     });
     let info = RunInfo {
         inputs,
