@@ -35,11 +35,16 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 
 /// A UDP frame of exactly `len` bytes from end B to 10.9.0.7 (a monitored address).
 fn udp_frame(pair: &VethPair, len: usize) -> Vec<u8> {
+    udp_frame_to(pair, pair.mac_a, "10.9.0.7", len)
+}
+
+/// A UDP frame of exactly `len` bytes from end B to `dst` at MAC address `mac`.
+fn udp_frame_to(pair: &VethPair, mac: [u8; 6], dst: &str, len: usize) -> Vec<u8> {
     let p = Packet {
-        eth: support::eth(pair.mac_b, pair.mac_a),
+        eth: support::eth(pair.mac_b, mac),
         net: Net::V4(V4::new(
             "198.51.100.1".parse().expect("ip"),
-            "10.9.0.7".parse().expect("ip"),
+            dst.parse().expect("ip"),
         )),
         l4: Transport::Udp {
             sport: 53,
@@ -353,4 +358,78 @@ fn af_packet_warns_when_another_xdp_program_redirects_the_traffic() {
         }
     }
     stop(holder);
+}
+
+/// The host agent follows each of its interfaces too: deleted and recreated (with the host's
+/// address put back), it captures the new one, and the summary counts the loss.
+#[test]
+fn the_host_agent_captures_its_interface_again_after_it_was_recreated() {
+    if !skip_unless_root("the_host_agent_captures_its_interface_again_after_it_was_recreated") {
+        return;
+    }
+    let _g = serial();
+    let pair = VethPair::new();
+    let add_address = || {
+        ip(&[
+            "-n",
+            &pair.ns_a,
+            "addr",
+            "add",
+            "192.0.2.10/24",
+            "dev",
+            &pair.if_a,
+        ])
+    };
+    add_address();
+    let mut s = Spawned::surgewatch(
+        &pair.ns_a,
+        &[
+            "agent",
+            "-i",
+            &pair.if_a,
+            "--format",
+            "json",
+            "--status-interval",
+            "1s",
+            "--top",
+            "100",
+        ],
+    );
+    await_line(&mut s, "capture set up", "surgewatch: capturing ");
+    // To another MAC address: veth delivers them and the agent captures them, but the host's
+    // stack ignores them, so no reply of its own adds to the frames counted.
+    let frame = || udp_frame_to(&pair, [0x02, 0, 0, 0, 0, 0x99], "192.0.2.10", 100);
+    let before: Vec<Vec<u8>> = (0..20).map(|_| frame()).collect();
+    inject(&pair.ns_b, &pair.if_b, &before);
+    await_frames(&mut s, before.len());
+    delete(&pair);
+    await_line(
+        &mut s,
+        "the interface-lost warning",
+        " disappeared (interface ",
+    );
+    add_again(&pair, 1);
+    add_address();
+    await_line(&mut s, "the re-attach line", "capture re-attached: ");
+    let after: Vec<Vec<u8>> = (0..30).map(|_| frame()).collect();
+    inject(&pair.ns_b, &pair.if_b, &after);
+    await_frames(&mut s, before.len() + after.len());
+    let (summary, stderr) = stop(s);
+    let host = summary["top_ips"]
+        .as_array()
+        .expect("top_ips")
+        .iter()
+        .find(|v| v["ip"] == "192.0.2.10")
+        .unwrap_or_else(|| panic!("192.0.2.10 in the summary: {summary}"))
+        .clone();
+    assert_eq!(
+        host["classes"]["udp"]["packets_in"],
+        before.len() + after.len(),
+        "every frame to the host before and after counted once; stderr: {stderr}"
+    );
+    assert_eq!(summary["packets"], before.len() + after.len(), "{stderr}");
+    assert_eq!(
+        summary["link"],
+        serde_json::json!({"losses": 1, "reattaches": 1})
+    );
 }
