@@ -241,6 +241,9 @@ pub fn run_live_following<C: Capture + Send>(
 
 /// Carries out what `f` asks for until it has nothing more (at most a few changes at once).
 fn follow<C>(f: &mut dyn Follower<C>, ctls: &[Sender<Ctl<C>>], back_rx: &Receiver<Option<C>>) {
+    // Sources a late worker gave back after the wait for them ended: dropped now, so that
+    // nothing of theirs (an XDP program, a bound queue) stands in the way of new ones.
+    while back_rx.try_recv().is_ok() {}
     for _ in 0..4 {
         match f.poll() {
             None => return,
