@@ -141,6 +141,10 @@ pub enum Diag {
         untracked_pps: f64,
         /// Per capture queue.
         queues: Vec<QueueStatus>,
+        /// Times the captured interface disappeared so far (shown when not zero).
+        link_losses: u64,
+        /// Times capture was attached again to the interface (shown when not zero).
+        reattaches: u64,
     },
     /// The tracked-address budget is full and traffic goes to untracked addresses (given when
     /// it starts, then at most once a minute while it lasts).
@@ -176,6 +180,22 @@ pub enum Diag {
     },
     /// SIGHUP was received: it does not end the run, and there is no reload yet.
     ReloadUnsupported,
+    /// The captured interface was deleted: capture stopped until one of that name comes back.
+    InterfaceLost {
+        /// The interface.
+        interface: String,
+        /// Its index, gone.
+        ifindex: u32,
+    },
+    /// An interface of the captured name came back and capture was attached to it again.
+    InterfaceBack {
+        /// The interface.
+        interface: String,
+        /// Its new index.
+        ifindex: u32,
+        /// How it is captured now (as in [`Diag::Capturing`]).
+        description: String,
+    },
 }
 
 /// One queue in a [`Diag::Status`] line.
@@ -243,11 +263,15 @@ pub enum DiagKind {
     ReloadUnsupported,
     /// [`Diag::Untracked`].
     Untracked,
+    /// [`Diag::InterfaceLost`].
+    InterfaceLost,
+    /// [`Diag::InterfaceBack`].
+    InterfaceBack,
 }
 
 impl DiagKind {
     /// Number of kinds.
-    pub const COUNT: usize = 24;
+    pub const COUNT: usize = 26;
 
     /// Every kind, in index order.
     pub const ALL: [DiagKind; Self::COUNT] = [
@@ -275,6 +299,8 @@ impl DiagKind {
         DiagKind::OutputFailed,
         DiagKind::ReloadUnsupported,
         DiagKind::Untracked,
+        DiagKind::InterfaceLost,
+        DiagKind::InterfaceBack,
     ];
 
     /// Dense index, `0..COUNT`.
@@ -311,6 +337,8 @@ impl Diag {
             Diag::OutputFailed { .. } => DiagKind::OutputFailed,
             Diag::ReloadUnsupported => DiagKind::ReloadUnsupported,
             Diag::Untracked { .. } => DiagKind::Untracked,
+            Diag::InterfaceLost { .. } => DiagKind::InterfaceLost,
+            Diag::InterfaceBack { .. } => DiagKind::InterfaceBack,
         }
     }
 }
@@ -415,6 +443,8 @@ impl fmt::Display for Diag {
                 tracked,
                 untracked_pps,
                 queues,
+                link_losses,
+                reattaches,
             } => {
                 let per_queue: Vec<String> = queues
                     .iter()
@@ -425,10 +455,15 @@ impl fmt::Display for Diag {
                         )
                     })
                     .collect();
+                let link = if *link_losses > 0 || *reattaches > 0 {
+                    format!(", interface lost {link_losses} time(s), re-attached {reattaches}")
+                } else {
+                    String::new()
+                };
                 write!(
                     f,
                     "surgewatch: status: {pps:.0} pps, {open_incidents} incident(s) open, \
-                     {tracked} addresses tracked, {untracked_pps:.0} pps untracked; {}",
+                     {tracked} addresses tracked, {untracked_pps:.0} pps untracked{link}; {}",
                     per_queue.join("; ")
                 )
             }
@@ -447,6 +482,20 @@ impl fmt::Display for Diag {
             Diag::ReloadUnsupported => {
                 f.write_str("surgewatch: note: SIGHUP: reload is not supported yet; state kept")
             }
+            Diag::InterfaceLost { interface, ifindex } => write!(
+                f,
+                "surgewatch: warning: {interface} disappeared (interface {ifindex} deleted): \
+                 capture stopped; it resumes when an interface named {interface} comes back"
+            ),
+            Diag::InterfaceBack {
+                interface,
+                ifindex,
+                description,
+            } => write!(
+                f,
+                "surgewatch: {interface} is back (interface {ifindex}): capture re-attached: \
+                 {description}"
+            ),
         }
     }
 }
@@ -622,6 +671,8 @@ mod tests {
                     drops: 1,
                     parse_errors: 0,
                 }],
+                link_losses: 0,
+                reattaches: 0,
             },
             Diag::WorkerNotStarted {
                 worker: 2,
@@ -639,6 +690,15 @@ mod tests {
             Diag::Untracked {
                 pps: 5000,
                 limit: 100,
+            },
+            Diag::InterfaceLost {
+                interface: "eth0".into(),
+                ifindex: 5,
+            },
+            Diag::InterfaceBack {
+                interface: "eth0".into(),
+                ifindex: 7,
+                description: "eth0: af_packet".into(),
             },
         ]
     }
@@ -680,8 +740,32 @@ mod tests {
             "surgewatch: warning: output stdout: disk full",
             "surgewatch: note: SIGHUP: reload is not supported yet; state kept",
             "surgewatch: warning: the tracked-address budget (100 addresses) is full: 5000 packets/s go to untracked addresses (counted in the totals only; destinations above the admission rate replace quiet tracked ones)",
+            "surgewatch: warning: eth0 disappeared (interface 5 deleted): capture stopped; it resumes when an interface named eth0 comes back",
+            "surgewatch: eth0 is back (interface 7): capture re-attached: eth0: af_packet",
         ];
         assert_eq!(lines, want);
+    }
+
+    #[test]
+    fn the_status_line_says_when_the_interface_was_lost() {
+        let d = Diag::Status {
+            pps: 0.0,
+            open_incidents: 0,
+            tracked: 1,
+            untracked_pps: 0.0,
+            queues: vec![QueueStatus {
+                name: "eth0/q0".into(),
+                received: 5,
+                drops: 0,
+                parse_errors: 0,
+            }],
+            link_losses: 1,
+            reattaches: 1,
+        };
+        assert_eq!(
+            d.to_string(),
+            "surgewatch: status: 0 pps, 0 incident(s) open, 1 addresses tracked, 0 pps untracked, interface lost 1 time(s), re-attached 1; eth0/q0 rx=5 drops=0 err=0"
+        );
     }
 
     #[test]

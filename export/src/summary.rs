@@ -36,6 +36,18 @@ pub struct RunInfo {
     pub capture: Option<String>,
     /// Per-queue statistics of a live run (empty for replay).
     pub queues: Vec<QueueJson>,
+    /// A live run, which follows its interfaces: how often one was lost and re-attached
+    /// (`None` for replay).
+    pub link: Option<LinkJson>,
+}
+
+/// The summary's `link`: what happened to the captured interface during a live run.
+#[derive(Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinkJson {
+    /// Times the interface disappeared (was deleted) while captured.
+    pub losses: u64,
+    /// Times capture was attached again to an interface of that name that came back.
+    pub reattaches: u64,
 }
 
 /// Capture records whose headers lied, corrected or skipped by the reader, by reason (the
@@ -191,6 +203,9 @@ pub struct SummaryJson {
     /// Live runs: per-queue statistics.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub queues: Vec<QueueJson>,
+    /// Live runs: interface losses and re-attaches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<LinkJson>,
 }
 
 fn ns_to_secs(ns: u64) -> f64 {
@@ -238,6 +253,7 @@ impl SummaryJson {
             input_anomalies: info.input_anomalies,
             capture: info.capture.clone(),
             queues: info.queues.clone(),
+            link: info.link,
         }
     }
 
@@ -384,6 +400,13 @@ impl SummaryJson {
                 o,
                 "    {}: {} frames, {} parse errors, {} kernel drops (ring full {}, fill ring empty {})",
                 q.name, q.received, q.parse_errors, q.kernel_drops, q.rx_ring_full, q.fill_ring_empty
+            );
+        }
+        if let Some(l) = &self.link {
+            let _ = writeln!(
+                o,
+                "    interface lost {} time(s), capture re-attached {} time(s)",
+                l.losses, l.reattaches
             );
         }
         for e in &self.errors {

@@ -15,7 +15,7 @@ use surgewatch_export::contract::{
     parse_status_name, MonitorMode,
 };
 use surgewatch_export::events::EventJson;
-use surgewatch_export::summary::{InputAnomaliesJson, QueueJson, RunInfo, SummaryJson};
+use surgewatch_export::summary::{InputAnomaliesJson, LinkJson, QueueJson, RunInfo, SummaryJson};
 use surgewatch_per_ip::{ClassReport, Direction, GroupId, IpReport, Report, ReportTotals};
 use surgewatch_pipeline::{Encap, ParseStatus, TrafficClass};
 
@@ -236,6 +236,7 @@ fn replay_info() -> RunInfo {
         incidents: incidents(),
         capture: None,
         queues: Vec::new(),
+        link: None,
     }
 }
 
@@ -265,6 +266,10 @@ fn live_info() -> RunInfo {
                 invalid_descs: 5 * q,
             })
             .collect(),
+        link: Some(LinkJson {
+            losses: 1,
+            reattaches: 1,
+        }),
     }
 }
 

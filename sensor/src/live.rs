@@ -17,7 +17,7 @@ use surgewatch_export::diag::{self, Diag};
 use surgewatch_per_ip::{Accounting, Monitor, Rearm, Shard, TickDelta, TickLength};
 use surgewatch_pipeline::PacketSummary;
 
-use crate::capture::{Capture, CaptureStats, Poll};
+use crate::capture::{Capture, CaptureError, CaptureStats, Poll};
 use crate::tick::{TickDriver, TickInfo, TickObserver};
 
 /// Frames taken from a source per poll.
@@ -27,13 +27,56 @@ const IDLE_WAIT: Duration = Duration::from_millis(20);
 /// How long the coordinator waits for a worker's delta before going on without it.
 const DELTA_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long the coordinator waits for a worker to take or give back a source.
+const SOURCE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often, at most, the coordinator asks its [`Follower`] what changed.
+const FOLLOW_EVERY: Duration = Duration::from_millis(50);
+
 /// Messages to a worker.
-enum Ctl {
+enum Ctl<C> {
     /// Hand over the tick's delta and the source's statistics.
     Tick,
     /// The coordinator's answer: the worker's delta back, and what to re-arm with (the
     /// admitted and watch sets, a new monitor when what is monitored changed).
     Rearm(Box<TickDelta>, Rearm),
+    /// Give the source back (its counters are kept) and wait for another.
+    Detach,
+    /// Capture from this source from now on.
+    Attach(C),
+}
+
+/// Counters of the interface a live run captures, as its [`Follower`] saw it.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct LinkStats {
+    /// Times the interface disappeared (deleted) while captured.
+    pub losses: u64,
+    /// Times capture was attached again to an interface that came back.
+    pub reattaches: u64,
+}
+
+/// What a [`Follower`] asks the coordinator to do with the workers' sources.
+pub enum Follow<C> {
+    /// These workers give their sources back, and the coordinator drops them all before it
+    /// asks the follower again (so that new sockets and a new XDP program can take their
+    /// place).
+    Detach(std::ops::Range<usize>),
+    /// New sources for the workers from `first` on, in worker order (`None`: that worker stays
+    /// without one).
+    Attach {
+        /// The first worker.
+        first: usize,
+        /// One per worker.
+        sources: Vec<Option<C>>,
+    },
+}
+
+/// Follows what the workers' sources depend on (the interface) between ticks.
+pub trait Follower<C> {
+    /// What changed since the last call, if the sources must change. Called by the
+    /// coordinator about every 50 ms, and again at once after each change it returned.
+    fn poll(&mut self) -> Option<Follow<C>>;
+    /// Its counters, for the status line and the summary.
+    fn stats(&self) -> LinkStats;
 }
 
 /// A worker's answer to [`Ctl::Tick`].
@@ -93,6 +136,18 @@ pub fn run_live<C: Capture + Send>(
     stop: &AtomicBool,
     obs: &mut dyn TickObserver,
 ) -> (Accounting, Vec<QueueStats>) {
+    run_live_following(cfg, specs, stop, obs, None)
+}
+
+/// [`run_live`], with `follower` changing the workers' sources as the interface comes and
+/// goes (see the module docs).
+pub fn run_live_following<C: Capture + Send>(
+    cfg: &LiveConfig,
+    specs: Vec<WorkerSpec<C>>,
+    stop: &AtomicBool,
+    obs: &mut dyn TickObserver,
+    mut follower: Option<&mut dyn Follower<C>>,
+) -> (Accounting, Vec<QueueStats>) {
     let n = specs.len();
     let mut ticks = TickDriver::new(Accounting::new(cfg.monitor.clone(), cfg.tick));
     let mut queues: Vec<QueueStats> = specs
@@ -104,16 +159,21 @@ pub fn run_live<C: Capture + Send>(
         })
         .collect();
     let tick_ns = cfg.tick.as_nanos();
+    // A followed interface's comings and goings are the follower's to say, once, not every
+    // worker's.
+    let quiet_link_errors = follower.is_some();
     let worker_cores: Vec<usize> = specs.iter().filter_map(|s| s.core).collect();
     std::thread::scope(|scope| {
         let (hand_tx, hand_rx) = bounded::<Handover>(n.max(1));
+        let (back_tx, back_rx) = bounded::<Option<C>>(n.max(1));
         let worker_stop = Arc::new(AtomicBool::new(false));
         let mut ctls = Vec::with_capacity(n);
         for (i, spec) in specs.into_iter().enumerate() {
-            let (tx, rx) = bounded::<Ctl>(4);
+            let (tx, rx) = bounded::<Ctl<C>>(4);
             ctls.push(tx);
             let shard = Shard::new(cfg.monitor.clone());
             let hand_tx = hand_tx.clone();
+            let back_tx = back_tx.clone();
             let wstop = worker_stop.clone();
             let parse = cfg.parse;
             let spawned = std::thread::Builder::new()
@@ -122,7 +182,13 @@ pub fn run_live<C: Capture + Send>(
                     if let Some(core) = spec.core {
                         let _ = crate::sys::sched::pin_to_core(core);
                     }
-                    worker(i, spec.source, shard, parse, rx, hand_tx, &wstop);
+                    let chans = WorkerChannels {
+                        ctl: rx,
+                        hand: hand_tx,
+                        back: back_tx,
+                        quiet_link_errors,
+                    };
+                    worker(i, spec.source, shard, parse, chans, &wstop);
                 });
             if let Err(e) = spawned {
                 diag::emit(Diag::WorkerNotStarted {
@@ -132,6 +198,7 @@ pub fn run_live<C: Capture + Send>(
             }
         }
         drop(hand_tx);
+        drop(back_tx);
         keep_off_worker_cores(&worker_cores);
 
         let mut tick_start = cfg.tick.align(now_ns());
@@ -139,21 +206,27 @@ pub fn run_live<C: Capture + Send>(
         let mut behind = vec![false; ctls.len()];
         loop {
             let tick_end = tick_start.saturating_add(tick_ns);
-            // Sleep until the tick ends (or a stop is asked for).
+            // Sleep until the tick ends (or a stop is asked for), following the interface.
             loop {
+                if let Some(f) = follower.as_deref_mut() {
+                    follow(f, &ctls, &back_rx);
+                }
                 let now = now_ns();
                 if now >= tick_end || stop.load(Ordering::Relaxed) {
                     break;
                 }
-                std::thread::sleep(Duration::from_nanos((tick_end - now).min(50_000_000)));
+                let step = u64::try_from(FOLLOW_EVERY.as_nanos()).unwrap_or(u64::MAX);
+                std::thread::sleep(Duration::from_nanos((tick_end - now).min(step)));
             }
             let stopping = stop.load(Ordering::Relaxed);
+            let link = follower.as_deref().map(|f| f.stats());
             close_tick(
                 &mut ticks,
                 &ctls,
                 &hand_rx,
                 tick_start,
                 &mut queues,
+                link,
                 &mut behind,
                 obs,
             );
@@ -169,17 +242,52 @@ pub fn run_live<C: Capture + Send>(
     (ticks.into_accounting(), queues)
 }
 
+/// Carries out what `f` asks for until it has nothing more (at most a few changes at once).
+fn follow<C>(f: &mut dyn Follower<C>, ctls: &[Sender<Ctl<C>>], back_rx: &Receiver<Option<C>>) {
+    // Sources a late worker gave back after the wait for them ended: dropped now, so that
+    // nothing of theirs (an XDP program, a bound queue) stands in the way of new ones.
+    while back_rx.try_recv().is_ok() {}
+    for _ in 0..4 {
+        match f.poll() {
+            None => return,
+            Some(Follow::Detach(workers)) => {
+                let asked = ctls
+                    .get(workers)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|c| c.send_timeout(Ctl::Detach, SOURCE_TIMEOUT).is_ok())
+                    .count();
+                // Each worker answers with its source, or with nothing when it has none: wait
+                // for every answer (or the timeout), dropping the sources here.
+                for _ in 0..asked {
+                    if back_rx.recv_timeout(SOURCE_TIMEOUT).is_err() {
+                        break;
+                    }
+                }
+            }
+            Some(Follow::Attach { first, sources }) => {
+                for (c, s) in ctls.iter().skip(first).zip(sources) {
+                    if let Some(s) = s {
+                        let _ = c.send_timeout(Ctl::Attach(s), SOURCE_TIMEOUT);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Closes one tick: asks every worker for its delta, merges what came in time, and re-arms
 /// the workers it came from. A worker that was late missed a boundary's re-arm (the addresses
 /// admitted and evicted there): it gets a full resync with its next one, and until then the
 /// merger checks its counts address by address.
 #[allow(clippy::too_many_arguments)]
-fn close_tick(
+fn close_tick<C>(
     ticks: &mut TickDriver,
-    ctls: &[Sender<Ctl>],
+    ctls: &[Sender<Ctl<C>>],
     hand_rx: &Receiver<Handover>,
     tick_start: u64,
     queues: &mut [QueueStats],
+    link: Option<LinkStats>,
     behind: &mut [bool],
     obs: &mut dyn TickObserver,
 ) {
@@ -214,6 +322,7 @@ fn close_tick(
     let info = TickInfo {
         idle_after: 0,
         queues,
+        link,
     };
     let rearm = ticks.close(tick_start, &mut deltas, info, obs);
     let mut resync = None;
@@ -239,24 +348,54 @@ fn close_tick(
     }
 }
 
+/// A worker's ends of its channels.
+struct WorkerChannels<C> {
+    ctl: Receiver<Ctl<C>>,
+    hand: Sender<Handover>,
+    /// Sources given back after [`Ctl::Detach`] (`None` from a worker without one).
+    back: Sender<Option<C>>,
+    /// The interface is followed: its being down or gone is not reported by the worker.
+    quiet_link_errors: bool,
+}
+
 fn worker<C: Capture>(
     id: usize,
-    mut src: C,
+    src: C,
     mut shard: Shard,
     parse: surgewatch_pipeline::ParseOptions,
-    ctl: Receiver<Ctl>,
-    hand: Sender<Handover>,
+    chans: WorkerChannels<C>,
     stop: &AtomicBool,
 ) {
+    let WorkerChannels {
+        ctl,
+        hand,
+        back,
+        quiet_link_errors,
+    } = chans;
+    let mut src = Some(src);
+    // Counters of the sources given back, so that the worker's stay monotonic.
+    let mut before = CaptureStats::default();
     let mut batch: Vec<PacketSummary> = Vec::with_capacity(POLL_BUDGET);
     let mut parse_errors = 0u64;
     loop {
-        match ctl.try_recv() {
+        // Without a source there is nothing to poll: wait for the coordinator instead.
+        let msg = match &src {
+            Some(_) => ctl.try_recv(),
+            None => ctl.recv_timeout(IDLE_WAIT).map_err(|e| match e {
+                RecvTimeoutError::Timeout => TryRecvError::Empty,
+                RecvTimeoutError::Disconnected => TryRecvError::Disconnected,
+            }),
+        };
+        match msg {
             Ok(Ctl::Tick) => {
+                let stats = match src.as_mut() {
+                    Some(s) => before.plus(&s.stats()),
+                    None => before,
+                };
                 let h = Handover {
                     worker: id,
                     delta: shard.take_tick(),
-                    stats: src.stats(),
+                    stats,
                     parse_errors,
                 };
                 if hand.send(h).is_err() {
@@ -264,12 +403,24 @@ fn worker<C: Capture>(
                 }
             }
             Ok(Ctl::Rearm(d, rearm)) => shard.rearm(*d, &rearm),
+            Ok(Ctl::Detach) => {
+                let mut old = src.take();
+                if let Some(s) = old.as_mut() {
+                    before = before.plus(&s.stats());
+                }
+                // The coordinator drops it (and waits for it); if it is gone, so is the run.
+                let _ = back.send(old);
+            }
+            Ok(Ctl::Attach(s)) => src = Some(s),
             Err(TryRecvError::Disconnected) => return,
             Err(TryRecvError::Empty) => {}
         }
         if stop.load(Ordering::Relaxed) {
             return;
         }
+        let Some(src) = src.as_mut() else {
+            continue;
+        };
         batch.clear();
         let polled = src.poll(POLL_BUDGET, |f| {
             let s = surgewatch_pipeline::parse_with(f.link, f.data, f.wire_len, &parse);
@@ -284,10 +435,16 @@ fn worker<C: Capture>(
             Ok(Poll::Idle) => src.wait(IDLE_WAIT),
             Ok(Poll::End) => src.wait(IDLE_WAIT),
             Err(e) => {
-                diag::emit(Diag::WorkerCaptureFailed {
-                    worker: id,
-                    error: e.to_string(),
-                });
+                let link = matches!(
+                    e,
+                    CaptureError::InterfaceDown { .. } | CaptureError::NoSuchInterface { .. }
+                );
+                if !(quiet_link_errors && link) {
+                    diag::emit(Diag::WorkerCaptureFailed {
+                        worker: id,
+                        error: e.to_string(),
+                    });
+                }
                 src.wait(IDLE_WAIT);
             }
         }

@@ -216,6 +216,7 @@ fn idle(skipped: u64) -> TickInfo<'static> {
     TickInfo {
         idle_after: skipped,
         queues: &[],
+        link: None,
     }
 }
 

@@ -18,7 +18,7 @@ use std::path::Path;
 
 use surgewatch_per_ip::{Accounting, ClosedTick, NextTick, Rearm, TickDelta};
 
-use crate::live::QueueStats;
+use crate::live::{LinkStats, QueueStats};
 
 /// What a run's driver knows about a tick beyond the tick itself.
 #[derive(Copy, Clone, Debug, Default)]
@@ -27,6 +27,8 @@ pub struct TickInfo<'a> {
     pub idle_after: u64,
     /// Live capture: per-queue statistics as of the tick's end (empty in replay).
     pub queues: &'a [QueueStats],
+    /// Live capture of an interface that is followed: its link counters (`None` in replay).
+    pub link: Option<LinkStats>,
 }
 
 /// What hears about a run as it goes: the one observer of replay and live capture.

@@ -690,6 +690,16 @@ impl AfXdpSource {
             .collect()
     }
 
+    /// Adds `other`'s queues to this source (for fewer workers than queues), when both share
+    /// one program; otherwise gives `other` back.
+    pub fn join(&mut self, other: AfXdpSource) -> Result<(), AfXdpSource> {
+        if !Arc::ptr_eq(&self.program, &other.program) {
+            return Err(other);
+        }
+        self.queues.extend(other.queues);
+        Ok(())
+    }
+
     /// Zero-copy when every socket got it, else copy.
     pub fn mode(&self) -> XdpMode {
         if self.queues.iter().all(|q| q.mode == XdpMode::ZeroCopy) {

@@ -223,6 +223,21 @@ pub struct CaptureStats {
     pub busy_poll_without_napi: bool,
 }
 
+impl CaptureStats {
+    /// The counters of two sources one after the other (a worker whose source was replaced).
+    pub fn plus(&self, o: &CaptureStats) -> CaptureStats {
+        CaptureStats {
+            received: self.received.saturating_add(o.received),
+            bytes: self.bytes.saturating_add(o.bytes),
+            kernel_drops: self.kernel_drops.saturating_add(o.kernel_drops),
+            rx_ring_full: self.rx_ring_full.saturating_add(o.rx_ring_full),
+            fill_ring_empty: self.fill_ring_empty.saturating_add(o.fill_ring_empty),
+            invalid_descs: self.invalid_descs.saturating_add(o.invalid_descs),
+            busy_poll_without_napi: self.busy_poll_without_napi || o.busy_poll_without_napi,
+        }
+    }
+}
+
 /// A source of frames: pcap/pcapng files, AF_XDP and AF_PACKET rings.
 pub trait Capture {
     /// Lends up to `budget` frames to `f`, in capture order, and says what happened.

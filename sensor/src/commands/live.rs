@@ -6,29 +6,32 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use surgewatch_export::diag::{self, Diag};
 use surgewatch_export::sink::Delivery;
-use surgewatch_export::summary::{QueueJson, RunInfo};
-use surgewatch_sensor::live::{self, QueueStats, WorkerSpec};
-use surgewatch_sensor::livesrc::{self, LiveSource};
+use surgewatch_export::summary::{LinkJson, QueueJson, RunInfo};
+use surgewatch_sensor::live::{self, Follower, QueueStats, WorkerSpec};
+use surgewatch_sensor::livesrc::{self, LinkFollower, LinkFollowers, LiveSource};
 
 use super::observer::{LiveObs, Observer};
 use crate::agent_addrs::AgentAddrs;
 use crate::cli::{AgentArgs, RunArgs};
 use crate::settings::{self, Settings};
 
-/// Captures an interface: one pinned worker per RX queue.
+/// Captures an interface: one pinned worker per RX queue, following the interface as it is
+/// deleted and comes back, or its MTU changes.
 pub fn run(args: RunArgs) -> Result<ExitCode> {
     let effective = super::effective(args.detect.config.as_deref(), &args.overrides())?;
     let settings = Settings::new(effective, args.detect.format, &[])?;
     super::announce(&settings);
     let opts = settings::live_options(&settings.config, &args.interface);
-    let opened = livesrc::open(&opts, &mut |message| {
+    // Subscribed before capture opens: no link event in between is missed.
+    let events = LinkFollower::subscribe(&args.interface);
+    let mut opened = livesrc::open(&opts, &mut |message| {
         diag::emit(Diag::CaptureWarning {
             interface: args.interface.clone(),
             message,
         })
     })?;
-    // Held until the run is over.
-    let _promisc = opened.promisc;
+    // Holds promiscuous mode (renewed on each re-attach) until the run is over.
+    let follower = LinkFollower::new(&opts, &mut opened, events);
     run_workers(
         settings,
         LiveRun {
@@ -36,6 +39,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             inputs: vec![args.interface.clone()],
             capture: opened.description,
             agent: None,
+            followers: LinkFollowers(vec![follower]),
         },
     )
 }
@@ -63,8 +67,10 @@ pub fn agent(args: AgentArgs) -> Result<ExitCode> {
     super::announce(&settings);
     let mut workers = Vec::new();
     let mut descriptions = Vec::new();
+    let mut followers = Vec::new();
     for ifname in &interfaces {
         let opts = settings::agent_live_options(ifname);
+        let events = LinkFollower::subscribe(ifname);
         let mut opened = livesrc::open(&opts, &mut |message| {
             diag::emit(Diag::CaptureWarning {
                 interface: ifname.clone(),
@@ -75,6 +81,7 @@ pub fn agent(args: AgentArgs) -> Result<ExitCode> {
             // One light worker per interface; let the scheduler place them.
             w.core = None;
         }
+        followers.push(LinkFollower::new(&opts, &mut opened, events).first_worker(workers.len()));
         workers.extend(opened.workers);
         descriptions.push(opened.description);
     }
@@ -91,17 +98,19 @@ pub fn agent(args: AgentArgs) -> Result<ExitCode> {
             inputs: interfaces,
             capture: descriptions.join("; "),
             agent: Some(agent),
+            followers: LinkFollowers(followers),
         },
     )
 }
 
-/// What a live run captures: the opened workers, their description and, for the host agent,
-/// the addresses to follow.
+/// What a live run captures: the opened workers, their description, for the host agent the
+/// addresses to follow, and the interfaces to follow.
 struct LiveRun {
     workers: Vec<WorkerSpec<LiveSource>>,
     inputs: Vec<String>,
     capture: String,
     agent: Option<AgentAddrs>,
+    followers: LinkFollowers,
 }
 
 /// Runs opened workers until a signal or `--duration`, then drains and reports.
@@ -111,6 +120,7 @@ fn run_workers(settings: Settings, run: LiveRun) -> Result<ExitCode> {
         inputs,
         capture,
         agent,
+        mut followers,
     } = run;
     let stop = surgewatch_sensor::signals::install();
     if let Some(d) = settings.duration {
@@ -132,7 +142,13 @@ fn run_workers(settings: Settings, run: LiveRun) -> Result<ExitCode> {
         tick: settings.tick,
         parse: settings.parse,
     };
-    let (acct, queues) = live::run_live(&lcfg, workers, stop, &mut obs);
+    let follow: &mut dyn Follower<LiveSource> = &mut followers;
+    let (acct, queues) = live::run_live_following(&lcfg, workers, stop, &mut obs, Some(follow));
+    let s = followers.stats();
+    let link = Some(LinkJson {
+        losses: s.losses,
+        reattaches: s.reattaches,
+    });
     let info = RunInfo {
         inputs,
         groups: settings.monitor.groups.clone(),
@@ -146,6 +162,7 @@ fn run_workers(settings: Settings, run: LiveRun) -> Result<ExitCode> {
         incidents: Vec::new(),
         capture: Some(capture),
         queues: queues.iter().map(queue_json).collect(),
+        link,
     };
     obs.finish(&acct, info, settings.top_n);
     Ok(ExitCode::SUCCESS)

@@ -259,6 +259,8 @@ impl TickObserver for LiveObs {
                         parse_errors: q.parse_errors,
                     })
                     .collect(),
+                link_losses: info.link.map_or(0, |l| l.losses),
+                reattaches: info.link.map_or(0, |l| l.reattaches),
             });
             self.last_status_ns = now;
             self.last_received = received;

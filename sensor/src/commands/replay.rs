@@ -60,6 +60,7 @@ pub fn replay(args: ReplayArgs) -> Result<ExitCode> {
         incidents: Vec::new(),
         capture: None,
         queues: Vec::new(),
+        link: None,
     };
     observer.finish(&outcome.accounting, info, settings.top_n);
     for (path, a) in &outcome.anomalies {

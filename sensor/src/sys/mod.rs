@@ -16,6 +16,8 @@
 //!   area itself.
 //! - [`bpf`]: the raw `bpf(2)` commands used: map create/update/delete, program load, link
 //!   create, test run. Instructions come from the pure [`crate::capture::xdp_prog`].
+//! - [`netlink`]: rtnetlink link events (`RTM_NEWLINK`/`RTM_DELLINK`) and link queries by
+//!   name (index, MTU, the XDP hook), over `netlink-sys`'s synchronous socket.
 //! - [`sched`]: CPU affinity and thread priority.
 //! - [`signals`]: `sigaction` for the stop signals.
 //!
@@ -33,6 +35,7 @@
 pub mod bpf;
 pub mod mem;
 pub mod netdev;
+pub mod netlink;
 pub mod sched;
 pub mod signals;
 pub mod socket;
