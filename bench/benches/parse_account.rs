@@ -90,7 +90,7 @@ fn tick_boundary(shard: &mut Shard) {
     shard.recycle(d);
 }
 
-/// A shard in the steady state for `monitor`: a first tick merged, the admitted set installed,
+/// A shard in the steady state for `monitor`: a first tick merged, the re-arm applied,
 /// both of its deltas grown to size.
 fn warm_shard(c: &Corpus, monitor: &Arc<Monitor>) -> Shard {
     warm_shard_watching(c, monitor, 0)

@@ -1233,7 +1233,7 @@ impl Accounting {
     /// Chooses the targets to watch from the next tick on (typically the detection engine's
     /// open incidents and near-threshold addresses): returns the [`WatchSet`] to install into
     /// every shard with [`Shard::install_watch`](crate::Shard::install_watch) before it
-    /// accounts the next tick, next to [`Accounting::admitted`]. Untracked addresses are
+    /// accounts the next tick, with the rest of [`Accounting::rearm`]. Untracked addresses are
     /// ignored (they have no [`IpId`]); an empty iterator stops all source analysis.
     ///
     /// Call between ticks; the next [`ClosedTick::watched`] reports these targets.

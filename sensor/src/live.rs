@@ -5,8 +5,9 @@
 //! The per-packet path is the worker's: `poll` → `parse` → `Shard::account_batch`, with no lock
 //! or atomic per packet. Between polls (at most every `POLL_BUDGET` frames or `IDLE_WAIT`) the
 //! worker checks its control channel: a tick request makes it hand over its tick delta and the
-//! source's statistics; the coordinator answers with the recycled delta, the admitted set and
-//! the watch set.
+//! source's statistics; the coordinator answers with the recycled delta and the re-arm (the
+//! addresses admitted and evicted at the boundary, the watch set; a full resync for a worker
+//! that was late).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
