@@ -599,6 +599,8 @@ pub struct Accounting {
     heavy_admitted: u64,
     /// The busiest evicted addresses' reports (the report's top list keeps them).
     retired: Vec<IpReport>,
+    /// Aggregates of the new addresses the merger could not admit in the tick.
+    rejected: crate::untracked::UntrackedNets,
     /// The tick's untracked aggregates, and the merge's scratch map.
     closed_untracked: Vec<UntrackedAggregate>,
     untracked_scratch: hashbrown::HashMap<NetKey, (GroupId, crate::untracked::ClassCounts)>,
@@ -643,6 +645,7 @@ impl Accounting {
             evicted_total: 0,
             heavy_admitted: 0,
             retired: Vec::new(),
+            rejected: Default::default(),
             closed_untracked: Vec::new(),
             untracked_scratch: Default::default(),
             watch: Arc::default(),
@@ -805,6 +808,7 @@ impl Accounting {
         self.forget.clear();
         self.evicted.clear();
         self.admitted_now = 0;
+        self.rejected.clear();
         let old_len = self.records.len();
 
         // Tracked addresses of the other deltas into the first one, in id order.
@@ -878,7 +882,10 @@ impl Accounting {
 
         self.update_records(tick_start_ns, deltas, old_len);
         merge_untracked(
-            deltas.iter().map(|d| &d.untracked),
+            deltas
+                .iter()
+                .map(|d| &d.untracked)
+                .chain(std::iter::once(&self.rejected)),
             &mut self.untracked_scratch,
             &mut self.closed_untracked,
         );
@@ -1065,25 +1072,76 @@ impl Accounting {
         let min = u64::try_from(u128::from(pps) * u128::from(self.tick_ns) / 1_000_000_000)
             .unwrap_or(u64::MAX)
             .max(1);
-        let mut cands: Vec<(IpKey, GroupId)> =
+        // Heaviest first.
+        let mut cands: Vec<(IpKey, GroupId, u64)> =
             merge_candidates(deltas.iter().map(|d| &d.heavy), min, MAX_HEAVY_ADMISSIONS)
                 .into_iter()
                 .filter(|(k, _)| self.ids.get(k, &self.records).is_none())
-                .filter_map(|(k, _)| self.monitor.group_of(k).map(|g| (k, g)))
+                .filter_map(|(k, n)| self.monitor.group_of(k).map(|g| (k, g, n)))
                 .collect();
         let room = limit.saturating_sub(self.live);
         if cands.len() > room {
-            let victims = self.quietest(cands.len() - room, tick_start_ns);
+            let mut victims = self.quietest(cands.len() - room, tick_start_ns);
+            // Not enough quiet addresses (every tracked one has traffic, e.g. a whole prefix
+            // swept every tick): the lightest of this tick make room, each for a candidate
+            // with more than twice its packets.
+            if room + victims.len() < cands.len() {
+                let light =
+                    self.lightest(cands.len() - room - victims.len(), tick_start_ns, deltas);
+                let lightest_cands = cands.iter().skip(room + victims.len()).rev();
+                // Lightest victims for the lightest candidates: each pair must qualify.
+                let mut pairs: Vec<usize> = Vec::new();
+                for (&(packets, i), c) in light.iter().rev().zip(lightest_cands) {
+                    if packets.saturating_mul(2) < c.2 {
+                        pairs.push(i);
+                    }
+                }
+                victims.extend(pairs);
+            }
             for &i in &victims {
                 self.evict(i);
             }
             cands.truncate(room + victims.len());
         }
-        for (key, group) in cands {
+        for (key, group, _) in cands {
             if self.take_id(key, group, tick_start_ns).is_some() {
                 self.heavy_admitted += 1;
             }
         }
+    }
+
+    /// The `n` tracked ids with the fewest packets in the tick that started at
+    /// `tick_start_ns` (ties: lowest id), among those with traffic in it and tracked before
+    /// it, not kept: (packets, id), fewest first.
+    fn lightest(&self, n: usize, tick_start_ns: u64, deltas: &[TickDelta]) -> Vec<(u64, usize)> {
+        let Some(first) = deltas.first() else {
+            return Vec::new();
+        };
+        let mut heap: std::collections::BinaryHeap<(u64, usize)> = Default::default();
+        crate::bits::for_each_bit(&first.bits, |i| {
+            let Some(cells) = first.cells.get(i) else {
+                return;
+            };
+            let packets: u64 = cells.iter().map(|&v| cell_unpack(v).packets).sum();
+            if heap.len() == n && heap.peek().is_some_and(|&top| (packets, i) >= top) {
+                return;
+            }
+            let tracked_before = self
+                .records
+                .get(i)
+                .is_some_and(|r| r.first_seen_ns < tick_start_ns);
+            if self.vacant.get(i).copied().unwrap_or(true)
+                || !tracked_before
+                || self.keep.binary_search(&IpId(i as u32)).is_ok()
+            {
+                return;
+            }
+            heap.push((packets, i));
+            if heap.len() > n {
+                heap.pop();
+            }
+        });
+        heap.into_sorted_vec()
     }
 
     /// The `n` evictable ids quiet for longest (oldest last traffic, then lowest id).
@@ -1158,6 +1216,13 @@ impl Accounting {
                         c.add_cells(cells);
                     }
                     self.pending_stats.overflow.add(&c.grand_total());
+                    // Untracked: in the aggregates (its spills are overflow below, not there:
+                    // only counts beyond a packed cell's range spill).
+                    if let Some(g) = group {
+                        let inbound = &c.by_dir[Direction::In.index()];
+                        let table = self.monitor.table();
+                        self.rejected.add_counts(table, key, g, inbound);
+                    }
                     // Not admitted: the shards forget the address (`NEW`: no id).
                     for &(_, d, _) in &self.newcomers[i..j] {
                         if let Some(d) = deltas.get_mut(d as usize) {

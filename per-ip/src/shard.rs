@@ -1324,15 +1324,20 @@ impl Shard {
         let cells = cur.new_cells.swap_remove(slot);
         let mut total = IpCounters::ZERO;
         total.add_cells(&cells);
-        let mut gone = total.grand_total();
-        cur.spill.retain(|(k, _, _, pb)| {
+        cur.spill.retain(|(k, _, cell, pb)| {
             let keep = *k != key;
             if !keep {
-                gone.add(pb);
+                total.add_cell(usize::from(*cell), *pb);
             }
             keep
         });
-        cur.stats.overflow.add(&gone);
+        cur.stats.overflow.add(&total.grand_total());
+        // Untracked now: in the aggregates like any untracked packet.
+        if let Some(g) = self.monitor.group_of(key) {
+            let inbound = &total.by_dir[crate::key::Direction::In.index()];
+            cur.untracked
+                .add_counts(&self.monitor.table, key, g, inbound);
+        }
         if let Some(&moved) = cur.new_keys.get(slot) {
             if let Some(m) = self.index.entry_mut(&moved) {
                 m.target = NEW | slot as u32;

@@ -4,8 +4,12 @@
 //!
 //! Each untracked inbound packet is counted, per traffic class, in the /24 (IPv4) or /64
 //! (IPv6) that holds its destination, and in the longest configured prefix that holds it
-//! (prefix mode; unless that prefix is the same /24 or /64: each network is counted once). A shard keeps at most [`MAX_NETS_PER_TICK`] networks a tick; what does not
-//! fit is still in the tick's overflow total, and counted here as `unaggregated`.
+//! (prefix mode; unless that prefix is the same /24 or /64: each network is counted once):
+//! by the shard that left it untracked, or by the merger for the new addresses it could not
+//! admit, so that the sums do not depend on how packets were spread over shards. Each keeps
+//! at most [`MAX_NETS_PER_TICK`] /24-/64 networks and as many configured prefixes a tick
+//! (beyond that, which networks are aggregated can depend on the spread); what does not fit
+//! is still in the tick's overflow total.
 
 use hashbrown::HashMap;
 use ipnet::IpNet;
@@ -50,10 +54,12 @@ impl NetKey {
     }
 }
 
-/// One shard's aggregates of a tick.
+/// One shard's (or the merger's) aggregates of a tick: the /24 and /64 networks and the
+/// configured prefixes apart, each at most [`MAX_NETS_PER_TICK`].
 #[derive(Clone, Debug, Default)]
 pub struct UntrackedNets {
-    nets: HashMap<NetKey, (GroupId, ClassCounts)>,
+    fine: HashMap<NetKey, (GroupId, ClassCounts)>,
+    configured: HashMap<NetKey, (GroupId, ClassCounts)>,
     unaggregated: PacketsBytes,
 }
 
@@ -69,6 +75,22 @@ impl UntrackedNets {
         class: usize,
         bytes: u32,
     ) {
+        let mut c = [PacketsBytes::default(); TrafficClass::COUNT];
+        add_class(&mut c, class, bytes);
+        self.add_counts(table, ip, group, &c);
+    }
+
+    /// Counts an untracked address's inbound packets and bytes of a tick, per class.
+    pub(crate) fn add_counts(
+        &mut self,
+        table: &PrefixTable,
+        ip: IpKey,
+        group: GroupId,
+        counts: &ClassCounts,
+    ) {
+        if counts.iter().all(|c| c.packets == 0) {
+            return;
+        }
         let fine = NetKey::fine(ip);
         let configured = (!table.is_empty())
             .then(|| table.longest_match(ip.ip()))
@@ -84,24 +106,35 @@ impl UntrackedNets {
             })
             // A configured /24 or /64 is its own fine network: counted once.
             .filter(|k| (k.net, k.len) != (fine.net, fine.len));
-        for key in std::iter::once(fine).chain(configured) {
-            let room = self.nets.len() < MAX_NETS_PER_TICK;
-            match self.nets.get_mut(&key) {
-                Some((_, c)) => add_class(c, class, bytes),
+        let total = counts.iter().fold(PacketsBytes::default(), |mut t, c| {
+            t.add(c);
+            t
+        });
+        for (key, map) in std::iter::once((fine, &mut self.fine))
+            .chain(configured.map(|k| (k, &mut self.configured)))
+        {
+            let room = map.len() < MAX_NETS_PER_TICK;
+            match map.get_mut(&key) {
+                Some((_, c)) => add_all(c, counts),
                 None if room => {
-                    let mut c = [PacketsBytes::default(); TrafficClass::COUNT];
-                    add_class(&mut c, class, bytes);
-                    self.nets.insert(key, (group, c));
+                    map.insert(key, (group, *counts));
                 }
-                None => self.unaggregated.add_packet(u64::from(bytes)),
+                None => self.unaggregated.add(&total),
             }
         }
     }
 
     /// Empties the aggregates, keeping their memory.
     pub(crate) fn clear(&mut self) {
-        self.nets.clear();
+        self.fine.clear();
+        self.configured.clear();
         self.unaggregated = PacketsBytes::default();
+    }
+}
+
+fn add_all(into: &mut ClassCounts, from: &ClassCounts) {
+    for (i, f) in into.iter_mut().zip(from) {
+        i.add(f);
     }
 }
 
@@ -148,13 +181,11 @@ pub(crate) fn merge<'a>(
     let mut unaggregated = PacketsBytes::default();
     for s in shards {
         unaggregated.add(&s.unaggregated);
-        for (k, (g, c)) in &s.nets {
+        for (k, (g, c)) in s.fine.iter().chain(&s.configured) {
             let e = scratch
                 .entry(*k)
                 .or_insert((*g, [PacketsBytes::default(); TrafficClass::COUNT]));
-            for (into, from) in e.1.iter_mut().zip(c) {
-                into.add(from);
-            }
+            add_all(&mut e.1, c);
         }
     }
     let mut keys: Vec<NetKey> = scratch.keys().copied().collect();
@@ -224,9 +255,9 @@ mod tests {
         for i in 0..(MAX_NETS_PER_TICK as u32 + 10) {
             a.add(&table, IpKey::v4(i << 8), GroupId(0), 0, 1);
         }
-        assert_eq!(a.nets.len(), MAX_NETS_PER_TICK);
+        assert_eq!(a.fine.len(), MAX_NETS_PER_TICK);
         assert_eq!(a.unaggregated.packets, 10);
         a.clear();
-        assert!(a.nets.is_empty());
+        assert!(a.fine.is_empty());
     }
 }

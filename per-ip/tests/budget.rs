@@ -410,3 +410,30 @@ fn a_shard_that_missed_a_boundary_never_counts_into_ids_that_changed_hands() {
     assert_eq!(t4.packets_of(a), None);
     assert_eq!(t4.overflow, 5);
 }
+
+#[test]
+fn a_budget_kept_busy_still_makes_room_for_a_flood() {
+    // Every tracked address gets a packet every tick (a whole prefix swept each tick): none
+    // is quiet, so the lightest of the tick make room for a much heavier one.
+    let mut run = Run::new(Monitor::auto(100, GroupId(0)), 2);
+    let busy: Vec<_> = (0..100).map(|i| udp(v4(i))).collect();
+    run.feed(&busy);
+    run.close();
+    let flood = v4(0x00ff_0000);
+    let mut tick = busy.clone();
+    tick.extend(std::iter::repeat_n(udp(flood), 5_000));
+    run.feed(&tick);
+    let t1 = run.close();
+    assert_eq!((t1.admitted, t1.evicted.len()), (1, 1));
+    run.feed(&tick);
+    let t2 = run.close();
+    assert_eq!(t2.packets_of(flood), Some(5_000));
+    assert_eq!(run.acct.tracked(), 100);
+    // A destination under the admission rate takes nobody's place.
+    let mut tick = busy.clone();
+    tick.extend(std::iter::repeat_n(udp(flood), 5_000));
+    tick.extend(std::iter::repeat_n(udp(v4(0x00ff_0001)), 1));
+    run.feed(&tick);
+    let t3 = run.close();
+    assert_eq!((t3.admitted, t3.evicted.len()), (0, 0));
+}

@@ -120,6 +120,7 @@ type TickOut = (
     TrafficStats,
     usize,
     Vec<WatchOut>,
+    Vec<UntrackedAggregate>,
 );
 
 /// Runs packets tick by tick: `shard_of[i]` picks packet i's shard; `order` is the order in
@@ -179,6 +180,7 @@ fn run(
                     )
                 })
                 .collect(),
+            closed.untracked().to_vec(),
         ));
         let mask = watch.get(tick as usize).copied().unwrap_or(0);
         let targets = ADDRS
