@@ -1,0 +1,349 @@
+//! Soak test of the tracked-address budget (issue 12, §1): hostile traffic that attacks the
+//! sensor's own state — random destinations in monitored space from random spoofed sources, a
+//! destination sweep followed by a flood — goes through the real pipeline, and the product's
+//! promises must hold:
+//!
+//! * the flood that follows the sweep is detected (an incident on its target, none elsewhere);
+//! * tracked state never exceeds the configured budget, at the end and at every tick;
+//! * the output does not depend on how packets were spread over workers.
+//!
+//! Each scenario is a capture written to a temporary directory by the seeded hostile generator
+//! (`surgewatch_pcaps::hostile`) and a tuning TOML beside it. It is replayed twice: by the real
+//! `surgewatch replay --config` (the summary JSON: incidents and tracked-address counts, with 1
+//! and 2 workers), and through the library's `replay` with the monitor built from the same
+//! parsed config as `settings.rs` builds it and the real detector in a `TickObserver` that
+//! checks `ClosedTick::tracked` at every tick. Nothing here depends on timing: time comes from
+//! the capture.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+
+use ipnet::IpNet;
+use serde_json::Value;
+use surgewatch_detect::{Detector, DetectorConfig, EventKind, GroupDetection, IncidentEvent};
+use surgewatch_pcaps::gen::S;
+use surgewatch_pcaps::hostile::{write_hostile, Dst, HostileSummary, Stream};
+use surgewatch_per_ip::{ClosedTick, GroupId, Monitor, NextTick, PrefixTable, TickLength};
+use surgewatch_sensor::replay::{open_all, replay, ReplayConfig};
+use surgewatch_sensor::tick::{TickInfo, TickObserver};
+use surgewatch_tuning::Config;
+
+/// Seed of every capture.
+const SEED: u64 = 0x5eed_0012;
+/// The tracked-address budget of both scenarios.
+const BUDGET: usize = 20_000;
+/// Flood rate per target: three times the static threshold (10,000 pps before warm-up).
+const FLOOD_PPS: u64 = 30_000;
+/// Seconds of flood after the first second's sweep.
+const FLOOD_SECS: u64 = 5;
+/// The sweep's rate while the flood goes on.
+const SWEEP_AFTER_PPS: u64 = 5_000;
+
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn temp_dir(tag: &str) -> TempDir {
+    let dir = std::env::temp_dir().join(format!("surgewatch-soak-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    TempDir(dir)
+}
+
+/// A scenario written to disk: the capture, its config, what the generator wrote.
+struct Scenario {
+    _dir: TempDir,
+    pcap: PathBuf,
+    config: PathBuf,
+    written: HostileSummary,
+}
+
+fn scenario(tag: &str, streams: &[Stream], config: &str) -> Scenario {
+    let dir = temp_dir(tag);
+    let pcap = dir.0.join("hostile.pcap");
+    let file = std::fs::File::create(&pcap).expect("create capture");
+    let written =
+        write_hostile(std::io::BufWriter::new(file), streams, SEED).expect("write capture");
+    let cfg = dir.0.join("surgewatch.toml");
+    std::fs::write(&cfg, config).expect("write config");
+    Scenario {
+        _dir: dir,
+        pcap,
+        config: cfg,
+        written,
+    }
+}
+
+/// `surgewatch replay --config CFG --format json` on the capture: its stdout and summary.
+fn replay_cli(s: &Scenario, workers: usize) -> (String, Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_surgewatch"))
+        .arg("replay")
+        .arg(&s.pcap)
+        .arg("--config")
+        .arg(&s.config)
+        .args(["--format", "json", "--no-progress", "--workers"])
+        .arg(workers.to_string())
+        .output()
+        .expect("running surgewatch");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = stdout.lines().last().expect("a summary line");
+    let summary: Value = serde_json::from_str(last).expect("summary JSON");
+    assert_eq!(summary["event"], "summary", "{last}");
+    (stdout, summary)
+}
+
+/// The monitor of `cfg`, built as `settings.rs` `monitor_setup` builds it: the groups'
+/// prefixes with `sensor.max_tracked_ips`, or every destination up to
+/// `sensor.auto_monitor_limit`; admission and idle eviction from `[sensor]`.
+fn monitor_of(cfg: &Config) -> Monitor {
+    let mut prefixes: Vec<(IpNet, GroupId)> = Vec::new();
+    for (i, g) in cfg.resolved_groups().iter().enumerate() {
+        let id = GroupId(u16::try_from(i).expect("group id"));
+        prefixes.extend(g.prefixes.iter().map(|p| (*p, id)));
+    }
+    let m = if prefixes.is_empty() {
+        Monitor::auto(cfg.sensor.auto_monitor_limit.get() as usize, GroupId(0))
+    } else {
+        Monitor::prefixes(PrefixTable::new(prefixes).expect("prefix table"))
+            .with_ip_limit(cfg.sensor.max_tracked_ips.get() as usize)
+    };
+    let idle = u64::try_from(cfg.sensor.idle_evict.as_nanos()).unwrap_or(u64::MAX);
+    m.with_untracked_admission(cfg.sensor.admit_untracked_pps)
+        .with_idle_eviction(idle)
+}
+
+/// The detector in a tick observer that records the tracked-address count of every tick.
+struct BudgetWatch {
+    detector: Detector,
+    events: Vec<IncidentEvent>,
+    ticks: u64,
+    /// Ticks whose tracked count went over the limit: (tick start, tracked, limit).
+    over: Vec<(u64, usize, Option<usize>)>,
+    /// Limits the ticks reported (all must be the configured one).
+    limits: BTreeSet<Option<usize>>,
+    peak: usize,
+    overflow_packets: u64,
+}
+
+impl TickObserver for BudgetWatch {
+    fn on_tick(&mut self, tick: &ClosedTick<'_>, info: &TickInfo<'_>) -> NextTick {
+        self.ticks += 1;
+        self.limits.insert(tick.ip_limit);
+        if tick.ip_limit.is_none_or(|l| tick.tracked > l) {
+            self.over
+                .push((tick.tick_start_ns, tick.tracked, tick.ip_limit));
+        }
+        self.peak = self.peak.max(tick.tracked);
+        self.overflow_packets += tick.stats.overflow.packets;
+        self.detector
+            .on_tick(tick, info.idle_after, &mut self.events);
+        self.detector.next_tick()
+    }
+}
+
+/// Replays the capture through the library with the config's monitor and the default
+/// detection (the scenarios' configs have no `[detection]`).
+fn replay_lib(s: &Scenario, workers: usize) -> BudgetWatch {
+    let text = std::fs::read_to_string(&s.config).expect("read config");
+    let cfg = surgewatch_tuning::from_str(&text, &s.config.display().to_string())
+        .unwrap_or_else(|e| panic!("config: {e}"));
+    let tick_ns = u64::try_from(cfg.sensor.tick.as_nanos()).expect("tick");
+    let rc = ReplayConfig {
+        files: vec![s.pcap.clone()],
+        monitor: Arc::new(monitor_of(&cfg)),
+        tick: TickLength::from_nanos(tick_ns).expect("tick length"),
+        workers,
+        parse: Default::default(),
+        stop: None,
+    };
+    let mut obs = BudgetWatch {
+        detector: Detector::new(DetectorConfig::single(GroupDetection::default(), tick_ns)),
+        events: Vec::new(),
+        ticks: 0,
+        over: Vec::new(),
+        limits: BTreeSet::new(),
+        peak: 0,
+        overflow_packets: 0,
+    };
+    let out = replay(&rc, open_all(&rc.files).expect("open"), &mut obs);
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert_eq!(
+        out.accounting.report(10).totals.packets,
+        s.written.packets,
+        "every frame counted"
+    );
+    obs
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("address")
+}
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
+}
+
+/// Checks a scenario's summary (1 and 2 workers) and per-tick budget against its promises.
+/// `floods` are the flood targets with the time their flood starts (ns into the capture);
+/// `unswept` of them are outside what the sweep could reach first (another space, or one
+/// address of a /48): only admission for their rate can have tracked them.
+fn check(s: &Scenario, mode: &str, floods: &[(IpAddr, u64)], unswept: u64) -> Value {
+    let want: BTreeSet<IpAddr> = floods.iter().map(|f| f.0).collect();
+    let (out1, sum) = replay_cli(s, 1);
+    let (out2, _) = replay_cli(s, 2);
+    assert!(out1 == out2, "the output depends on the number of workers");
+
+    assert_eq!(u(&sum["packets"]), s.written.packets, "every frame read");
+    assert_eq!(u(&sum["parse_errors_total"]), 0);
+    assert_eq!(sum["monitor_mode"], mode);
+    assert_eq!(u(&sum["tracked_ips_limit"]), BUDGET as u64);
+    let tracked = u(&sum["tracked_ips"]);
+    assert!(tracked <= BUDGET as u64, "tracked_ips {tracked} > {BUDGET}");
+    // The sweep outgrew the budget: without overflow the test would prove nothing.
+    assert!(
+        u(&sum["unmonitored_overflow_packets"]) > 0,
+        "the sweep never filled the budget: {sum}"
+    );
+    assert!(
+        u(&sum["admitted_busy_ips"]) >= unswept,
+        "the flood targets the sweep did not reach were admitted for their rate: {sum}"
+    );
+    let incidents = sum["incidents"].as_array().expect("incidents");
+    let hit: BTreeSet<IpAddr> = incidents
+        .iter()
+        .map(|i| ip(i["target"].as_str().expect("target")))
+        .collect();
+    assert_eq!(
+        hit, want,
+        "incidents on exactly the flood targets: {incidents:?}"
+    );
+
+    for workers in [1, 2] {
+        let w = replay_lib(s, workers);
+        assert_eq!(
+            w.ticks,
+            u(&sum["ticks"]),
+            "workers {workers}: the ticks the CLI closed"
+        );
+        assert_eq!(
+            w.limits,
+            BTreeSet::from([Some(BUDGET)]),
+            "workers {workers}: every tick knows the limit"
+        );
+        assert!(
+            w.over.is_empty(),
+            "workers {workers}: tracked over the budget at ticks {:?}",
+            w.over
+        );
+        // Untracked traffic means the budget was full when it came.
+        assert!(w.overflow_packets > 0);
+        assert_eq!(
+            w.peak, BUDGET,
+            "workers {workers}: the budget was used in full"
+        );
+        let started: BTreeSet<IpAddr> = w
+            .events
+            .iter()
+            .filter(|e| e.kind == EventKind::Start)
+            .map(|e| e.target)
+            .collect();
+        assert_eq!(started, want, "workers {workers}: incidents");
+        // Detected from the flood's first or second tick (an untracked target is admitted at
+        // the end of its first), never before it.
+        for e in w.events.iter().filter(|e| e.kind == EventKind::Start) {
+            let onset = e.onset_ns - surgewatch_pcaps::gen::T0;
+            let start = floods.iter().find(|f| f.0 == e.target).map_or(0, |f| f.1);
+            assert!(
+                (start..=start + S).contains(&onset),
+                "{}: onset {onset} ns into the capture, flood from {start}",
+                e.target
+            );
+        }
+    }
+    sum
+}
+
+/// Auto-monitor mode (no prefixes), budget 20,000: 100,000 random destinations in the first
+/// second from random spoofed sources fill it five times over; then a 30 kpps flood to one
+/// address while the sweep goes on at 5 kpps. The flood must be tracked and detected.
+#[test]
+fn auto_monitor_sweep_then_flood_is_detected_within_the_budget() {
+    let target = ip("203.0.113.7");
+    let sweep = Dst::random_in("100.64.0.0/10").expect("space");
+    let end = (1 + FLOOD_SECS) * S;
+    let streams = [
+        Stream::sweep(sweep, 0, S, 5 * BUDGET as u64),
+        Stream::sweep(sweep, S, end, SWEEP_AFTER_PPS),
+        Stream::flood(target, S, end, FLOOD_PPS),
+    ];
+    let config = format!("[sensor]\nauto_monitor_limit = {BUDGET}\n");
+    let s = scenario("auto", &streams, &config);
+    check(&s, "auto", &[(target, S)], 1);
+}
+
+/// Prefix mode, 2001:db8:7::/48 and 10.20.0.0/16 monitored, `max_tracked_ips` 20,000: random
+/// destinations in both (50,000 each in the first second, random spoofed sources, random
+/// ports), then a 30 kpps flood to one IPv4 and one IPv6 address while both sweeps go on.
+/// Both floods must be detected and tracked state must stay within the budget at every tick.
+#[test]
+fn prefix_mode_random_destinations_then_floods_are_detected_within_the_budget() {
+    let (t4, t6) = (ip("10.20.3.4"), ip("2001:db8:7::1:2"));
+    let v6 = Dst::random_in("2001:db8:7::/48").expect("space");
+    let v4 = Dst::random_in("10.20.0.0/16").expect("space");
+    let end = (1 + FLOOD_SECS) * S;
+    let first = 5 * BUDGET as u64 / 2;
+    let streams = [
+        Stream::sweep(v6, 0, S, first),
+        Stream::sweep(v4, 0, S, first),
+        Stream::sweep(v6, S, end, SWEEP_AFTER_PPS),
+        Stream::sweep(v4, S, end, SWEEP_AFTER_PPS),
+        Stream::flood(t4, S, end, FLOOD_PPS),
+        Stream::flood(t6, S, end, FLOOD_PPS),
+    ];
+    let config = format!(
+        "[sensor]\nmax_tracked_ips = {BUDGET}\n\n[[group]]\nname = \"hostile\"\n\
+         prefixes = [\"2001:db8:7::/48\", \"10.20.0.0/16\"]\n"
+    );
+    let s = scenario("prefix", &streams, &config);
+    // The v4 target may have been swept (and tracked) before its flood; the v6 one was not.
+    check(&s, "prefixes", &[(t4, S), (t6, S)], 1);
+}
+
+/// Churn: prefix mode over 2001:db8:7::/48 with `idle_evict` 3 s, so that the budget turns
+/// over for half a minute (idle addresses leave past 7/8 of it, their ids are reused): a sweep
+/// of five budgets in the first second, then 10,000 new random destinations a second for 29 s,
+/// and two floods at different times. Both are detected, tracked state stays within the budget
+/// at every tick, and addresses were evicted.
+#[test]
+fn prefix_mode_churning_sweep_with_idle_eviction_keeps_the_budget_and_detects_late_floods() {
+    let (a, b) = (ip("2001:db8:7::a"), ip("2001:db8:7:ffff::b"));
+    let v6 = Dst::random_in("2001:db8:7::/48").expect("space");
+    let streams = [
+        Stream::sweep(v6, 0, S, 5 * BUDGET as u64),
+        Stream::sweep(v6, S, 30 * S, 10_000),
+        Stream::flood(a, 10 * S, 15 * S, FLOOD_PPS),
+        Stream::flood(b, 22 * S, 27 * S, FLOOD_PPS),
+    ];
+    let config = format!(
+        "[sensor]\nmax_tracked_ips = {BUDGET}\nidle_evict = \"3s\"\n\n[[group]]\n\
+         name = \"hostile\"\nprefixes = [\"2001:db8:7::/48\"]\n"
+    );
+    let s = scenario("churn", &streams, &config);
+    // Idle eviction may have made room when a flood starts: it may be admitted as a newcomer
+    // rather than for its rate, so no count of busy admissions is promised.
+    let sum = check(&s, "prefixes", &[(a, 10 * S), (b, 22 * S)], 0);
+    assert!(u(&sum["evicted_ips"]) > 0, "idle addresses left: {sum}");
+}
