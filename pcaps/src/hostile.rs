@@ -35,6 +35,14 @@ pub enum Dst {
     },
     /// Always this address.
     Fixed(IpAddr),
+    /// `count` consecutive addresses from `base`, in turn: packet `k` of the stream goes to
+    /// `base + k % count` (a set of addresses each kept busy at `pps / count`).
+    Cycle {
+        /// First address.
+        base: IpAddr,
+        /// Addresses in the cycle (> 0).
+        count: u64,
+    },
 }
 
 impl Dst {
@@ -49,7 +57,7 @@ impl Dst {
 
     fn is_ipv4(&self) -> bool {
         match self {
-            Dst::Random { base, .. } | Dst::Fixed(base) => base.is_ipv4(),
+            Dst::Random { base, .. } | Dst::Fixed(base) | Dst::Cycle { base, .. } => base.is_ipv4(),
         }
     }
 }
@@ -86,6 +94,17 @@ impl Stream {
             end_ns,
             pps,
             dst,
+            kind: Kind::Syn,
+        }
+    }
+
+    /// A sweep that keeps `count` addresses from `base` busy: a SYN to each in turn.
+    pub fn cycle(base: IpAddr, count: u64, start_ns: u64, end_ns: u64, pps: u64) -> Stream {
+        Stream {
+            start_ns,
+            end_ns,
+            pps,
+            dst: Dst::Cycle { base, count },
             kind: Kind::Syn,
         }
     }
@@ -213,14 +232,25 @@ fn random_in(rng: &mut ChaCha8Rng, base: IpAddr, len: u8) -> IpAddr {
     }
 }
 
+/// `base + n`, wrapping within the address family.
+fn offset(base: IpAddr, n: u64) -> IpAddr {
+    match base {
+        IpAddr::V4(b) => IpAddr::V4(Ipv4Addr::from(u32::from(b).wrapping_add(n as u32))),
+        IpAddr::V6(b) => IpAddr::V6(Ipv6Addr::from(u128::from(b).wrapping_add(u128::from(n)))),
+    }
+}
+
 /// Writes the merged `streams` as a classic nanosecond pcap to `w`, random choices from
 /// `seed`. Streams of the two families may be mixed; each stream's packets keep their own
 /// spacing, ties go to the earlier stream.
 pub fn write_hostile<W: Write>(w: W, streams: &[Stream], seed: u64) -> io::Result<HostileSummary> {
-    if let Some(s) = streams.iter().find(|s| s.pps == 0) {
+    if let Some(s) = streams
+        .iter()
+        .find(|s| s.pps == 0 || matches!(s.dst, Dst::Cycle { count: 0, .. }))
+    {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("stream with 0 pps: {s:?}"),
+            format!("stream with 0 pps or an empty cycle: {s:?}"),
         ));
     }
     let templates: Vec<Template> = streams
@@ -248,6 +278,7 @@ pub fn write_hostile<W: Write>(w: W, streams: &[Stream], seed: u64) -> io::Resul
             }
         }
         let Some((t, i)) = best else { break };
+        let k = next[i];
         next[i] += 1;
         let (s, tpl) = (&streams[i], &templates[i]);
         let n = tpl.bytes.len();
@@ -256,6 +287,7 @@ pub fn write_hostile<W: Write>(w: W, streams: &[Stream], seed: u64) -> io::Resul
         let dst = match s.dst {
             Dst::Fixed(a) => a,
             Dst::Random { base, len } => random_in(&mut rng, base, len),
+            Dst::Cycle { base, count } => offset(base, k % count),
         };
         let src = random_in(
             &mut rng,
@@ -364,5 +396,28 @@ mod tests {
             assert_eq!(a.octets()[..2], [10, 20]);
         }
         assert_eq!(Dst::random_in("10.0.0.0/33"), None);
+    }
+
+    #[test]
+    fn a_cycle_visits_its_addresses_in_turn() {
+        let base: IpAddr = "10.30.255.254".parse().unwrap();
+        let mut out = Vec::new();
+        let sum = write_hostile(&mut out, &[Stream::cycle(base, 3, 0, S, 6)], 1).unwrap();
+        assert_eq!(sum.packets, 6);
+        let mut dsts = Vec::new();
+        let mut off = 24;
+        while off < out.len() {
+            let cap = u32::from_le_bytes(out[off + 8..off + 12].try_into().unwrap()) as usize;
+            dsts.push(out[off + 16 + V4_DST..off + 16 + V4_DST + 4].to_vec());
+            off += 16 + cap;
+        }
+        let want: Vec<Vec<u8>> = [[10, 30, 255, 254], [10, 30, 255, 255], [10, 31, 0, 0]]
+            .iter()
+            .cycle()
+            .take(6)
+            .map(|a| a.to_vec())
+            .collect();
+        assert_eq!(dsts, want);
+        assert!(write_hostile(Vec::new(), &[Stream::cycle(base, 0, 0, S, 6)], 1).is_err());
     }
 }
