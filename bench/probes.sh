@@ -9,6 +9,9 @@
 #   (ii)  auto-monitor (no prefixes): 150k random destinations in 11.0.0.0/8 in the first
 #         second, then a 50 kpps UDP flood to 203.0.113.7 for 10 s → incidents,
 #         unmonitored_overflow_packets;
+#   (iv)  auto-monitor, a budget kept busy: the 100,000 addresses 100.64.0.0 + 0..100,000 (the
+#         default auto_monitor_limit) each get one SYN a second for 11 s (100 kpps), and a
+#         50 kpps UDP flood goes to 203.0.113.7 from second 1 → incidents, overflow;
 #   (iii) bytes per tracked address: prefix mode, 10k and 1M distinct addresses of the /48
 #         over 10 s, workers 1 and 2: (peak RSS at 1M − peak RSS at 10k) / (tracked at 1M −
 #         tracked at 10k); and the peak when the million arrive in a single tick (1M in 1 s).
@@ -82,6 +85,7 @@ echo "probes.sh: $BIN ($LABEL), captures in $PROBE_DIR" >&2
 c2m=$(capture v6-sweep-2m --sweep "$V6,0,2,1000000")
 c4m=$(capture v6-sweep-4m --sweep "$V6,0,4,1000000")
 cauto=$(capture auto-sweep-flood --sweep "11.0.0.0/8,0,1,150000" --flood "203.0.113.7,1,11,50000")
+cbusy=$(capture auto-busy-flood --cycle "100.64.0.0+100000,0,11,100000" --flood "203.0.113.7,1,11,50000")
 c10k=$(capture v6-10k --sweep "$V6,0,10,1000")
 c1m=$(capture v6-1m --sweep "$V6,0,10,100000")
 c1m1s=$(capture v6-1m-1s --sweep "$V6,0,1,1000000")
@@ -89,6 +93,7 @@ c1m1s=$(capture v6-1m-1s --sweep "$V6,0,1,1000000")
 run i:v6-2M "$WORKERS" "$c2m" --monitor "$V6"
 run i:v6-4M "$WORKERS" "$c4m" --monitor "$V6"
 run ii:auto-sweep+flood "$WORKERS" "$cauto"
+run iv:auto-busy+flood "$WORKERS" "$cbusy"
 for w in 1 2; do
     run iii:v6-10k "$w" "$c10k" --monitor "$V6"
     run iii:v6-1M "$w" "$c1m" --monitor "$V6"

@@ -5,10 +5,12 @@
 //! ```text
 //! surgewatch-hostile-pcap --out PATH [--seed S]
 //!                         [--sweep CIDR,START_S,END_S,PPS]... [--flood IP,START_S,END_S,PPS]...
+//!                         [--cycle IP+COUNT,START_S,END_S,PPS]...
 //! ```
 //!
 //! Times are seconds (decimals allowed) from the capture's start. `--sweep` sends a TCP SYN to
-//! a random address of CIDR for each packet; `--flood` sends UDP to IP. Prints what was
+//! a random address of CIDR for each packet; `--flood` sends UDP to IP; `--cycle` sends a TCP SYN
+//! to COUNT consecutive addresses from IP in turn (each kept busy at PPS / COUNT). Prints what was
 //! written as `packets=N bytes=B per_stream=[..]`.
 
 use std::io::BufWriter;
@@ -19,7 +21,8 @@ use std::process::ExitCode;
 use surgewatch_pcaps::hostile::{write_hostile, Dst, Stream};
 
 const USAGE: &str = "usage: surgewatch-hostile-pcap --out PATH [--seed S] \
-[--sweep CIDR,START_S,END_S,PPS]... [--flood IP,START_S,END_S,PPS]...";
+[--sweep CIDR,START_S,END_S,PPS]... [--flood IP,START_S,END_S,PPS]... \
+[--cycle IP+COUNT,START_S,END_S,PPS]...";
 
 /// Seconds (decimals allowed) to nanoseconds.
 fn secs(flag: &str, v: &str) -> Result<u64, String> {
@@ -68,6 +71,18 @@ fn run() -> Result<(), String> {
                     .parse()
                     .map_err(|_| format!("--flood: bad address {ip:?}"))?;
                 streams.push(Stream::flood(ip, start, end, pps));
+            }
+            "--cycle" => {
+                let v = value()?;
+                let (what, start, end, pps) = spec("--cycle", &v)?;
+                let (ip, count) = what
+                    .split_once('+')
+                    .ok_or(format!("--cycle wants IP+COUNT, got {what:?}"))?;
+                let ip: IpAddr = ip
+                    .parse()
+                    .map_err(|_| format!("--cycle: bad address {ip:?}"))?;
+                let count: u64 = surgewatch_bench::ticks::num_arg("--cycle", Some(count.into()))?;
+                streams.push(Stream::cycle(ip, count, start, end, pps));
             }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
