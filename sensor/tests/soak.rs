@@ -197,7 +197,7 @@ fn u(v: &Value) -> u64 {
 }
 
 /// Checks a scenario's summary (1 and 2 workers) and per-tick budget against its promises.
-/// `floods` are the flood targets with the time their flood starts (ns into the capture);
+/// `floods` are the floods' targets with the time each flood starts (ns into the capture);
 /// `unswept` of them are outside what the sweep could reach first (another space, or one
 /// address of a /48): only admission for their rate can have tracked them.
 fn check(s: &Scenario, mode: &str, floods: &[(IpAddr, u64)], unswept: u64) -> Value {
@@ -261,14 +261,21 @@ fn check(s: &Scenario, mode: &str, floods: &[(IpAddr, u64)], unswept: u64) -> Va
             .map(|e| e.target)
             .collect();
         assert_eq!(started, want, "workers {workers}: incidents");
+        let starts = w.events.iter().filter(|e| e.kind == EventKind::Start);
+        assert_eq!(
+            starts.count(),
+            floods.len(),
+            "workers {workers}: one per flood"
+        );
         // Detected from the flood's first or second tick (an untracked target is admitted at
         // the end of its first), never before it.
         for e in w.events.iter().filter(|e| e.kind == EventKind::Start) {
             let onset = e.onset_ns - surgewatch_pcaps::gen::T0;
-            let start = floods.iter().find(|f| f.0 == e.target).map_or(0, |f| f.1);
             assert!(
-                (start..=start + S).contains(&onset),
-                "{}: onset {onset} ns into the capture, flood from {start}",
+                floods
+                    .iter()
+                    .any(|f| f.0 == e.target && (f.1..=f.1 + S).contains(&onset)),
+                "{}: onset {onset} ns into the capture, floods {floods:?}",
                 e.target
             );
         }
@@ -323,19 +330,21 @@ fn prefix_mode_random_destinations_then_floods_are_detected_within_the_budget() 
 }
 
 /// Churn: prefix mode over 2001:db8:7::/48 with `idle_evict` 3 s, so that the budget turns
-/// over for half a minute (idle addresses leave past 7/8 of it, their ids are reused): a sweep
-/// of five budgets in the first second, then 10,000 new random destinations a second for 29 s,
-/// and two floods at different times. Both are detected, tracked state stays within the budget
-/// at every tick, and addresses were evicted.
+/// over for two minutes (idle addresses leave past 7/8 of it, their ids are reused): a sweep
+/// of five budgets in the first second, then 10,000 new random destinations a second for
+/// 119 s, and three floods: one at 10 s, one at 22 s, and the first target again at 80 s,
+/// long after its first incident ended and it went quiet. Each flood gets its incident,
+/// tracked state stays within the budget at every tick, and addresses were evicted.
 #[test]
 fn prefix_mode_churning_sweep_with_idle_eviction_keeps_the_budget_and_detects_late_floods() {
     let (a, b) = (ip("2001:db8:7::a"), ip("2001:db8:7:ffff::b"));
     let v6 = Dst::random_in("2001:db8:7::/48").expect("space");
     let streams = [
         Stream::sweep(v6, 0, S, 5 * BUDGET as u64),
-        Stream::sweep(v6, S, 30 * S, 10_000),
+        Stream::sweep(v6, S, 120 * S, 10_000),
         Stream::flood(a, 10 * S, 15 * S, FLOOD_PPS),
         Stream::flood(b, 22 * S, 27 * S, FLOOD_PPS),
+        Stream::flood(a, 80 * S, 85 * S, FLOOD_PPS),
     ];
     let config = format!(
         "[sensor]\nmax_tracked_ips = {BUDGET}\nidle_evict = \"3s\"\n\n[[group]]\n\
@@ -344,7 +353,7 @@ fn prefix_mode_churning_sweep_with_idle_eviction_keeps_the_budget_and_detects_la
     let s = scenario("churn", &streams, &config);
     // Idle eviction may have made room when a flood starts: it may be admitted as a newcomer
     // rather than for its rate, so no count of busy admissions is promised.
-    let sum = check(&s, "prefixes", &[(a, 10 * S), (b, 22 * S)], 0);
+    let sum = check(&s, "prefixes", &[(a, 10 * S), (b, 22 * S), (a, 80 * S)], 0);
     assert!(u(&sum["evicted_ips"]) > 0, "idle addresses left: {sum}");
 }
 
