@@ -9,12 +9,12 @@
 #   (ii)  auto-monitor (no prefixes): 150k random destinations in 11.0.0.0/8 in the first
 #         second, then a 50 kpps UDP flood to 203.0.113.7 for 10 s → incidents,
 #         unmonitored_overflow_packets;
-#   (iv)  auto-monitor, a budget kept busy: the 100,000 addresses 100.64.0.0 + 0..100,000 (the
-#         default auto_monitor_limit) each get one SYN a second for 11 s (100 kpps), and a
-#         50 kpps UDP flood goes to 203.0.113.7 from second 1 → incidents, overflow;
 #   (iii) bytes per tracked address: prefix mode, 10k and 1M distinct addresses of the /48
 #         over 10 s, workers 1 and 2: (peak RSS at 1M − peak RSS at 10k) / (tracked at 1M −
 #         tracked at 10k); and the peak when the million arrive in a single tick (1M in 1 s).
+#   (iv)  auto-monitor, a budget kept busy: the 100,000 addresses 100.64.0.0 + 0..100,000 (the
+#         default auto_monitor_limit) each get one SYN a second for 11 s (100 kpps), and a
+#         50 kpps UDP flood goes to 203.0.113.7 from second 1 → incidents, overflow.
 #
 # Every run is `surgewatch replay CAPTURE [--monitor …] --format json --no-progress
 # --workers W` under `/usr/bin/time -v` (peak RSS = "Maximum resident set size", wall =
