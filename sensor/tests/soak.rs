@@ -189,26 +189,97 @@ fn replay_lib(s: &Scenario, workers: usize) -> BudgetWatch {
 }
 
 fn ip(s: &str) -> IpAddr {
-    s.parse().expect("address")
+    s.parse().unwrap_or_else(|e| panic!("address {s:?}: {e}"))
+}
+
+/// The output's JSON lines without the network incidents' events and summary entries.
+fn without_networks(stdout: &str) -> Vec<Value> {
+    let mut v = Vec::new();
+    for line in stdout.lines() {
+        let mut j: Value = serde_json::from_str(line).expect("JSON line");
+        if j["scope"] == "network" {
+            continue;
+        }
+        if let Some(list) = j.get_mut("incidents").and_then(Value::as_array_mut) {
+            list.retain(|i| i["scope"] != "network");
+        }
+        v.push(j);
+    }
+    v
+}
+
+/// The targets of the summary's network incidents.
+fn network_incidents(sum: &Value) -> BTreeSet<String> {
+    sum["incidents"]
+        .as_array()
+        .expect("incidents")
+        .iter()
+        .filter(|i| i["scope"] == "network")
+        .map(|i| i["target"].as_str().expect("target").to_string())
+        .collect()
 }
 
 fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
 }
 
+/// What a scenario must give.
+struct Expect<'a> {
+    /// `monitor_mode` of the summary.
+    mode: &'a str,
+    /// The floods' targets with the time each flood starts (ns into the capture).
+    floods: &'a [(IpAddr, u64)],
+    /// How many flood targets are outside what the sweep could reach first (another space,
+    /// or one address of a /48): only admission for their rate can have tracked them.
+    unswept: u64,
+    /// The configured prefixes: networks whose untracked traffic (the sweep's) may raise a
+    /// network incident besides the /24 or /64 of a flood target.
+    prefixes: &'a [&'a str],
+    /// Whether the whole output, network incidents included, is compared between 1 and 2
+    /// workers (else everything but the network incidents: see
+    /// `prefix_mode_network_incidents_do_not_depend_on_the_workers`).
+    networks_independent_of_workers: bool,
+}
+
+/// The network of a network incident (`prefix_len` set), or `None` for an address.
+fn network(target: IpAddr, prefix_len: Option<u8>) -> Option<IpNet> {
+    prefix_len.map(|l| IpNet::new(target, l).expect("prefix length"))
+}
+
+/// Networks that may have a network incident: each flood target's /24 or /64 (its traffic
+/// is untracked until it is admitted), and the configured prefixes.
+fn allowed_networks(x: &Expect<'_>) -> BTreeSet<IpNet> {
+    let mut v: BTreeSet<IpNet> = x
+        .prefixes
+        .iter()
+        .map(|p| p.parse().expect("prefix"))
+        .collect();
+    for &(t, _) in x.floods {
+        let len = if t.is_ipv4() { 24 } else { 64 };
+        v.insert(IpNet::new(t, len).expect("length").trunc());
+    }
+    v
+}
+
 /// Checks a scenario's summary (1 and 2 workers) and per-tick budget against its promises.
-/// `floods` are the floods' targets with the time each flood starts (ns into the capture);
-/// `unswept` of them are outside what the sweep could reach first (another space, or one
-/// address of a /48): only admission for their rate can have tracked them.
-fn check(s: &Scenario, mode: &str, floods: &[(IpAddr, u64)], unswept: u64) -> Value {
+fn check(s: &Scenario, x: &Expect<'_>) -> Value {
+    let floods = x.floods;
     let want: BTreeSet<IpAddr> = floods.iter().map(|f| f.0).collect();
+    let networks = allowed_networks(x);
     let (out1, sum) = replay_cli(s, 1);
     let (out2, _) = replay_cli(s, 2);
-    assert!(out1 == out2, "the output depends on the number of workers");
+    if x.networks_independent_of_workers {
+        assert!(out1 == out2, "the output depends on the number of workers");
+    } else {
+        assert!(
+            without_networks(&out1) == without_networks(&out2),
+            "the output (network incidents aside) depends on the number of workers"
+        );
+    }
 
     assert_eq!(u(&sum["packets"]), s.written.packets, "every frame read");
     assert_eq!(u(&sum["parse_errors_total"]), 0);
-    assert_eq!(sum["monitor_mode"], mode);
+    assert_eq!(sum["monitor_mode"], x.mode);
     assert_eq!(u(&sum["tracked_ips_limit"]), BUDGET as u64);
     let tracked = u(&sum["tracked_ips"]);
     assert!(tracked <= BUDGET as u64, "tracked_ips {tracked} > {BUDGET}");
@@ -218,18 +289,28 @@ fn check(s: &Scenario, mode: &str, floods: &[(IpAddr, u64)], unswept: u64) -> Va
         "the sweep never filled the budget: {sum}"
     );
     assert!(
-        u(&sum["admitted_busy_ips"]) >= unswept,
+        u(&sum["admitted_busy_ips"]) >= x.unswept,
         "the flood targets the sweep did not reach were admitted for their rate: {sum}"
     );
     let incidents = sum["incidents"].as_array().expect("incidents");
-    let hit: BTreeSet<IpAddr> = incidents
+    let (nets, addrs): (Vec<&Value>, Vec<&Value>) =
+        incidents.iter().partition(|i| i["scope"] == "network");
+    let hit: BTreeSet<IpAddr> = addrs
         .iter()
         .map(|i| ip(i["target"].as_str().expect("target")))
         .collect();
     assert_eq!(
         hit, want,
-        "incidents on exactly the flood targets: {incidents:?}"
+        "address incidents on exactly the flood targets: {incidents:?}"
     );
+    assert_eq!(addrs.len(), floods.len(), "one per flood: {incidents:?}");
+    for n in &nets {
+        let net: IpNet = n["target"].as_str().expect("target").parse().expect("net");
+        assert!(
+            networks.contains(&net),
+            "network incident on {net}, not a flood's network nor a configured prefix"
+        );
+    }
 
     for workers in [1, 2] {
         let w = replay_lib(s, workers);
@@ -254,22 +335,21 @@ fn check(s: &Scenario, mode: &str, floods: &[(IpAddr, u64)], unswept: u64) -> Va
             w.peak, BUDGET,
             "workers {workers}: the budget was used in full"
         );
-        let started: BTreeSet<IpAddr> = w
+        let starts: Vec<&IncidentEvent> = w
             .events
             .iter()
-            .filter(|e| e.kind == EventKind::Start)
-            .map(|e| e.target)
+            .filter(|e| e.kind == EventKind::Start && e.prefix_len.is_none())
             .collect();
+        let started: BTreeSet<IpAddr> = starts.iter().map(|e| e.target).collect();
         assert_eq!(started, want, "workers {workers}: incidents");
-        let starts = w.events.iter().filter(|e| e.kind == EventKind::Start);
         assert_eq!(
-            starts.count(),
+            starts.len(),
             floods.len(),
             "workers {workers}: one per flood"
         );
         // Detected from the flood's first or second tick (an untracked target is admitted at
         // the end of its first), never before it.
-        for e in w.events.iter().filter(|e| e.kind == EventKind::Start) {
+        for e in &starts {
             let onset = e.onset_ns - surgewatch_pcaps::gen::T0;
             assert!(
                 floods
@@ -277,6 +357,17 @@ fn check(s: &Scenario, mode: &str, floods: &[(IpAddr, u64)], unswept: u64) -> Va
                     .any(|f| f.0 == e.target && (f.1..=f.1 + S).contains(&onset)),
                 "{}: onset {onset} ns into the capture, floods {floods:?}",
                 e.target
+            );
+        }
+        let net_starts = w
+            .events
+            .iter()
+            .filter(|e| e.kind == EventKind::Start)
+            .filter_map(|e| network(e.target, e.prefix_len));
+        for net in net_starts {
+            assert!(
+                networks.contains(&net),
+                "workers {workers}: network incident on {net}"
             );
         }
     }
@@ -298,15 +389,26 @@ fn auto_monitor_sweep_then_flood_is_detected_within_the_budget() {
     ];
     let config = format!("[sensor]\nauto_monitor_limit = {BUDGET}\n");
     let s = scenario("auto", &streams, &config);
-    check(&s, "auto", &[(target, S)], 1);
+    let x = Expect {
+        mode: "auto",
+        floods: &[(target, S)],
+        unswept: 1,
+        prefixes: &[],
+        networks_independent_of_workers: true,
+    };
+    let sum = check(&s, &x);
+    // The flood's first tick, before its target was admitted, was seen on its /24.
+    assert!(
+        network_incidents(&sum).contains("203.0.113.0/24"),
+        "untracked flood visible: {sum}"
+    );
 }
 
-/// Prefix mode, 2001:db8:7::/48 and 10.20.0.0/16 monitored, `max_tracked_ips` 20,000: random
-/// destinations in both (50,000 each in the first second, random spoofed sources, random
-/// ports), then a 30 kpps flood to one IPv4 and one IPv6 address while both sweeps go on.
-/// Both floods must be detected and tracked state must stay within the budget at every tick.
-#[test]
-fn prefix_mode_random_destinations_then_floods_are_detected_within_the_budget() {
+/// The prefix-mode scenario: 2001:db8:7::/48 and 10.20.0.0/16 monitored, `max_tracked_ips`
+/// 20,000; random destinations in both (50,000 each in the first second, random spoofed
+/// sources, random ports), then a 30 kpps flood to one IPv4 and one IPv6 address while both
+/// sweeps go on. Returns the scenario and the two targets.
+fn prefix_scenario(tag: &str) -> (Scenario, IpAddr, IpAddr) {
     let (t4, t6) = (ip("10.20.3.4"), ip("2001:db8:7::1:2"));
     let v6 = Dst::random_in("2001:db8:7::/48").expect("space");
     let v4 = Dst::random_in("10.20.0.0/16").expect("space");
@@ -324,9 +426,54 @@ fn prefix_mode_random_destinations_then_floods_are_detected_within_the_budget() 
         "[sensor]\nmax_tracked_ips = {BUDGET}\n\n[[group]]\nname = \"hostile\"\n\
          prefixes = [\"2001:db8:7::/48\", \"10.20.0.0/16\"]\n"
     );
-    let s = scenario("prefix", &streams, &config);
+    (scenario(tag, &streams, &config), t4, t6)
+}
+
+/// Prefix mode (see [`prefix_scenario`]): both floods must be detected and tracked state
+/// must stay within the budget at every tick.
+#[test]
+fn prefix_mode_random_destinations_then_floods_are_detected_within_the_budget() {
+    let (s, t4, t6) = prefix_scenario("prefix");
     // The v4 target may have been swept (and tracked) before its flood; the v6 one was not.
-    check(&s, "prefixes", &[(t4, S), (t6, S)], 1);
+    let x = Expect {
+        mode: "prefixes",
+        floods: &[(t4, S), (t6, S)],
+        unswept: 1,
+        prefixes: &["2001:db8:7::/48", "10.20.0.0/16"],
+        networks_independent_of_workers: false,
+    };
+    check(&s, &x);
+}
+
+/// The README promises output byte-identical whatever `--workers` is; with the prefix
+/// scenario's sweep the network incidents (untracked aggregates) differ.
+#[test]
+#[ignore = "bug in the untracked aggregates (main 962832c, 8f10008): in the first tick of a \
+            sweep that overflows the budget, shards aggregate only what they see as untracked, \
+            so the configured prefix's network incident depends on the workers (2001:db8:7::/48 \
+            start: 34,771 pps with 1 worker, 19,677 with 2; end: 89,771 vs 74,677 packets)"]
+fn prefix_mode_network_incidents_do_not_depend_on_the_workers() {
+    let (s, _, _) = prefix_scenario("prefix-workers");
+    let (out1, _) = replay_cli(&s, 1);
+    let (out2, _) = replay_cli(&s, 2);
+    let brief = |l: &str| {
+        let j: Value = serde_json::from_str(l).expect("JSON line");
+        format!(
+            "{} {} pps {} packets {}",
+            j["event"], j["target"], j["pps"], j["packets"]
+        )
+    };
+    let differ: Vec<(String, String)> = out1
+        .lines()
+        .zip(out2.lines())
+        .filter(|(a, b)| a != b)
+        .map(|(a, b)| (brief(a), brief(b)))
+        .collect();
+    assert!(
+        differ.is_empty() && out1.lines().count() == out2.lines().count(),
+        "{} lines differ (1 worker, 2 workers): {differ:?}",
+        differ.len()
+    );
 }
 
 /// Churn: prefix mode over 2001:db8:7::/48 with `idle_evict` 3 s, so that the budget turns
@@ -353,7 +500,14 @@ fn prefix_mode_churning_sweep_with_idle_eviction_keeps_the_budget_and_detects_la
     let s = scenario("churn", &streams, &config);
     // Idle eviction may have made room when a flood starts: it may be admitted as a newcomer
     // rather than for its rate, so no count of busy admissions is promised.
-    let sum = check(&s, "prefixes", &[(a, 10 * S), (b, 22 * S), (a, 80 * S)], 0);
+    let x = Expect {
+        mode: "prefixes",
+        floods: &[(a, 10 * S), (b, 22 * S), (a, 80 * S)],
+        unswept: 0,
+        prefixes: &["2001:db8:7::/48"],
+        networks_independent_of_workers: false,
+    };
+    let sum = check(&s, &x);
     assert!(u(&sum["evicted_ips"]) > 0, "idle addresses left: {sum}");
 }
 
@@ -364,10 +518,11 @@ fn prefix_mode_churning_sweep_with_idle_eviction_keeps_the_budget_and_detects_la
 /// `admit_untracked_pps` takes the place of the tracked address quiet for longest, so the
 /// flood must be detected, as after a sweep.
 #[test]
-#[ignore = "bug in the tracked-address budget (b39ec33): Accounting::admit_heavy only evicts ids \
-            without traffic in the tick (evictable: last_seen < tick start), so when every tracked \
-            address gets a packet each tick no busy destination is admitted: admitted_busy_ips 0, \
-            the whole flood is overflow, incidents []"]
+#[ignore = "bug in the tracked-address budget (b39ec33, still on main 962832c): \
+            Accounting::admit_heavy only evicts ids without traffic in the tick (evictable: \
+            last_seen < tick start), so when every tracked address gets a packet each tick no \
+            busy destination is admitted: admitted_busy_ips 0, no address incident; since 8f10008 \
+            the flood shows only as a network incident on its /24"]
 fn auto_monitor_budget_kept_busy_at_one_pps_per_address_cannot_hide_a_flood() {
     let target = ip("203.0.113.7");
     let end = (1 + FLOOD_SECS) * S;
@@ -377,17 +532,30 @@ fn auto_monitor_budget_kept_busy_at_one_pps_per_address_cannot_hide_a_flood() {
     ];
     let config = format!("[sensor]\nauto_monitor_limit = {BUDGET}\n");
     let s = scenario("busy", &streams, &config);
-    check(&s, "auto", &[(target, S)], 1);
+    let x = Expect {
+        mode: "auto",
+        floods: &[(target, S)],
+        unswept: 1,
+        prefixes: &[],
+        networks_independent_of_workers: true,
+    };
+    let sum = check(&s, &x);
+    // The flood's first tick, before its target was admitted, was seen on its /24.
+    assert!(
+        network_incidents(&sum).contains("203.0.113.0/24"),
+        "untracked flood visible: {sum}"
+    );
 }
 
 /// The same in prefix mode with a sweep any attacker can send: every address of the monitored
 /// 10.20.0.0/16 once a second (65,536 pps, about 31 Mbit/s of SYNs), so every tracked address
 /// has traffic in every tick; then a 30 kpps flood to an address the budget left untracked.
 #[test]
-#[ignore = "bug in the tracked-address budget (b39ec33): Accounting::admit_heavy only evicts ids \
-            without traffic in the tick (evictable: last_seen < tick start), so when every tracked \
-            address gets a packet each tick no busy destination is admitted: admitted_busy_ips 0, \
-            the whole flood is overflow, incidents []"]
+#[ignore = "bug in the tracked-address budget (b39ec33, still on main 962832c): \
+            Accounting::admit_heavy only evicts ids without traffic in the tick (evictable: \
+            last_seen < tick start), so when every tracked address gets a packet each tick no \
+            busy destination is admitted: admitted_busy_ips 0, no address incident; since 8f10008 \
+            the flood shows only as a network incident on its /24"]
 fn prefix_mode_whole_prefix_swept_every_second_cannot_hide_a_flood() {
     // Newcomers are admitted in address order: the budget takes 10.20.0.0 ..= 10.20.78.31.
     let target = ip("10.20.200.1");
@@ -401,5 +569,12 @@ fn prefix_mode_whole_prefix_swept_every_second_cannot_hide_a_flood() {
          prefixes = [\"10.20.0.0/16\"]\n"
     );
     let s = scenario("busy-prefix", &streams, &config);
-    check(&s, "prefixes", &[(target, S)], 1);
+    let x = Expect {
+        mode: "prefixes",
+        floods: &[(target, S)],
+        unswept: 1,
+        prefixes: &["10.20.0.0/16"],
+        networks_independent_of_workers: false,
+    };
+    check(&s, &x);
 }
