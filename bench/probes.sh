@@ -61,7 +61,7 @@ capture() {
 }
 
 RESULTS=$PROBE_DIR/results-$LABEL.tsv
-printf 'probe\tworkers\tpackets\twall_s\tpeak_rss_mib\tmonitored_ips_seen\ttracked_ips\tevicted_ips\toverflow_packets\tincidents\n' >"$RESULTS"
+printf 'probe\tworkers\tpackets\twall_s\tpeak_rss_mib\tmonitored_ips_seen\ttracked_ips\tevicted_ips\toverflow_packets\tincidents_addr/net\n' >"$RESULTS"
 
 # run PROBE WORKERS CAPTURE [REPLAY-ARGS...]: one replay, one row of $RESULTS.
 run() {
@@ -77,7 +77,8 @@ run() {
         n = split($2, t, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + t[i]; printf "%.2f", s }' "$out.err")
     tail -n 1 "$out.json" | jq -r --arg p "$probe" --arg w "$workers" --arg r "$rss" --arg t "$wall" \
         '[$p, $w, .packets, $t, $r, .monitored_ips_seen, (.tracked_ips // "-"),
-          (.evicted_ips // "-"), .unmonitored_overflow_packets, (.incidents // [] | length)]
+          (.evicted_ips // "-"), .unmonitored_overflow_packets,
+          ((.incidents // []) | "\(map(select(.scope != "network")) | length)/\(map(select(.scope == "network")) | length)")]
          | map(tostring) | join("\t")' >>"$RESULTS"
 }
 

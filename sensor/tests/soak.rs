@@ -3,9 +3,14 @@
 //! destination sweep followed by a flood — goes through the real pipeline, and the product's
 //! promises must hold:
 //!
-//! * the flood that follows the sweep is detected (an incident on its target, none elsewhere);
+//! * the flood that follows the sweep is detected: one address incident per flood, on its
+//!   target, from the flood's first or second tick, and no address incident elsewhere; network
+//!   incidents (untracked traffic) only on a flood target's /24 or /64 or a configured prefix;
 //! * tracked state never exceeds the configured budget, at the end and at every tick;
 //! * the output does not depend on how packets were spread over workers.
+//!
+//! Three tests are `#[ignore]`d: they fail on bugs found here (a budget kept busy hides a
+//! flood; network incidents depend on the workers), each reason says how.
 //!
 //! Each scenario is a capture written to a temporary directory by the seeded hostile generator
 //! (`surgewatch_pcaps::hostile`) and a tuning TOML beside it. It is replayed twice: by the real
