@@ -38,7 +38,7 @@ use surgewatch_tuning::Config;
 
 /// Seed of every capture.
 const SEED: u64 = 0x5eed_0012;
-/// The tracked-address budget of both scenarios.
+/// The tracked-address budget of every scenario.
 const BUDGET: usize = 20_000;
 /// Flood rate per target: three times the static threshold (10,000 pps before warm-up).
 const FLOOD_PPS: u64 = 30_000;
