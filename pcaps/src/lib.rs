@@ -11,7 +11,8 @@
 //! * [`mod@catalogue`] lists the captures ([`catalogue()`]) and generates them from a ChaCha RNG
 //!   seeded with the capture's name; [`expected`] turns the generator's own bookkeeping of each
 //!   frame into the [`Expected`] results, never by parsing the frames back.
-//! * [`big`] streams multi-million-packet captures for benchmarks.
+//! * [`big`] streams multi-million-packet captures for benchmarks; [`hostile`] streams
+//!   random-destination sweeps and floods aimed at the sensor's own state (soak test, probes).
 //!
 //! The committed captures live in [`captures_dir()`]; a test checks they are byte-identical to
 //! what the generator writes. The schema and counting rules are documented in `pcaps/README.md`.
@@ -33,6 +34,7 @@ pub mod big;
 pub mod catalogue;
 pub mod expected;
 pub mod gen;
+pub mod hostile;
 pub mod packet;
 pub mod scenario;
 pub mod tunnels;
