@@ -601,6 +601,8 @@ pub struct Accounting {
     retired: Vec<IpReport>,
     /// Aggregates of the new addresses the merger could not admit in the tick.
     rejected: crate::untracked::UntrackedNets,
+    /// Their inbound packets: candidates for admission by rate like the shards' overflow.
+    rejected_heavy: Vec<(IpKey, u64)>,
     /// The tick's untracked aggregates, and the merge's scratch map.
     closed_untracked: Vec<UntrackedAggregate>,
     untracked_scratch: hashbrown::HashMap<NetKey, (GroupId, crate::untracked::ClassCounts)>,
@@ -646,6 +648,7 @@ impl Accounting {
             heavy_admitted: 0,
             retired: Vec::new(),
             rejected: Default::default(),
+            rejected_heavy: Vec::new(),
             closed_untracked: Vec::new(),
             untracked_scratch: Default::default(),
             watch: Arc::default(),
@@ -809,6 +812,7 @@ impl Accounting {
         self.evicted.clear();
         self.admitted_now = 0;
         self.rejected.clear();
+        self.rejected_heavy.clear();
         let old_len = self.records.len();
 
         // Tracked addresses of the other deltas into the first one, in id order.
@@ -1073,12 +1077,16 @@ impl Accounting {
             .unwrap_or(u64::MAX)
             .max(1);
         // Heaviest first.
-        let mut cands: Vec<(IpKey, GroupId, u64)> =
-            merge_candidates(deltas.iter().map(|d| &d.heavy), min, MAX_HEAVY_ADMISSIONS)
-                .into_iter()
-                .filter(|(k, _)| self.ids.get(k, &self.records).is_none())
-                .filter_map(|(k, n)| self.monitor.group_of(k).map(|g| (k, g, n)))
-                .collect();
+        let mut cands: Vec<(IpKey, GroupId, u64)> = merge_candidates(
+            deltas.iter().map(|d| &d.heavy),
+            &self.rejected_heavy,
+            min,
+            MAX_HEAVY_ADMISSIONS,
+        )
+        .into_iter()
+        .filter(|(k, _)| self.ids.get(k, &self.records).is_none())
+        .filter_map(|(k, n)| self.monitor.group_of(k).map(|g| (k, g, n)))
+        .collect();
         let room = limit.saturating_sub(self.live);
         if cands.len() > room {
             let mut victims = self.quietest(cands.len() - room, tick_start_ns);
@@ -1222,6 +1230,8 @@ impl Accounting {
                         let inbound = &c.by_dir[Direction::In.index()];
                         let table = self.monitor.table();
                         self.rejected.add_counts(table, key, g, inbound);
+                        let packets = inbound.iter().map(|c| c.packets).sum();
+                        self.rejected_heavy.push((key, packets));
                     }
                     // Not admitted: the shards forget the address (`NEW`: no id).
                     for &(_, d, _) in &self.newcomers[i..j] {

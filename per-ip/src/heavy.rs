@@ -45,6 +45,15 @@ impl HeavyCache {
     /// Counts one packet to `key`; `hash` is any well-mixed hash of it (the shard index's).
     #[inline]
     pub fn record(&mut self, key: IpKey, hash: u64) {
+        self.record_n(key, hash, 1);
+    }
+
+    /// Counts `n` packets to `key` (an address that leaves a shard's new addresses with `n`
+    /// packets of the tick).
+    pub fn record_n(&mut self, key: IpKey, hash: u64, n: u32) {
+        if n == 0 {
+            return;
+        }
         if self.entries.is_empty() {
             self.entries = vec![Entry::default(); SETS * WAYS];
         }
@@ -60,13 +69,13 @@ impl HeavyCache {
             if e.count == 0 {
                 ways[i] = Entry {
                     key,
-                    count: 1,
+                    count: n,
                     err: 0,
                 };
                 return;
             }
             if e.key == key {
-                ways[i].count = e.count.saturating_add(1);
+                ways[i].count = e.count.saturating_add(n);
                 return;
             }
             if e.count < ways[min].count {
@@ -76,7 +85,7 @@ impl HeavyCache {
         let floor = ways[min].count;
         ways[min] = Entry {
             key,
-            count: floor.saturating_add(1),
+            count: floor.saturating_add(n),
             err: floor,
         };
     }
@@ -98,14 +107,19 @@ impl HeavyCache {
     }
 }
 
-/// The keys whose guaranteed packets, summed over `caches`, reach `min_packets`, by
-/// descending guaranteed count then ascending address, at most `max`.
+/// The keys whose guaranteed packets, summed over `caches` and the exact counts `exact`
+/// (new addresses the merger did not admit), reach `min_packets`, by descending guaranteed
+/// count then ascending address, at most `max`.
 pub fn merge_candidates<'a>(
     caches: impl IntoIterator<Item = &'a HeavyCache>,
+    exact: &[(IpKey, u64)],
     min_packets: u64,
     max: usize,
 ) -> Vec<(IpKey, u64)> {
     let mut sum: HashMap<IpKey, u64> = HashMap::new();
+    for &(k, n) in exact {
+        *sum.entry(k).or_default() += n;
+    }
     for c in caches {
         for (k, lower, _) in c.iter() {
             *sum.entry(k).or_default() += u64::from(lower);
@@ -148,7 +162,7 @@ mod tests {
             lower > truth / 2,
             "the flood's guaranteed count is {lower} of {truth}"
         );
-        let top = merge_candidates([&c], 1_000, 10);
+        let top = merge_candidates([&c], &[], 1_000, 10);
         assert_eq!(top.first().map(|t| t.0), Some(flood));
         assert_eq!(top.len(), 1, "no sweep address has a guaranteed 1,000");
         c.clear();
@@ -163,7 +177,12 @@ mod tests {
             a.record(k, mix(9));
             b.record(k, mix(9));
         }
-        assert_eq!(merge_candidates([&a, &b], 1_000, 4), vec![(k, 1_200)]);
-        assert!(merge_candidates([&a], 1_000, 4).is_empty());
+        assert_eq!(merge_candidates([&a, &b], &[], 1_000, 4), vec![(k, 1_200)]);
+        assert!(merge_candidates([&a], &[], 1_000, 4).is_empty());
+        // A shard's share seen exactly by the merger adds up the same.
+        assert_eq!(
+            merge_candidates([&a], &[(k, 600)], 1_000, 4),
+            vec![(k, 1_200)]
+        );
     }
 }

@@ -112,4 +112,4 @@ pub use shard::{
     Monitor, Rearm, Shard, TickDelta, WatchSet, DEFAULT_ADMIT_UNTRACKED_PPS, DEFAULT_IDLE_EVICT_NS,
     ONSET_SAMPLE_RATE,
 };
-pub use untracked::{ClassCounts, UntrackedAggregate, MAX_NETS_PER_TICK};
+pub use untracked::{ClassCounts, UntrackedAggregate, MAX_NETS_PER_SHARD, MAX_NETS_PER_TICK};

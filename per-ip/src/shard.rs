@@ -1332,11 +1332,16 @@ impl Shard {
             keep
         });
         cur.stats.overflow.add(&total.grand_total());
-        // Untracked now: in the aggregates like any untracked packet.
+        // Untracked now: in the aggregates and the heavy-hitter cache like any untracked
+        // packet (else whether a flood is admitted would depend on how its packets were
+        // spread over shards).
         if let Some(g) = self.monitor.group_of(key) {
             let inbound = &total.by_dir[crate::key::Direction::In.index()];
             cur.untracked
                 .add_counts(&self.monitor.table, key, g, inbound);
+            let packets: u64 = inbound.iter().map(|c| c.packets).sum();
+            cur.heavy
+                .record_n(key, h, u32::try_from(packets).unwrap_or(u32::MAX));
         }
         if let Some(&moved) = cur.new_keys.get(slot) {
             if let Some(m) = self.index.entry_mut(&moved) {

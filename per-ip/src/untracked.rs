@@ -6,10 +6,11 @@
 //! (IPv6) that holds its destination, and in the longest configured prefix that holds it
 //! (prefix mode; unless that prefix is the same /24 or /64: each network is counted once):
 //! by the shard that left it untracked, or by the merger for the new addresses it could not
-//! admit, so that the sums do not depend on how packets were spread over shards. Each keeps
-//! at most [`MAX_NETS_PER_TICK`] /24-/64 networks and as many configured prefixes a tick
-//! (beyond that, which networks are aggregated can depend on the spread); what does not fit
-//! is still in the tick's overflow total.
+//! admit, so that the sums do not depend on how packets were spread over shards. Of them
+//! the tick reports the [`MAX_NETS_PER_TICK`] busiest /24-/64 networks (by a fixed order, so
+//! which does not depend on the spread either) and every configured prefix. Each shard keeps
+//! at most [`MAX_NETS_PER_SHARD`] of each a tick (beyond that, which packets are aggregated
+//! can depend on the spread); what does not fit is still in the tick's overflow total.
 
 use hashbrown::HashMap;
 use ipnet::IpNet;
@@ -19,8 +20,13 @@ use crate::counters::PacketsBytes;
 use crate::key::{GroupId, IpKey};
 use crate::prefix::{net_of, PrefixTable};
 
-/// Most networks one shard aggregates in a tick.
+/// Most /24-/64 networks reported per tick ([`ClosedTick::untracked`](crate::ClosedTick::untracked)):
+/// the busiest (ties: by address), so which are reported does not depend on the spread.
 pub const MAX_NETS_PER_TICK: usize = 4096;
+/// Most networks (and as many configured prefixes) one shard, or the merger, aggregates in a
+/// tick: beyond this, which packets are aggregated can depend on how they were spread over
+/// shards (about 3 MiB of counters at the bound).
+pub const MAX_NETS_PER_SHARD: usize = 16_384;
 
 /// Inbound packets and bytes per traffic class (by [`TrafficClass::index`]).
 pub type ClassCounts = [PacketsBytes; TrafficClass::COUNT];
@@ -55,7 +61,7 @@ impl NetKey {
 }
 
 /// One shard's (or the merger's) aggregates of a tick: the /24 and /64 networks and the
-/// configured prefixes apart, each at most [`MAX_NETS_PER_TICK`].
+/// configured prefixes apart, each at most [`MAX_NETS_PER_SHARD`].
 #[derive(Clone, Debug, Default)]
 pub struct UntrackedNets {
     fine: HashMap<NetKey, (GroupId, ClassCounts)>,
@@ -113,7 +119,7 @@ impl UntrackedNets {
         for (key, map) in std::iter::once((fine, &mut self.fine))
             .chain(configured.map(|k| (k, &mut self.configured)))
         {
-            let room = map.len() < MAX_NETS_PER_TICK;
+            let room = map.len() < MAX_NETS_PER_SHARD;
             match map.get_mut(&key) {
                 Some((_, c)) => add_all(c, counts),
                 None if room => {
@@ -189,6 +195,31 @@ pub(crate) fn merge<'a>(
         }
     }
     let mut keys: Vec<NetKey> = scratch.keys().copied().collect();
+    let fine = keys.iter().filter(|k| !k.configured).count();
+    if fine > MAX_NETS_PER_TICK {
+        // The busiest fine networks, ties by address; every configured prefix.
+        let packets = |k: &NetKey| -> u64 {
+            scratch
+                .get(k)
+                .map_or(0, |(_, c)| c.iter().map(|p| p.packets).sum())
+        };
+        let mut by_load: Vec<(std::cmp::Reverse<u64>, NetKey)> = keys
+            .iter()
+            .filter(|k| !k.configured)
+            .map(|k| (std::cmp::Reverse(packets(k)), *k))
+            .collect();
+        by_load.select_nth_unstable(MAX_NETS_PER_TICK - 1);
+        for (p, k) in by_load.drain(MAX_NETS_PER_TICK..) {
+            unaggregated.add(&PacketsBytes {
+                packets: p.0,
+                bytes: scratch
+                    .get(&k)
+                    .map_or(0, |(_, c)| c.iter().map(|x| x.bytes).sum()),
+            });
+            scratch.remove(&k);
+        }
+        keys = scratch.keys().copied().collect();
+    }
     keys.sort_unstable_by_key(|k| (k.configured, k.v6, k.net, k.len));
     for k in keys {
         if let (Some(net), Some(&(group, classes))) = (k.net(), scratch.get(&k)) {
@@ -249,13 +280,40 @@ mod tests {
     }
 
     #[test]
+    fn a_tick_reports_the_busiest_networks_whatever_the_spread() {
+        let table = PrefixTable::default();
+        let n = MAX_NETS_PER_TICK as u32 + 100;
+        let report = |shards: usize| {
+            let mut s: Vec<UntrackedNets> = (0..shards).map(|_| UntrackedNets::default()).collect();
+            for i in 0..n {
+                let k = IpKey::v4(i << 8);
+                let packets = if i == n - 1 { 10 } else { 1 };
+                for p in 0..packets {
+                    s[(i as usize + p) % shards].add(&table, k, GroupId(0), 0, 100);
+                }
+            }
+            let mut out = Vec::new();
+            let lost = merge(s.iter(), &mut HashMap::new(), &mut out);
+            (out, lost)
+        };
+        let (one, lost) = report(1);
+        assert_eq!(one.len(), MAX_NETS_PER_TICK);
+        assert_eq!(lost.packets, 100);
+        assert!(
+            one.iter().any(|u| u.total().packets == 10),
+            "the busiest is kept"
+        );
+        assert_eq!(report(3), (one, lost));
+    }
+
+    #[test]
     fn a_shard_keeps_a_bounded_number_of_networks() {
         let mut a = UntrackedNets::default();
         let table = PrefixTable::default();
-        for i in 0..(MAX_NETS_PER_TICK as u32 + 10) {
+        for i in 0..(MAX_NETS_PER_SHARD as u32 + 10) {
             a.add(&table, IpKey::v4(i << 8), GroupId(0), 0, 1);
         }
-        assert_eq!(a.fine.len(), MAX_NETS_PER_TICK);
+        assert_eq!(a.fine.len(), MAX_NETS_PER_SHARD);
         assert_eq!(a.unaggregated.packets, 10);
         a.clear();
         assert!(a.fine.is_empty());

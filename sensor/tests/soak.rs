@@ -9,9 +9,6 @@
 //! * tracked state never exceeds the configured budget, at the end and at every tick;
 //! * the output does not depend on how packets were spread over workers.
 //!
-//! Three tests are `#[ignore]`d: they fail on bugs found here (a budget kept busy hides a
-//! flood; network incidents depend on the workers), each reason says how.
-//!
 //! Each scenario is a capture written to a temporary directory by the seeded hostile generator
 //! (`surgewatch_pcaps::hostile`) and a tuning TOML beside it. It is replayed twice: by the real
 //! `surgewatch replay --config` (the summary JSON: incidents and tracked-address counts, with 1
@@ -197,22 +194,6 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap_or_else(|e| panic!("address {s:?}: {e}"))
 }
 
-/// The output's JSON lines without the network incidents' events and summary entries.
-fn without_networks(stdout: &str) -> Vec<Value> {
-    let mut v = Vec::new();
-    for line in stdout.lines() {
-        let mut j: Value = serde_json::from_str(line).expect("JSON line");
-        if j["scope"] == "network" {
-            continue;
-        }
-        if let Some(list) = j.get_mut("incidents").and_then(Value::as_array_mut) {
-            list.retain(|i| i["scope"] != "network");
-        }
-        v.push(j);
-    }
-    v
-}
-
 /// The targets of the summary's network incidents.
 fn network_incidents(sum: &Value) -> BTreeSet<String> {
     sum["incidents"]
@@ -240,10 +221,6 @@ struct Expect<'a> {
     /// The configured prefixes: networks whose untracked traffic (the sweep's) may raise a
     /// network incident besides the /24 or /64 of a flood target.
     prefixes: &'a [&'a str],
-    /// Whether the whole output, network incidents included, is compared between 1 and 2
-    /// workers (else everything but the network incidents: see
-    /// `prefix_mode_network_incidents_do_not_depend_on_the_workers`).
-    networks_independent_of_workers: bool,
 }
 
 /// The network of a network incident (`prefix_len` set), or `None` for an address.
@@ -273,12 +250,15 @@ fn check(s: &Scenario, x: &Expect<'_>) -> Value {
     let networks = allowed_networks(x);
     let (out1, sum) = replay_cli(s, 1);
     let (out2, _) = replay_cli(s, 2);
-    if x.networks_independent_of_workers {
-        assert!(out1 == out2, "the output depends on the number of workers");
-    } else {
-        assert!(
-            without_networks(&out1) == without_networks(&out2),
-            "the output (network incidents aside) depends on the number of workers"
+    if out1 != out2 {
+        let first = out1
+            .lines()
+            .zip(out2.lines())
+            .find(|(a, b)| a != b)
+            .map(|(a, b)| format!("1 worker:  {a}\n2 workers: {b}"));
+        panic!(
+            "the output depends on the number of workers; first difference:\n{}",
+            first.unwrap_or_else(|| "(one output is longer)".into())
         );
     }
 
@@ -399,7 +379,6 @@ fn auto_monitor_sweep_then_flood_is_detected_within_the_budget() {
         floods: &[(target, S)],
         unswept: 1,
         prefixes: &[],
-        networks_independent_of_workers: true,
     };
     let sum = check(&s, &x);
     // The flood's first tick, before its target was admitted, was seen on its /24.
@@ -445,18 +424,13 @@ fn prefix_mode_random_destinations_then_floods_are_detected_within_the_budget() 
         floods: &[(t4, S), (t6, S)],
         unswept: 1,
         prefixes: &["2001:db8:7::/48", "10.20.0.0/16"],
-        networks_independent_of_workers: false,
     };
     check(&s, &x);
 }
 
-/// The README promises output byte-identical whatever `--workers` is; with the prefix
-/// scenario's sweep the network incidents (untracked aggregates) differ.
+/// The README promises output byte-identical whatever `--workers` is, network incidents
+/// (untracked aggregates) included, also while a sweep overflows the budget.
 #[test]
-#[ignore = "bug in the untracked aggregates (main 962832c, 8f10008): in the first tick of a \
-            sweep that overflows the budget, shards aggregate only what they see as untracked, \
-            so the configured prefix's network incident depends on the workers (2001:db8:7::/48 \
-            start: 34,771 pps with 1 worker, 19,677 with 2; end: 89,771 vs 74,677 packets)"]
 fn prefix_mode_network_incidents_do_not_depend_on_the_workers() {
     let (s, _, _) = prefix_scenario("prefix-workers");
     let (out1, _) = replay_cli(&s, 1);
@@ -510,7 +484,6 @@ fn prefix_mode_churning_sweep_with_idle_eviction_keeps_the_budget_and_detects_la
         floods: &[(a, 10 * S), (b, 22 * S), (a, 80 * S)],
         unswept: 0,
         prefixes: &["2001:db8:7::/48"],
-        networks_independent_of_workers: false,
     };
     let sum = check(&s, &x);
     assert!(u(&sum["evicted_ips"]) > 0, "idle addresses left: {sum}");
@@ -523,11 +496,6 @@ fn prefix_mode_churning_sweep_with_idle_eviction_keeps_the_budget_and_detects_la
 /// `admit_untracked_pps` takes the place of the tracked address quiet for longest, so the
 /// flood must be detected, as after a sweep.
 #[test]
-#[ignore = "bug in the tracked-address budget (b39ec33, still on main 962832c): \
-            Accounting::admit_heavy only evicts ids without traffic in the tick (evictable: \
-            last_seen < tick start), so when every tracked address gets a packet each tick no \
-            busy destination is admitted: admitted_busy_ips 0, no address incident; since 8f10008 \
-            the flood shows only as a network incident on its /24"]
 fn auto_monitor_budget_kept_busy_at_one_pps_per_address_cannot_hide_a_flood() {
     let target = ip("203.0.113.7");
     let end = (1 + FLOOD_SECS) * S;
@@ -542,7 +510,6 @@ fn auto_monitor_budget_kept_busy_at_one_pps_per_address_cannot_hide_a_flood() {
         floods: &[(target, S)],
         unswept: 1,
         prefixes: &[],
-        networks_independent_of_workers: true,
     };
     let sum = check(&s, &x);
     // The flood's first tick, before its target was admitted, was seen on its /24.
@@ -556,11 +523,6 @@ fn auto_monitor_budget_kept_busy_at_one_pps_per_address_cannot_hide_a_flood() {
 /// 10.20.0.0/16 once a second (65,536 pps, about 31 Mbit/s of SYNs), so every tracked address
 /// has traffic in every tick; then a 30 kpps flood to an address the budget left untracked.
 #[test]
-#[ignore = "bug in the tracked-address budget (b39ec33, still on main 962832c): \
-            Accounting::admit_heavy only evicts ids without traffic in the tick (evictable: \
-            last_seen < tick start), so when every tracked address gets a packet each tick no \
-            busy destination is admitted: admitted_busy_ips 0, no address incident; since 8f10008 \
-            the flood shows only as a network incident on its /24"]
 fn prefix_mode_whole_prefix_swept_every_second_cannot_hide_a_flood() {
     // Newcomers are admitted in address order: the budget takes 10.20.0.0 ..= 10.20.78.31.
     let target = ip("10.20.200.1");
@@ -579,7 +541,6 @@ fn prefix_mode_whole_prefix_swept_every_second_cannot_hide_a_flood() {
         floods: &[(target, S)],
         unswept: 1,
         prefixes: &["10.20.0.0/16"],
-        networks_independent_of_workers: false,
     };
     check(&s, &x);
 }
