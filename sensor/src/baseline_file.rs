@@ -10,7 +10,10 @@
 //! next run takes the lock. For the whole run the sensor holds an advisory lock
 //! on `NAME.lock` beside the file (`flock`, through std's `File::try_lock`), so two sensors
 //! pointed at one file do not overwrite each other's baselines: the second one stops at
-//! start with an error.
+//! start with an error. The path is resolved first (symbolic links followed, the directory
+//! made absolute), so two names of one file share one lock and a save replaces the file, not
+//! a link to it. A path that exists but is not a regular file (a device, a FIFO, a directory)
+//! gets no lock file beside it (no `/dev/zero.lock`): it is neither read nor saved over.
 
 use std::fmt::Display;
 use std::fs::{File, OpenOptions, TryLockError};
@@ -39,31 +42,37 @@ impl BaselineFile {
     /// another process holds the lock. A lock file that cannot be created (an unwritable
     /// directory) is a warning, as the saves will be.
     pub fn open(path: PathBuf, save_interval: Duration) -> Result<Self> {
+        let path = resolve(&path);
+        let regular_or_absent = std::fs::metadata(&path).map_or(true, |m| m.is_file());
         let lock_path = lock_path(&path);
-        let lock = match OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-        {
-            Ok(f) => match f.try_lock() {
-                Ok(()) => {
-                    remove_stale_temporaries(&path);
-                    Some(f)
-                }
-                Err(TryLockError::WouldBlock) => bail!(
-                    "baselines file {} is in use by another surgewatch (lock {} is held)",
-                    path.display(),
-                    lock_path.display()
-                ),
-                Err(TryLockError::Error(e)) => {
+        let lock = if !regular_or_absent {
+            None
+        } else {
+            match OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)
+            {
+                Ok(f) => match f.try_lock() {
+                    Ok(()) => {
+                        remove_stale_temporaries(&path);
+                        Some(f)
+                    }
+                    Err(TryLockError::WouldBlock) => bail!(
+                        "baselines file {} is in use by another surgewatch (lock {} is held)",
+                        path.display(),
+                        lock_path.display()
+                    ),
+                    Err(TryLockError::Error(e)) => {
+                        Self::not_saved(&path, format!("cannot lock {}: {e}", lock_path.display()));
+                        None
+                    }
+                },
+                Err(e) => {
                     Self::not_saved(&path, format!("cannot lock {}: {e}", lock_path.display()));
                     None
                 }
-            },
-            Err(e) => {
-                Self::not_saved(&path, format!("cannot lock {}: {e}", lock_path.display()));
-                None
             }
         };
         Ok(BaselineFile {
@@ -169,6 +178,24 @@ impl BaselineFile {
         }
         // The rename is durable once the directory is.
         File::open(dir)?.sync_all()
+    }
+}
+
+/// `path` with symbolic links followed and its directory absolute: the file itself (an
+/// existing one, or the target of a dangling link, or a new name in an existing directory).
+fn resolve(path: &Path) -> PathBuf {
+    if let Ok(p) = std::fs::canonicalize(path) {
+        return p;
+    }
+    let within = |p: &Path| match (std::fs::canonicalize(dir_of(p)), p.file_name()) {
+        (Ok(d), Some(name)) => d.join(name),
+        _ => p.to_path_buf(),
+    };
+    match std::fs::read_link(path) {
+        // A link to a file not there yet: the file it names.
+        Ok(target) if target.is_absolute() => within(&target),
+        Ok(target) => within(&dir_of(path).join(target)),
+        Err(_) => within(path),
     }
 }
 
@@ -339,6 +366,44 @@ mod tests {
             "only this file's temporaries"
         );
         drop(f);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn two_names_of_one_file_share_its_lock_and_a_save_keeps_the_link() {
+        let dir = temp_dir("link");
+        std::fs::write(dir.join("b.bin"), b"old").unwrap();
+        std::os::unix::fs::symlink("b.bin", dir.join("ln.bin")).unwrap();
+        let first = BaselineFile::open(dir.join("ln.bin"), Duration::from_secs(60)).unwrap();
+        let err = BaselineFile::open(dir.join("b.bin"), Duration::from_secs(60)).err();
+        assert!(err.is_some(), "the file's other name is locked too");
+        first.save(b"new");
+        let link = std::fs::symlink_metadata(dir.join("ln.bin")).unwrap();
+        assert!(link.file_type().is_symlink(), "the link is still a link");
+        assert_eq!(std::fs::read(dir.join("b.bin")).unwrap(), b"new");
+        drop(first);
+        // A dangling link names the file to create.
+        std::os::unix::fs::symlink("c.bin", dir.join("new.bin")).unwrap();
+        let f = BaselineFile::open(dir.join("new.bin"), Duration::from_secs(60)).unwrap();
+        f.save(b"c");
+        assert_eq!(std::fs::read(dir.join("c.bin")).unwrap(), b"c");
+        assert!(std::fs::symlink_metadata(dir.join("new.bin"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        drop(f);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_path_that_is_no_regular_file_gets_no_lock_file_beside_it() {
+        let dir = temp_dir("nolock");
+        std::fs::create_dir_all(dir.join("d")).unwrap();
+        let f = BaselineFile::open(dir.join("d"), Duration::from_secs(60)).unwrap();
+        assert!(f.read().is_none());
+        f.save(b"x");
+        assert!(dir.join("d").is_dir(), "never saved over");
+        assert_eq!(entries(&dir), ["d"], "no d.lock");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
