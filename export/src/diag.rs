@@ -69,6 +69,8 @@ pub enum Diag {
         path: PathBuf,
         /// Why.
         error: String,
+        /// Where the file is moved at the first save (a regular file is never lost to a save).
+        kept_as: Option<PathBuf>,
     },
     /// Baselines could not be saved.
     BaselinesNotSaved {
@@ -381,11 +383,21 @@ impl fmt::Display for Diag {
                 "surgewatch: loaded {count} baselines from {}",
                 path.display()
             ),
-            Diag::BaselinesUnusable { path, error } => write!(
-                f,
-                "surgewatch: warning: {}: {error}; starting with fresh baselines",
-                path.display()
-            ),
+            Diag::BaselinesUnusable {
+                path,
+                error,
+                kept_as,
+            } => {
+                write!(
+                    f,
+                    "surgewatch: warning: {}: {error}; starting with fresh baselines",
+                    path.display()
+                )?;
+                match kept_as {
+                    Some(k) => write!(f, " (the file is kept as {})", k.display()),
+                    None => Ok(()),
+                }
+            }
             Diag::BaselinesNotSaved { path, error } => write!(
                 f,
                 "surgewatch: warning: cannot save baselines to {}: {error}",
@@ -630,6 +642,7 @@ mod tests {
             Diag::BaselinesUnusable {
                 path: path.clone(),
                 error: "bad magic".into(),
+                kept_as: Some("/var/lib/b.bin.unusable".into()),
             },
             Diag::BaselinesNotSaved {
                 path,
@@ -722,7 +735,7 @@ mod tests {
             "surgewatch: note: b.pcap starts before the previous capture ended; its timestamps are shifted by +1.500 s",
             "surgewatch: warning: a baseline percentile of 99.99 over 3600 samples keeps more samples than the baseline sketch holds; using p99.50",
             "surgewatch: loaded 3 baselines from /var/lib/b.bin",
-            "surgewatch: warning: /var/lib/b.bin: bad magic; starting with fresh baselines",
+            "surgewatch: warning: /var/lib/b.bin: bad magic; starting with fresh baselines (the file is kept as /var/lib/b.bin.unusable)",
             "surgewatch: warning: cannot save baselines to /var/lib/b.bin: read-only",
             "surgewatch: error: cut.pcap: truncated at offset 77",
             "surgewatch: warning: x.pcap: records with impossible headers: 1 original length below the captured length and 2 original length implausible (counted as captured), 3 sub-second field out of range (skipped)",

@@ -35,6 +35,9 @@ pub struct BaselineFile {
     last_save_ns: Option<u64>,
     /// The advisory lock, held (open) for the run; `None` when it could not be created.
     _lock: Option<File>,
+    /// The file could not be used (corrupt, foreign, other baseline parameters): the first
+    /// save moves it to `NAME.unusable` instead of replacing it.
+    keep_aside: std::sync::atomic::AtomicBool,
 }
 
 impl BaselineFile {
@@ -80,6 +83,7 @@ impl BaselineFile {
             every_ns: u64::try_from(save_interval.as_nanos()).unwrap_or(u64::MAX),
             last_save_ns: None,
             _lock: lock,
+            keep_aside: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -111,9 +115,13 @@ impl BaselineFile {
     }
 
     fn unusable(&self, e: impl Display) {
+        let regular = std::fs::metadata(&self.path).is_ok_and(|m| m.is_file());
+        let kept_as = regular.then(|| kept_path(&self.path));
+        self.keep_aside.store(regular, Ordering::Relaxed);
         diag::emit(Diag::BaselinesUnusable {
             path: self.path.clone(),
             error: e.to_string(),
+            kept_as,
         });
     }
 
@@ -167,6 +175,12 @@ impl BaselineFile {
             tmp_prefix(&self.path),
             std::process::id()
         ));
+        if self.keep_aside.load(Ordering::Relaxed) {
+            // What could not be read is kept, not replaced (a file written with other
+            // baseline parameters is not lost by changing them back).
+            std::fs::rename(&self.path, kept_path(&self.path))?;
+            self.keep_aside.store(false, Ordering::Relaxed);
+        }
         let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         let written = write(&mut f)
             .and_then(|()| f.sync_all())
@@ -229,6 +243,13 @@ fn remove_stale_temporaries(path: &Path) {
             let _ = std::fs::remove_file(e.path());
         }
     }
+}
+
+/// `NAME.unusable` beside the baselines file `NAME`: where an unusable file is kept.
+fn kept_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".unusable");
+    PathBuf::from(p)
 }
 
 /// `NAME.lock` beside the baselines file `NAME`.
@@ -307,6 +328,21 @@ mod tests {
         f.save(b"two");
         assert_eq!(f.read().as_deref(), Some(&b"two"[..]));
         assert_eq!(entries(&dir), ["b.bin", "b.bin.lock"], "renamed into place");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_unusable_file_is_kept_aside_at_the_first_save_not_replaced() {
+        let dir = temp_dir("keep");
+        std::fs::write(dir.join("b.bin"), b"foreign").unwrap();
+        let f = BaselineFile::open(dir.join("b.bin"), Duration::from_secs(60)).unwrap();
+        let bytes = f.read().unwrap();
+        f.loaded(Err::<usize, _>("bad magic"));
+        f.save(b"fresh");
+        f.save(b"fresher");
+        assert_eq!(std::fs::read(dir.join("b.bin.unusable")).unwrap(), bytes);
+        assert_eq!(std::fs::read(dir.join("b.bin")).unwrap(), b"fresher");
+        assert_eq!(entries(&dir), ["b.bin", "b.bin.lock", "b.bin.unusable"]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
