@@ -571,26 +571,14 @@ impl LinkFollower {
             match current_link(&self.opts.interface) {
                 Some(link) => {
                     if self.state == LinkState::Attached && link.ifindex != self.ifindex {
-                        self.pending.push_back(LinkEvent::Del(LinkInfo {
-                            ifindex: self.ifindex,
-                            name: None,
-                            up: false,
-                            mtu: None,
-                            xdp: None,
-                            xdp_prog_id: None,
-                        }));
+                        self.pending
+                            .push_back(LinkEvent::Del(LinkInfo::gone(self.ifindex)));
                     }
                     self.pending.push_back(LinkEvent::New(link));
                 }
                 None if self.state == LinkState::Attached => {
-                    self.pending.push_back(LinkEvent::Del(LinkInfo {
-                        ifindex: self.ifindex,
-                        name: None,
-                        up: false,
-                        mtu: None,
-                        xdp: None,
-                        xdp_prog_id: None,
-                    }));
+                    self.pending
+                        .push_back(LinkEvent::Del(LinkInfo::gone(self.ifindex)));
                 }
                 None => {}
             }

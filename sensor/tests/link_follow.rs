@@ -21,7 +21,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{inject, ip, skip_unless_root, Spawned, VethPair};
+use support::{accounted_frames, inject, ip, skip_unless_root, Spawned, VethPair};
 use surgewatch_pcaps::packet::{Net, Packet, Transport, V4};
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -82,20 +82,6 @@ fn start(pair: &VethPair, method: &str) -> Spawned {
 
 fn await_line(s: &mut Spawned, what: &str, text: &str) -> String {
     s.await_stderr(what, |e| e.contains(text), DEADLINE)
-}
-
-/// Frames received plus dropped over every queue, as of the last status line.
-fn accounted_frames(stderr: &str) -> Option<u64> {
-    let line = stderr
-        .lines()
-        .rev()
-        .find(|l| l.starts_with("surgewatch: status: "))?;
-    Some(
-        line.split_whitespace()
-            .filter_map(|w| w.strip_prefix("rx=").or_else(|| w.strip_prefix("drops=")))
-            .filter_map(|v| v.trim_end_matches(';').parse::<u64>().ok())
-            .sum(),
-    )
 }
 
 /// Waits for a status line accounting for `n` frames (then the summary counts them all).

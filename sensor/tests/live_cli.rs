@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{inject, skip_unless_root, Spawned, VethPair};
+use support::{accounted_frames, inject, skip_unless_root, Spawned, VethPair};
 use surgewatch_pcaps::packet::{Net, V4};
 use surgewatch_pcaps::tunnels::{encapsulate, ErspanII, Tunnel};
 
@@ -67,21 +67,6 @@ fn await_capturing(s: &mut Spawned) {
         |e| e.contains("surgewatch: capturing "),
         DEADLINE,
     );
-}
-
-/// Frames received plus frames dropped by the kernel, over every queue, as of the last status
-/// line in `stderr` (`… NAME rx=N drops=D err=E; …`).
-fn accounted_frames(stderr: &str) -> Option<u64> {
-    let line = stderr
-        .lines()
-        .rev()
-        .find(|l| l.starts_with("surgewatch: status: "))?;
-    Some(
-        line.split_whitespace()
-            .filter_map(|w| w.strip_prefix("rx=").or_else(|| w.strip_prefix("drops=")))
-            .filter_map(|v| v.trim_end_matches(';').parse::<u64>().ok())
-            .sum(),
-    )
 }
 
 /// Waits for a status line that accounts for `n` frames (received or dropped). The workers

@@ -76,6 +76,18 @@ pub struct LinkInfo {
 }
 
 impl LinkInfo {
+    /// What is known of interface `ifindex` once it is gone: its index only.
+    pub fn gone(ifindex: u32) -> LinkInfo {
+        LinkInfo {
+            ifindex,
+            name: None,
+            up: false,
+            mtu: None,
+            xdp: None,
+            xdp_prog_id: None,
+        }
+    }
+
     /// The fields of a link message.
     pub fn from_message(m: &LinkMessage) -> LinkInfo {
         let mut info = LinkInfo {

@@ -342,6 +342,21 @@ pub fn inject_here(ifname: &str, frames: &[Vec<u8>]) {
 
 /// The one line of `stderr` that mentions an error (asserting there is exactly one, and no
 /// panic).
+/// Frames received plus frames dropped by the kernel, over every queue, as of the last status
+/// line in `stderr` (`… NAME rx=N drops=D err=E; …`).
+pub fn accounted_frames(stderr: &str) -> Option<u64> {
+    let line = stderr
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("surgewatch: status: "))?;
+    Some(
+        line.split_whitespace()
+            .filter_map(|w| w.strip_prefix("rx=").or_else(|| w.strip_prefix("drops=")))
+            .filter_map(|v| v.trim_end_matches(';').parse::<u64>().ok())
+            .sum(),
+    )
+}
+
 pub fn one_error_line(stderr: &str) -> String {
     let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
     assert_eq!(
