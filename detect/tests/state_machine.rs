@@ -794,12 +794,15 @@ fn the_target_of_an_open_incident_stays_tracked_when_the_budget_is_full() {
     assert!(h.acct.id_of(ip(A)).is_some());
     assert_eq!(h.acct.id_of(ip(B)), None);
     assert!(h.acct.id_of(ip(C)).is_some());
-    // D floods too: nobody quiet may leave (A's incident is open), so D stays untracked.
+    // D floods too: nobody quiet may leave (A's incident is open), so the lightest busy
+    // address, the bystander at 10 pps, gives way; A stays.
     assert_eq!(
         h.tick(&traffic(&[(C, 50), (D, 50), (BYSTANDER, BYSTANDER_PPS)])),
         []
     );
-    assert_eq!(h.acct.id_of(ip(D)), None);
+    assert!(h.acct.id_of(ip(A)).is_some());
+    assert!(h.acct.id_of(ip(D)).is_some());
+    assert_eq!(h.acct.id_of(ip(BYSTANDER)), None);
     let ev = h.tick(&traffic(&[(C, 50), (D, 50), (BYSTANDER, BYSTANDER_PPS)]));
     assert_eq!(kinds(&ev), [(EventKind::End, ip(A))]);
     assert_eq!(h.acct.tracked(), 3);

@@ -121,7 +121,12 @@ impl UntrackedNets {
         {
             let room = map.len() < MAX_NETS_PER_SHARD;
             match map.get_mut(&key) {
-                Some((_, c)) => add_all(c, counts),
+                Some((g, c)) => {
+                    // A /24 or /64 may hold addresses of several groups: the lowest one
+                    // names it, whatever the order packets came in.
+                    *g = (*g).min(group);
+                    add_all(c, counts);
+                }
                 None if room => {
                     map.insert(key, (group, *counts));
                 }
@@ -157,7 +162,8 @@ pub struct UntrackedAggregate {
     pub net: IpNet,
     /// Whether it is a configured prefix (else the /24 or /64 of a monitored address).
     pub configured: bool,
-    /// The group its traffic was monitored in.
+    /// The group its traffic was monitored in (a /24 or /64 with addresses of several groups:
+    /// the lowest of them).
     pub group: GroupId,
     /// Its untracked inbound packets and bytes per class in the tick.
     pub classes: ClassCounts,
@@ -191,6 +197,7 @@ pub(crate) fn merge<'a>(
             let e = scratch
                 .entry(*k)
                 .or_insert((*g, [PacketsBytes::default(); TrafficClass::COUNT]));
+            e.0 = e.0.min(*g);
             add_all(&mut e.1, c);
         }
     }
