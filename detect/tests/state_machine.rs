@@ -632,7 +632,7 @@ fn background(rng: &mut Rng) -> Vec<PacketSummary> {
             let r = rng.next();
             let src = IpAddr::from([198, 51, 100, 1 + (r % 40) as u8]);
             let sport = 32_768 + (r >> 8) as u16 % 16_384;
-            v.push(if r % 3 == 0 {
+            v.push(if r.is_multiple_of(3) {
                 syn(ip(dst), src, sport, 443, 57)
             } else {
                 udp(ip(dst), src, sport, 80)

@@ -81,7 +81,12 @@ fn main() {
         .map(|s| {
             let mut s = *s;
             let r = xorshift(&mut rng);
-            let i = if r % 10 == 0 { r >> 8 } else { (r >> 8) % 1000 } as usize % hosts.len();
+            let i = if r.is_multiple_of(10) {
+                r >> 8
+            } else {
+                (r >> 8) % 1000
+            } as usize
+                % hosts.len();
             s.dst = std::net::Ipv4Addr::from(hosts[i]).into();
             s
         })

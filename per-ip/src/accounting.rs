@@ -2142,7 +2142,7 @@ mod tests {
             let class = TrafficClass::ALL[(r >> 24) as usize % TrafficClass::COUNT];
             let mut s = pkt(a, b, class, 40 + (r >> 32) as u32 % 1500);
             s.src_port = [53, 123, 80, 17, 19][(r >> 40) as usize % 5];
-            if class == TrafficClass::Fragment && r % 3 == 0 {
+            if class == TrafficClass::Fragment && r.is_multiple_of(3) {
                 s.frag = Fragment::First;
                 s.has_l4 = true;
             }

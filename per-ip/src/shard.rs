@@ -1673,7 +1673,7 @@ mod tests {
             r ^= r >> 7;
             r ^= r << 17;
             // Keys from a range that grows with the step: mostly new early, mostly known later.
-            let k = if r % 3 == 0 {
+            let k = if r.is_multiple_of(3) {
                 IpKey::v6((u128::from(r % u64::from(step / 2 + 10)) << 64) | 7)
             } else {
                 IpKey::v4((r % u64::from(step / 2 + 10)) as u32)

@@ -36,7 +36,7 @@ struct Pkt {
 
 fn summary(src: usize, dst: usize, kind: u8, len: u32, status: u8) -> PacketSummary {
     let mut s = PacketSummary::empty(len);
-    if status % 11 == 0 {
+    if status.is_multiple_of(11) {
         s.status = ParseStatus::ALL[1 + usize::from(status) % 11];
         return s; // no IP parsed
     }
@@ -52,7 +52,7 @@ fn summary(src: usize, dst: usize, kind: u8, len: u32, status: u8) -> PacketSumm
     s.src = a;
     s.dst = b;
     s.ip_version = if b.is_ipv4() { 4 } else { 6 };
-    s.has_l4 = kind % 13 != 0;
+    s.has_l4 = !kind.is_multiple_of(13);
     s.protocol = match kind % 5 {
         0 | 1 => proto::TCP,
         2 => proto::UDP,
@@ -63,13 +63,13 @@ fn summary(src: usize, dst: usize, kind: u8, len: u32, status: u8) -> PacketSumm
     s.src_port = [53, 123, 11211, 17, 19, 80, 443, 1900][usize::from(kind >> 5)];
     s.dst_port = u16::from(kind) * 7;
     s.ttl = kind.wrapping_mul(31);
-    if kind % 17 == 0 {
+    if kind.is_multiple_of(17) {
         s.frag = Fragment::First;
-    } else if kind % 19 == 0 {
+    } else if kind.is_multiple_of(19) {
         s.frag = Fragment::Later;
         s.has_l4 = false;
     }
-    if status % 7 == 0 {
+    if status.is_multiple_of(7) {
         s.status = ParseStatus::TruncatedL4;
     }
     s

@@ -211,7 +211,7 @@ impl UnitScale {
             };
         }
         let ns = tick_ns.max(1);
-        if UNIT_NS % ns == 0 {
+        if UNIT_NS.is_multiple_of(ns) {
             let m = UNIT_NS / ns;
             UnitScale::Int { pps: m, bps: m * 8 }
         } else {

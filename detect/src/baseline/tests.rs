@@ -484,14 +484,14 @@ fn store_lazy_idle_matches_eager() {
         }
         for id in 0..64u32 {
             // Sparse IPs: most ticks idle.
-            if rng.next() % (1 + u64::from(id % 8) * 4) != 0 {
+            if !rng.next().is_multiple_of(1 + u64::from(id % 8) * 4) {
                 if let Some(b) = eager[id as usize].as_mut() {
                     b.observe_idle(&p, 1);
                 }
                 continue;
             }
             let s = udp(100 + rng.next() % (50 * (u64::from(id) + 1)));
-            let learning = rng.next() % 10 != 0;
+            let learning = !rng.next().is_multiple_of(10);
             let ex_lazy = lazy.check(id, &p, &s);
             let e = eager[id as usize].get_or_insert_with(|| IpBaseline::with_phase(&p, id));
             // Same sketch as explicit zero samples; the lazy side may have recomputed once
@@ -605,7 +605,7 @@ fn check_matches_full_thresholds() {
     for t in 0..1200u32 {
         let mut s = TickSample::new(if t % 7 == 0 { SEC / 10 } else { SEC });
         for c in TrafficClass::ALL {
-            if rng.next() % (2 + c.index() as u64) == 0 {
+            if rng.next().is_multiple_of(2 + c.index() as u64) {
                 let pk = rng.next() % 4000;
                 s.add(c, pk, pk * (40 + rng.next() % 1460));
             }
