@@ -78,6 +78,16 @@ pub struct DetectorConfig {
     pub max_parked_baselines: usize,
 }
 
+/// What [`Detector::load_baselines`] took from a file.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct LoadedBaselines {
+    /// Baselines loaded.
+    pub loaded: usize,
+    /// Well-formed baselines of a sketch shape no group has any more (a group's baseline
+    /// window changed), left out; the other groups' are loaded.
+    pub dropped: u64,
+}
+
 /// Default of [`DetectorConfig::max_parked_baselines`].
 pub const DEFAULT_MAX_PARKED_BASELINES: usize = 250_000;
 
@@ -1068,12 +1078,16 @@ impl Detector {
         )
     }
 
-    /// Loads baselines from bytes written by [`Self::encode_baselines`].
-    pub fn load_baselines(&mut self, bytes: &[u8]) -> Result<usize, BaselineFileError> {
+    /// Loads baselines from bytes written by [`Self::encode_baselines`]: how many, and how
+    /// many were left out for a sketch shape no group has any more.
+    pub fn load_baselines(&mut self, bytes: &[u8]) -> Result<LoadedBaselines, BaselineFileError> {
         let file = crate::baseline::decode_baselines_for(bytes, &self.policies)?;
-        let n = file.entries.len();
+        let loaded = LoadedBaselines {
+            loaded: file.entries.len(),
+            dropped: file.dropped,
+        };
         self.preload(file.entries);
-        Ok(n)
+        Ok(loaded)
     }
 }
 

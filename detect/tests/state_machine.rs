@@ -751,7 +751,7 @@ fn baselines_of_groups_with_different_windows_are_saved_and_loaded() {
     let bytes = h.det.encode_baselines(&h.acct);
     let mut fresh = Harness::with_config(config(), 1);
     assert_eq!(
-        fresh.det.load_baselines(&bytes),
+        fresh.det.load_baselines(&bytes).map(|l| l.loaded),
         Ok(2),
         "both groups' baselines"
     );
@@ -770,7 +770,23 @@ fn baselines_of_groups_with_different_windows_are_saved_and_loaded() {
     // Saved again, the file reads back unchanged.
     let again = fresh.det.encode_baselines(&fresh.acct);
     let mut third = Harness::with_config(config(), 1);
-    assert_eq!(third.det.load_baselines(&again), Ok(2));
+    assert_eq!(third.det.load_baselines(&again).map(|l| l.loaded), Ok(2));
+
+    // The second group's window changes: its baselines are left out, the first group's load.
+    let longer = BaselineParams {
+        window_samples: 40,
+        ..long
+    };
+    let mut cfg = DetectorConfig::single(group(short, 2, 5), TICK_NS);
+    cfg.groups.push(group(longer, 2, 5));
+    let mut changed = Harness::with_config(cfg, 1);
+    assert_eq!(
+        changed.det.load_baselines(&again),
+        Ok(surgewatch_detect::LoadedBaselines {
+            loaded: 1,
+            dropped: 1
+        })
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -825,7 +841,7 @@ fn an_evicted_address_keeps_its_learned_baseline_and_gets_it_back() {
     let bytes = h.det.encode_baselines(&h.acct);
     let mut fresh = Harness::new(group(params, 1, 1));
     assert_eq!(
-        fresh.det.load_baselines(&bytes),
+        fresh.det.load_baselines(&bytes).map(|l| l.loaded),
         Ok(3),
         "A, B and the bystander"
     );

@@ -60,6 +60,8 @@ pub enum Diag {
     BaselinesLoaded {
         /// How many addresses' baselines.
         count: usize,
+        /// Left out: of a baseline shape no group has any more (a changed baseline window).
+        dropped: u64,
         /// From this file.
         path: PathBuf,
     },
@@ -378,11 +380,20 @@ impl fmt::Display for Diag {
                 "surgewatch: warning: a baseline percentile of {percentile} over {samples} \
                  samples keeps more samples than the baseline sketch holds; using p{effective:.2}"
             ),
-            Diag::BaselinesLoaded { count, path } => write!(
-                f,
-                "surgewatch: loaded {count} baselines from {}",
-                path.display()
-            ),
+            Diag::BaselinesLoaded {
+                count,
+                dropped,
+                path,
+            } => {
+                write!(f, "surgewatch: loaded {count} baselines from {}", path.display())?;
+                if *dropped > 0 {
+                    write!(
+                        f,
+                        "; {dropped} left out (their group's baseline window or sketch changed)"
+                    )?;
+                }
+                Ok(())
+            }
             Diag::BaselinesUnusable {
                 path,
                 error,
@@ -637,6 +648,7 @@ mod tests {
             },
             Diag::BaselinesLoaded {
                 count: 3,
+                dropped: 2,
                 path: path.clone(),
             },
             Diag::BaselinesUnusable {
@@ -734,7 +746,7 @@ mod tests {
             "surgewatch: no monitored prefixes given: monitoring every destination address (inbound only), up to 100000 addresses",
             "surgewatch: note: b.pcap starts before the previous capture ended; its timestamps are shifted by +1.500 s",
             "surgewatch: warning: a baseline percentile of 99.99 over 3600 samples keeps more samples than the baseline sketch holds; using p99.50",
-            "surgewatch: loaded 3 baselines from /var/lib/b.bin",
+            "surgewatch: loaded 3 baselines from /var/lib/b.bin; 2 left out (their group's baseline window or sketch changed)",
             "surgewatch: warning: /var/lib/b.bin: bad magic; starting with fresh baselines (the file is kept as /var/lib/b.bin.unusable)",
             "surgewatch: warning: cannot save baselines to /var/lib/b.bin: read-only",
             "surgewatch: error: cut.pcap: truncated at offset 77",

@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{bail, Result};
+use surgewatch_detect::LoadedBaselines;
 use surgewatch_export::diag::{self, Diag};
 
 /// Numbers the temporary files of this process.
@@ -104,10 +105,11 @@ impl BaselineFile {
 
     /// Says how loading the bytes [`Self::read`] gave went: how many baselines, or why none
     /// (a corrupt or foreign file: fresh baselines).
-    pub fn loaded<E: Display>(&self, result: Result<usize, E>) {
+    pub fn loaded<E: Display>(&self, result: Result<LoadedBaselines, E>) {
         match result {
-            Ok(count) => diag::emit(Diag::BaselinesLoaded {
-                count,
+            Ok(l) => diag::emit(Diag::BaselinesLoaded {
+                count: l.loaded,
+                dropped: l.dropped,
                 path: self.path.clone(),
             }),
             Err(e) => self.unusable(e),
@@ -337,7 +339,7 @@ mod tests {
         std::fs::write(dir.join("b.bin"), b"foreign").unwrap();
         let f = BaselineFile::open(dir.join("b.bin"), Duration::from_secs(60)).unwrap();
         let bytes = f.read().unwrap();
-        f.loaded(Err::<usize, _>("bad magic"));
+        f.loaded(Err::<LoadedBaselines, _>("bad magic"));
         f.save(b"fresh");
         f.save(b"fresher");
         assert_eq!(std::fs::read(dir.join("b.bin.unusable")).unwrap(), bytes);

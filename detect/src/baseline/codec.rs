@@ -19,8 +19,9 @@
 //! checksum       u64  FNV-1a 64 of header and entries
 //! ```
 //! Decoding checks, in order: magic, version, length, checksum, fingerprint, then every
-//! entry's structure (and, in version 2, that its shape is one the reader is configured
-//! with); no count is trusted for an allocation beyond what the remaining bytes can hold.
+//! entry's structure; in version 2 a well-formed entry of a shape the reader is not configured
+//! with (a group whose baseline window changed) is left out and counted, the others load. No
+//! count is trusted for an allocation beyond what the remaining bytes can hold.
 //!
 //! Version 2 exists for groups with their own sketch shape (`[group.detection]
 //! baseline_window` and the like): each entry already names its shape, so the file holds
@@ -106,6 +107,9 @@ pub struct BaselineFile {
     pub now_tick: u64,
     /// Addresses and their baselines, in file order.
     pub entries: Vec<(IpAddr, IpBaseline)>,
+    /// Version 2: well-formed entries of a sketch shape no configured group has (a group's
+    /// baseline window changed since the save), left out; the others are kept.
+    pub dropped: u64,
 }
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
@@ -405,29 +409,42 @@ pub fn decode_baselines_for(
         pos: HEADER_LEN,
     };
     let mut entries = Vec::with_capacity(count as usize);
+    let mut dropped = 0;
     for _ in 0..count {
-        entries.push(decode_entry(&mut r, |shape| match file_policy {
-            Some(p) => Ok((shape == p.shape).then_some(p)),
-            None => of_shape(shape)
-                .map(Some)
-                .ok_or(BaselineFileError::IncompatibleParams {
-                    found: shape_fingerprint(shape),
-                    expected: first.fingerprint(),
-                }),
-        })?);
+        let entry = decode_entry(&mut r, |shape| match file_policy {
+            Some(p) if shape == p.shape => Ok(Shaped::Known(p)),
+            Some(_) => Err(()),
+            None => Ok(of_shape(shape).map_or(Shaped::Unknown, Shaped::Known)),
+        })?;
+        match entry {
+            Some(e) => entries.push(e),
+            None => dropped += 1,
+        }
     }
     if r.pos != body_end {
         return Err(r.corrupt("bytes left after the last entry"));
     }
-    Ok(BaselineFile { now_tick, entries })
+    Ok(BaselineFile {
+        now_tick,
+        entries,
+        dropped,
+    })
 }
 
-/// One entry; `policy_of` gives the policy of its shape (`None`: not the file's shape, an
-/// error: a shape the reader is not configured with).
+/// What an entry's shape is to the reader.
+enum Shaped {
+    /// The policy of that shape.
+    Known(BaselinePolicy),
+    /// A valid shape no configured group has (version 2): the entry is checked and left out.
+    Unknown,
+}
+
+/// One entry; `policy_of` says what its shape is (an error: not the file's shape, in version
+/// 1). `None`: a well-formed entry of a shape the reader does not have.
 fn decode_entry(
     r: &mut Reader<'_>,
-    policy_of: impl FnOnce(Shape) -> Result<Option<BaselinePolicy>, BaselineFileError>,
-) -> Result<(IpAddr, IpBaseline), BaselineFileError> {
+    policy_of: impl FnOnce(Shape) -> Result<Shaped, ()>,
+) -> Result<Option<(IpAddr, IpBaseline)>, BaselineFileError> {
     let addr = match r.u8()? {
         4 => IpAddr::V4(Ipv4Addr::from(r.array::<4>()?)),
         6 => IpAddr::V6(Ipv6Addr::from(r.array::<16>()?)),
@@ -447,8 +464,10 @@ fn decode_entry(
     if !shape.is_valid() {
         return Err(r.corrupt("invalid entry sketch shape"));
     }
-    let Some(policy) = policy_of(shape)? else {
-        return Err(r.corrupt("entry sketch shape differs from the file's"));
+    let policy = match policy_of(shape) {
+        Ok(Shaped::Known(p)) => Some(p),
+        Ok(Shaped::Unknown) => None,
+        Err(()) => return Err(r.corrupt("entry sketch shape differs from the file's")),
     };
     if mask >> surgewatch_pipeline::TrafficClass::COUNT != 0 {
         return Err(r.corrupt("unknown traffic class in mask"));
@@ -489,9 +508,12 @@ fn decode_entry(
         cur,
         ns: ns as u8,
     };
+    let Some(policy) = policy else {
+        return Ok(None);
+    };
     // Thresholds follow the decoding policy's multiplier and floors right away.
     base.recompute(&policy);
-    Ok((addr, base))
+    Ok(Some((addr, base)))
 }
 
 #[cfg(test)]
@@ -640,11 +662,13 @@ mod tests {
             b.recompute(&p);
         }
         assert_eq!(file.entries, both);
-        // A reader without the second shape refuses the file (as version 1 does).
-        assert!(matches!(
-            decode_baselines_for(&bytes, &[policy]),
-            Err(BaselineFileError::IncompatibleParams { .. })
-        ));
+        // A reader without the second shape keeps the first shape's entries and counts the
+        // others as dropped.
+        let partial = decode_baselines_for(&bytes, &[policy]).unwrap();
+        let first_shape = both.iter().filter(|(_, b)| b.shape == policy.shape).count();
+        assert_eq!(partial.entries.len(), first_shape);
+        assert_eq!(partial.dropped as usize, both.len() - first_shape);
+        assert!(partial.dropped > 0);
         // Truncations of a version 2 file never panic.
         for n in 0..bytes.len() {
             assert!(decode_baselines_for(&bytes[..n], &policies).is_err());
