@@ -47,6 +47,17 @@ pub enum Diag {
         /// By how much, ns.
         shift_ns: u64,
     },
+    /// Replay: within a capture, timestamps jumped back by more than an hour (a record with a
+    /// timestamp far ahead of the others, or a capture concatenated from several): the rest
+    /// of the file is shifted forward, so that it is not all counted in one tick.
+    TimeJumpedBack {
+        /// The capture.
+        file: PathBuf,
+        /// How far back the timestamps jumped, ns.
+        back_ns: u64,
+        /// The file's shift from there on, ns.
+        shift_ns: u64,
+    },
     /// A baseline percentile needs more samples than the sketch keeps; a lower one is used.
     PercentileClamped {
         /// The configured percentile.
@@ -271,11 +282,13 @@ pub enum DiagKind {
     InterfaceLost,
     /// [`Diag::InterfaceBack`].
     InterfaceBack,
+    /// [`Diag::TimeJumpedBack`].
+    TimeJumpedBack,
 }
 
 impl DiagKind {
     /// Number of kinds.
-    pub const COUNT: usize = 26;
+    pub const COUNT: usize = 27;
 
     /// Every kind, in index order.
     pub const ALL: [DiagKind; Self::COUNT] = [
@@ -305,6 +318,7 @@ impl DiagKind {
         DiagKind::Untracked,
         DiagKind::InterfaceLost,
         DiagKind::InterfaceBack,
+        DiagKind::TimeJumpedBack,
     ];
 
     /// Dense index, `0..COUNT`.
@@ -343,6 +357,7 @@ impl Diag {
             Diag::Untracked { .. } => DiagKind::Untracked,
             Diag::InterfaceLost { .. } => DiagKind::InterfaceLost,
             Diag::InterfaceBack { .. } => DiagKind::InterfaceBack,
+            Diag::TimeJumpedBack { .. } => DiagKind::TimeJumpedBack,
         }
     }
 }
@@ -369,6 +384,18 @@ impl fmt::Display for Diag {
                 "surgewatch: note: {} starts before the previous capture ended; its timestamps \
                  are shifted by +{:.3} s",
                 file.display(),
+                *shift_ns as f64 / 1e9
+            ),
+            Diag::TimeJumpedBack {
+                file,
+                back_ns,
+                shift_ns,
+            } => write!(
+                f,
+                "surgewatch: warning: {}: timestamps jump back by {:.3} s; the rest of the \
+                 capture is shifted by +{:.3} s (a record dated far ahead of the others?)",
+                file.display(),
+                *back_ns as f64 / 1e9,
                 *shift_ns as f64 / 1e9
             ),
             Diag::PercentileClamped {
@@ -725,6 +752,11 @@ mod tests {
                 ifindex: 7,
                 description: "eth0: af_packet".into(),
             },
+            Diag::TimeJumpedBack {
+                file: "x.pcap".into(),
+                back_ns: 7_200_000_000_000,
+                shift_ns: 7_201_000_000_000,
+            },
         ]
     }
 
@@ -767,6 +799,7 @@ mod tests {
             "surgewatch: warning: the tracked-address budget (100 addresses) is full: 5000 packets/s go to untracked addresses (counted in the totals only; destinations above the admission rate replace quiet tracked ones)",
             "surgewatch: warning: eth0 disappeared (interface 5 deleted): capture stopped; it resumes when an interface named eth0 comes back",
             "surgewatch: eth0 is back (interface 7): capture re-attached: eth0: af_packet",
+            "surgewatch: warning: x.pcap: timestamps jump back by 7200.000 s; the rest of the capture is shifted by +7201.000 s (a record dated far ahead of the others?)",
         ];
         assert_eq!(lines, want);
     }

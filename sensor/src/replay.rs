@@ -2,7 +2,8 @@
 //!
 //! Time comes only from the captures' timestamps. Files are replayed in the order given; when a
 //! file starts before the previous one ended, its timestamps are shifted forward by a whole
-//! number of ticks so that time stays monotonic (and the shift is reported).
+//! number of ticks so that time stays monotonic (and the shift is reported); so is the rest of
+//! a file whose timestamps jump back by more than an hour.
 //!
 //! With one worker everything runs on the calling thread and frames are parsed straight out of
 //! the reader's buffer. With `N > 1` workers the calling thread reads, copies frames into
@@ -26,6 +27,10 @@ use crate::tick::{TickDriver, TickInfo, TickObserver};
 
 /// Frames lent per `poll` call.
 const POLL_BUDGET: usize = 256;
+/// Frames earlier than the current tick by more than this (an hour) mean the capture's
+/// timestamps jumped back: the rest of the file is shifted forward. Frames a little out of
+/// order stay late frames of the current tick.
+const MAX_JUMP_BACK_NS: u64 = 3_600_000_000_000;
 /// Frames per batch handed to a worker.
 const BATCH_FRAMES: usize = 512;
 /// Summaries accounted at once (see `Shard::account_batch`).
@@ -163,7 +168,20 @@ fn run<S: FrameSink>(
                         }
                     }
                 }
-                let ts = frame.ts_nanos.saturating_add(d.shift_ns);
+                let mut ts = frame.ts_nanos.saturating_add(d.shift_ns);
+                // Far behind the current tick: the timestamps jumped back (a record dated far
+                // ahead of the others, concatenated captures). Counting the rest as late
+                // would pile it all into one tick (one fake record dated 2106 made a whole
+                // capture one tick, and an incident); shift it forward instead.
+                if let Some(cur) = d.clock.current_start_ns() {
+                    if ts.saturating_add(MAX_JUMP_BACK_NS) < cur {
+                        let first = ts - ts % tick_ns;
+                        let extra = cur + tick_ns - first;
+                        d.shift_ns = d.shift_ns.saturating_add(extra);
+                        obs.on_time_jump(path, cur - ts, d.shift_ns);
+                        ts = ts.saturating_add(extra);
+                    }
+                }
                 if let TickAdvance::Advanced {
                     closed_start_ns,
                     skipped,

@@ -48,6 +48,11 @@ pub trait TickObserver {
     fn on_time_shift(&mut self, file: &Path, shift_ns: u64) {
         let _ = (file, shift_ns);
     }
+    /// Replay: within `file`, timestamps jumped back by `back_ns`; the rest of it is shifted
+    /// by `shift_ns` (see [`crate::replay`]).
+    fn on_time_jump(&mut self, file: &Path, back_ns: u64, shift_ns: u64) {
+        let _ = (file, back_ns, shift_ns);
+    }
 }
 
 /// The merger of a run and the one place where a tick boundary is crossed (see the module

@@ -624,6 +624,33 @@ fn bps_values(v: &Value, out: &mut Vec<f64>) {
 }
 
 #[test]
+fn one_record_dated_far_ahead_does_not_pile_the_capture_into_one_tick() {
+    // 10 s of 2,000 frames/s, the first record dated 2106: counted as late frames, the whole
+    // capture was one tick of 20,000 frames (an incident at a 3,000 pps threshold).
+    let dir = std::env::temp_dir().join(format!("surgewatch-jump-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let honest = udp_flood_pcap(60);
+    let mut lying = honest[..24].to_vec();
+    let first_record = &honest[24..24 + 16 + 60];
+    lying.extend_from_slice(&0xFFFF_FF00u32.to_le_bytes());
+    lying.extend_from_slice(&first_record[4..]);
+    lying.extend_from_slice(&honest[24..]);
+    let path = dir.join("jump.pcap");
+    std::fs::write(&path, &lying).expect("write");
+    let monitor = ["203.0.113.0/24".to_owned()];
+    let out = replay_json(&path, &monitor, &["--threshold-pps", "3000"]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("timestamps jump back by"), "{err}");
+    let s = summary_of(&out);
+    assert_eq!(s["packets"], 20_001);
+    assert_eq!(s["incidents"], serde_json::json!([]), "{s}");
+    assert!(s["ticks"].as_u64().unwrap_or(0) >= 10, "{s}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn frames_claiming_4_gib_count_as_their_captured_length() {
     let dir = std::env::temp_dir().join(format!("surgewatch-4gib-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

@@ -175,6 +175,14 @@ impl TickObserver for Observer {
             shift_ns,
         });
     }
+
+    fn on_time_jump(&mut self, file: &std::path::Path, back_ns: u64, shift_ns: u64) {
+        diag::emit(Diag::TimeJumpedBack {
+            file: file.to_owned(),
+            back_ns,
+            shift_ns,
+        });
+    }
 }
 
 /// The live-run observer: detection and outputs (as in replay), a periodic status line, the
