@@ -885,6 +885,8 @@ impl Accounting {
         });
 
         self.update_records(tick_start_ns, deltas, old_len);
+        self.evict_idle(tick_start_ns);
+        self.admit_heavy(tick_start_ns, deltas);
         merge_untracked(
             deltas
                 .iter()
@@ -893,8 +895,6 @@ impl Accounting {
             &mut self.untracked_scratch,
             &mut self.closed_untracked,
         );
-        self.evict_idle(tick_start_ns);
-        self.admit_heavy(tick_start_ns, deltas);
         self.evicted.sort_unstable_by_key(|e| e.0);
         self.rearm_learn = Arc::from(self.learn.as_slice());
         self.rearm_forget = Arc::from(self.forget.as_slice());
@@ -1065,7 +1065,7 @@ impl Accounting {
     /// [`MAX_HEAVY_ADMISSIONS`] a tick, heaviest first: into the room left, else in place of
     /// the tracked addresses quiet for longest. Their packets of this tick stay overflow; they
     /// are counted from the next tick on.
-    fn admit_heavy(&mut self, tick_start_ns: u64, deltas: &[TickDelta]) {
+    fn admit_heavy(&mut self, tick_start_ns: u64, deltas: &mut [TickDelta]) {
         let (limit, pps) = (
             self.monitor.raw_ip_limit(),
             self.monitor.untracked_admission_pps(),
@@ -1104,6 +1104,12 @@ impl Accounting {
                         pairs.push(i);
                     }
                 }
+                // They had traffic in this tick: it becomes untracked traffic of the tick,
+                // so that the closed tick never shows an evicted id with counters (whatever
+                // is kept per id would otherwise be learned into an id that changes hands).
+                for &i in &pairs {
+                    self.untrack_tick(i, deltas);
+                }
                 victims.extend(pairs);
             }
             for &i in &victims {
@@ -1115,6 +1121,20 @@ impl Accounting {
             if self.take_id(key, group, tick_start_ns).is_some() {
                 self.heavy_admitted += 1;
             }
+        }
+    }
+
+    /// Moves tracked id `i`'s counts of the tick (its first-delta cells) to the untracked
+    /// totals and aggregates.
+    fn untrack_tick(&mut self, i: usize, deltas: &mut [TickDelta]) {
+        let Some(c) = deltas.first_mut().and_then(|d| d.take_known(i as u32)) else {
+            return;
+        };
+        self.pending_stats.overflow.add(&c.grand_total());
+        if let Some(r) = self.records.get(i) {
+            let inbound = &c.by_dir[Direction::In.index()];
+            let table = self.monitor.table();
+            self.rejected.add_counts(table, r.ip, r.group, inbound);
         }
     }
 

@@ -425,6 +425,11 @@ fn a_budget_kept_busy_still_makes_room_for_a_flood() {
     run.feed(&tick);
     let t1 = run.close();
     assert_eq!((t1.admitted, t1.evicted.len()), (1, 1));
+    // The address that gave way had a packet in the tick: it is untracked traffic of the
+    // tick, not counters of an id that changes hands.
+    let gone = t1.evicted[0];
+    assert!(t1.ips.iter().all(|e| e.0 != gone.0), "{:?}", gone);
+    assert_eq!((t1.ips.len(), t1.overflow), (99, 5_001));
     run.feed(&tick);
     let t2 = run.close();
     assert_eq!(t2.packets_of(flood), Some(5_000));
