@@ -21,9 +21,12 @@
 //! 1. Feed every incident event as the detector emits it: [`Policy::handle_event`].
 //! 2. Drain [`Policy::poll_action`] until `None`; execute each action (or, in
 //!    [`Mode::DryRun`], only record it) and report its result with
-//!    [`Policy::handle_outcome`] (optional in dry-run; an unreported action counts as done).
-//! 3. Ask [`Policy::poll_timeout`] for the next deadline; when the clock reaches it call
-//!    [`Policy::handle_timeout`], then drain actions again (step 2).
+//!    [`Policy::handle_outcome`] (optional in dry-run, where an unreported action counts as
+//!    done; in enforce mode a withdrawn rule is remembered until its outcome comes, or for
+//!    [`RetryConfig::max_ns`], so that a failed withdraw can be retried).
+//! 3. Ask [`Policy::poll_timeout`] for the next deadline (one at or before the clock is
+//!    due at once); when the clock reaches it call [`Policy::handle_timeout`], then drain
+//!    actions again (step 2).
 //! 4. On a clean stop call [`Policy::shutdown`], then keep draining actions and serving
 //!    timeouts until [`Policy::is_idle`] (withdrawals respect the coalescing window).
 //!
@@ -60,7 +63,9 @@
 //! - The caps: a rule beyond [`PolicyConfig::max_rules_per_target`] for its target, or one
 //!   that would exceed [`PolicyConfig::max_rules`] in force, is refused (once while it stays
 //!   wanted); a globally refused rule is announced later if room frees while it is still
-//!   wanted.
+//!   wanted. Rules in force include those being withdrawn (a rule whose withdraw failed is
+//!   still on the routers); withdrawals that free room go out before the announces that
+//!   need it, otherwise a level's new rules go out before its old ones leave.
 //! - **TTL**: every rule carries `expires_ns` (announce or refresh time + [`PolicyConfig::ttl_ns`]).
 //!   A rule is refreshed half a TTL after it was last announced or refreshed, when an event
 //!   of its incident arrived since. An incident with no event for a whole TTL (stuck open:

@@ -138,6 +138,7 @@ struct Incident {
 #[derive(Clone, Debug)]
 struct InFlight {
     id: ActionId,
+    sent_ns: u64,
     prev_installed: Option<Rule>,
     prev_sent_ns: u64,
 }
@@ -178,8 +179,6 @@ pub struct Policy {
     next_id: u64,
     stats: Stats,
     shutting_down: bool,
-    /// The latest `now_ns` handled: deadlines at or before it are not actionable.
-    now_ns: u64,
 }
 
 impl Policy {
@@ -194,7 +193,6 @@ impl Policy {
             next_id: 1,
             stats: Stats::default(),
             shutting_down: false,
-            now_ns: 0,
         }
     }
 
@@ -347,17 +345,12 @@ impl Policy {
     }
 
     /// When [`Policy::handle_timeout`] is next due, ns; `None`: not before the next event.
+    /// A deadline at or before the clock (an event came in after it passed) is due at once.
+    /// After `handle_timeout(now)` the next deadline is always later than `now`.
     pub fn poll_timeout(&self) -> Option<u64> {
         let ttl = self.cfg.ttl_ns;
         let mut next: Option<u64> = None;
-        let now = self.now_ns;
-        // A deadline at or before the last call was served by it (or waits for room under
-        // the cap, which no timer brings).
-        let mut at = |t: u64| {
-            if t > now {
-                next = Some(next.map_or(t, |n| n.min(t)));
-            }
-        };
+        let mut at = |t: u64| next = Some(next.map_or(t, |n| n.min(t)));
         for inc in self.incidents.values() {
             let hold = self.cfg.ladder(inc.group).hold_down_ns;
             at(inc.last_event_ns.saturating_add(ttl));
@@ -370,12 +363,20 @@ impl Policy {
                 }
             }
         }
+        let wait = self.outcome_wait();
         for slot in self.slots.values() {
+            if slot.desired.is_none() && slot.installed.is_none() {
+                // Only waiting for a withdraw's outcome.
+                if let (Some(f), Some(wait), None) = (&slot.in_flight, wait, slot.retry_at) {
+                    at(f.sent_ns.saturating_add(wait));
+                }
+            }
             if let Some(r) = slot.retry_at {
                 at(r);
                 continue;
             }
-            if slot.gave_up {
+            // Given up, or waiting for room under the global cap: no timer brings either.
+            if slot.gave_up || slot.refused_global {
                 continue;
             }
             if slot.needs_change() {
@@ -392,6 +393,12 @@ impl Policy {
     /// The clock reached (or passed) [`Policy::poll_timeout`].
     pub fn handle_timeout(&mut self, now_ns: u64) {
         self.advance(now_ns, None);
+    }
+
+    /// How long a withdrawn rule waits for its outcome: in enforce mode, the longest retry
+    /// delay; in dry-run, not at all.
+    fn outcome_wait(&self) -> Option<u64> {
+        (self.cfg.mode == Mode::Enforce).then_some(self.cfg.retry.max_ns)
     }
 
     fn event_since_sent(&self, slot: &Slot) -> bool {
@@ -561,17 +568,20 @@ impl Policy {
     /// Brings the rules in force to what is wanted: announces first (a new level is in
     /// force before the old one leaves), then withdrawals, then refreshes.
     fn sync(&mut self, now_ns: u64) {
-        self.now_ns = self.now_ns.max(now_ns);
         let ttl = self.cfg.ttl_ns;
         let coalesce = self.cfg.coalesce_ns;
+        // Rules in force, those about to be withdrawn included (a rule whose withdraw
+        // failed is still in force on the routers).
         let mut in_force = self
             .slots
             .values()
-            .filter(|s| s.installed.is_some() && s.desired.is_some())
+            .filter(|s| s.installed.is_some())
             .count();
         let keys: Vec<RuleKey> = self.slots.keys().cloned().collect();
         let mut actions: Vec<(RuleKey, Op, Rule)> = Vec::new();
-        for phase in 0..3 {
+        // 0: announces that fit; 1: withdrawals; 2: announces that fit now, the rest
+        // refused; 3: refreshes.
+        for phase in 0..4 {
             for key in &keys {
                 let events_since = self
                     .slots
@@ -588,10 +598,10 @@ impl Policy {
                     .last_change_ns
                     .is_some_and(|last| now_ns < last.saturating_add(coalesce));
                 match (phase, &slot.desired, &slot.installed) {
-                    (0, Some(want), installed) if slot.needs_change() && !blocked => {
+                    (0 | 2, Some(want), installed) if slot.needs_change() && !blocked => {
                         if installed.is_none() {
                             if in_force >= self.cfg.max_rules {
-                                if !slot.refused_global {
+                                if phase == 2 && !slot.refused_global {
                                     slot.refused_global = true;
                                     actions.push((
                                         key.clone(),
@@ -611,13 +621,14 @@ impl Policy {
                         actions.push((key.clone(), Op::Announce, rule));
                     }
                     (1, None, Some(installed)) if !blocked => {
+                        in_force = in_force.saturating_sub(1);
                         actions.push((
                             key.clone(),
                             Op::Withdraw(slot.withdraw_reason),
                             installed.clone(),
                         ));
                     }
-                    (2, Some(_), Some(installed))
+                    (3, Some(_), Some(installed))
                         if !slot.needs_change()
                             && events_since
                             && now_ns >= slot.last_sent_ns.saturating_add(ttl / 2) =>
@@ -656,6 +667,7 @@ impl Policy {
                 }
                 if let Some(old) = slot.in_flight.replace(InFlight {
                     id,
+                    sent_ns: now_ns,
                     prev_installed,
                     prev_sent_ns,
                 }) {
@@ -665,15 +677,19 @@ impl Policy {
             }
         }
         // Forget slots with nothing in force, nothing wanted, nothing to retry.
+        let wait = self.outcome_wait();
         let pending = &mut self.pending;
         // In enforce mode a withdrawn rule is kept until its outcome is known (a failed
-        // withdraw is retried); in dry-run an unreported action counts as done.
-        let enforce = self.cfg.mode == Mode::Enforce;
+        // withdraw is retried), or for `retry.max_ns`; in dry-run an unreported action
+        // counts as done at once.
         self.slots.retain(|_, s| {
             let keep = s.desired.is_some()
                 || s.installed.is_some()
                 || s.retry_at.is_some()
-                || (enforce && s.in_flight.is_some());
+                || s.in_flight
+                    .as_ref()
+                    .zip(wait)
+                    .is_some_and(|(f, wait)| now_ns < f.sent_ns.saturating_add(wait));
             if !keep {
                 if let Some(f) = &s.in_flight {
                     pending.remove(&f.id);
