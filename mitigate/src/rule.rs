@@ -212,7 +212,9 @@ pub(crate) fn host(ip: IpAddr) -> IpNet {
 ///     of them carry 90 % of the watched packets;
 ///   - amplification: UDP from the family's reflector port (`udp_amplification`: the top
 ///     source ports that are generic reflector ports, at most [`MAX_SOURCE_PORTS`], else
-///     every generic reflector port);
+///     every generic reflector port); when fragments went over their threshold too, a
+///     second rule for UDP fragments to the target (later fragments carry no ports), of
+///     any length;
 ///   - fragment floods: the fragment flag (any protocol);
 ///   - `unknown`: the protocols of the classes that went over their threshold, the
 ///     destination alone when none narrows it;
@@ -380,11 +382,37 @@ fn flowspec(ev: &IncidentEvent, level: u8, then: Then) -> Vec<Rule> {
             r.destination_ports = dports.clone();
         }
         r.packet_length = lengths;
-        if !out.iter().any(|o| o.same_rule(&r)) {
-            out.push(r);
+        // Later fragments of reflected answers carry no ports: a companion rule takes the
+        // fragments of UDP to the target (any length: the last fragment is short).
+        let companion = (is_amplification(family)
+            && ev.over_classes.contains(&TrafficClass::Fragment))
+        .then(|| Rule {
+            source_ports: Vec::new(),
+            packet_length: None,
+            fragment: true,
+            ..r.clone()
+        });
+        for rule in std::iter::once(r).chain(companion) {
+            if !out.iter().any(|o| o.same_rule(&rule)) {
+                out.push(rule);
+            }
         }
     }
     out
+}
+
+fn is_amplification(f: Family) -> bool {
+    matches!(
+        f,
+        Family::DnsAmplification
+            | Family::NtpAmplification
+            | Family::MemcachedAmplification
+            | Family::SsdpAmplification
+            | Family::CldapAmplification
+            | Family::SnmpAmplification
+            | Family::ChargenAmplification
+            | Family::UdpAmplification
+    )
 }
 
 fn icmp(target: IpAddr) -> u8 {
