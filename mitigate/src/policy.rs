@@ -117,6 +117,9 @@ pub struct Stats {
 
 type IncidentKey = (IpAddr, Option<u8>);
 
+/// Per-target-cap refusals remembered per incident (so each is reported once).
+const MAX_REMEMBERED_REFUSALS: usize = 64;
+
 #[derive(Clone, Debug)]
 struct Incident {
     id: u64,
@@ -510,7 +513,15 @@ impl Policy {
                         for (i, rule) in rules.into_iter().enumerate() {
                             if i < cap {
                                 wanted.push(rule);
-                            } else if inc.cap_refused.insert(rule.key()) {
+                            } else {
+                                // Bounded: a fingerprint that keeps changing may refuse a
+                                // key a second time rather than grow the set.
+                                if inc.cap_refused.len() >= MAX_REMEMBERED_REFUSALS {
+                                    inc.cap_refused.clear();
+                                }
+                                if !inc.cap_refused.insert(rule.key()) {
+                                    continue;
+                                }
                                 refusals.push((RefuseReason::PerTargetCap, rule));
                             }
                         }

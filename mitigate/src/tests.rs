@@ -646,6 +646,26 @@ fn amplification_matches_the_reflector_source_port() {
 }
 
 #[test]
+fn fragmented_amplification_gets_a_companion_fragment_rule() {
+    let rules = rule_of(Family::DnsAmplification, |e| {
+        e.over_classes = vec![TrafficClass::Udp, TrafficClass::Fragment];
+        e.lengths = vec![("1024-1499", 5_000), ("1500+", 5_000)];
+    });
+    assert_eq!(rules.len(), 2, "{rules:#?}");
+    assert_eq!(rules[0].source_ports, vec![53]);
+    assert!(!rules[0].fragment);
+    assert_eq!(rules[0].packet_length, Some((1006, 65535)));
+    assert_eq!(rules[1].protocols, vec![17]);
+    assert!(rules[1].fragment && rules[1].source_ports.is_empty());
+    assert_eq!(
+        rules[1].packet_length, None,
+        "the last fragment may be short"
+    );
+    // Unfragmented answers: the port rule alone.
+    assert_eq!(rule_of(Family::NtpAmplification, |_| {}).len(), 1);
+}
+
+#[test]
 fn multi_vector_gets_one_rule_per_vector() {
     let mut e = start(1, T, 600);
     e.family = Family::MultiVector;
