@@ -176,11 +176,11 @@ fn decode_mitigation(item: &Item, issues: &mut Vec<Issue>) -> Option<MitigationC
             });
         }
     }
-    if !ok {
-        return None;
-    }
+    // With a speaker that failed, the rest of the section still goes through the semantic
+    // checks (the failure's issue makes the load fail); the speakers' own checks are then
+    // skipped, since their indices no longer match the file's.
     if let Some(c) = &mut config {
-        c.speakers = decoded;
+        c.speakers = if ok { decoded } else { Vec::new() };
     }
     config
 }

@@ -1102,8 +1102,14 @@ ttl = "1m"
     for w in want {
         assert!(e.iter().any(|l| l.contains(w)), "{w:?} not in {e:#?}");
     }
-    // The semantic checks of what decoded run in the same pass as long as the section
-    // decoded; the decode errors above stop them, so check them on their own.
+    // The semantic checks run in the same pass over what decoded.
+    for w in [
+        "mitigation.ttl: \"1s\" is out of range",
+        "mitigation.levels[1].at_mbps: 100.0 is out of range",
+    ] {
+        assert!(e.iter().any(|l| l.contains(w)), "{w:?} not in {e:#?}");
+    }
+    // On their own, every semantic error and nothing else.
     let e = errors(
         r#"
 [mitigation]
