@@ -18,13 +18,14 @@ use surgewatch_export::contract::MonitorMode;
 use surgewatch_export::diag::Diag;
 use surgewatch_export::sink::stdout::{Format as OutputFormat, StdoutConfig};
 use surgewatch_export::sink::SinkConfig;
+use surgewatch_mitigate::{Ladder, Level, LevelAction, Mode, PolicyConfig};
 use surgewatch_per_ip::{GroupId, Monitor, PrefixTable, TickLength};
 use surgewatch_pipeline::{Decap, ParseOptions};
 use surgewatch_sensor::capture::xdp_prog;
 use surgewatch_sensor::livesrc::{self, LiveOptions};
 use surgewatch_tuning::{
-    CaptureMethod, CaptureOverrides, Config, DetectionConfig, Effective, LiveOverrides, Overrides,
-    QuickThresholds, XdpFallback,
+    CaptureMethod, CaptureOverrides, Community, Config, DetectionConfig, Effective, LiveOverrides,
+    MitigationAction, MitigationConfig, MitigationMode, Overrides, QuickThresholds, XdpFallback,
 };
 
 use crate::cli::{AgentArgs, CaptureArg, DetectArgs, Format, ReplayArgs, RunArgs};
@@ -422,6 +423,81 @@ pub fn agent_live_options(interface: &str) -> LiveOptions {
     }
 }
 
+/// The mitigation policy's config from `[mitigation]` (`None` without one): group `i` of the
+/// config is [`GroupId`] `i`, as in [`monitor_setup`]; the groups' prefixes are the monitored
+/// prefixes (so with none configured every target is refused).
+// Not driven yet: the policy is wired with the output contract (issue 13, section 2).
+#[allow(dead_code)]
+pub fn policy_config(cfg: &Config) -> Option<PolicyConfig> {
+    let m = cfg.mitigation.as_ref()?;
+    let groups = cfg
+        .groups
+        .iter()
+        .enumerate()
+        .filter(|(_, g)| !g.mitigation.is_empty())
+        .filter_map(|(i, g)| Some((group_id(i).ok()?, ladder(&g.mitigation.apply(m)))))
+        .collect();
+    Some(PolicyConfig {
+        mode: match m.mode {
+            MitigationMode::DryRun => Mode::DryRun,
+            MitigationMode::Enforce => Mode::Enforce,
+        },
+        ttl_ns: nanos(m.ttl),
+        max_rules: m.max_rules.get() as usize,
+        max_rules_per_target: m.max_rules_per_target.get() as usize,
+        monitored: cfg
+            .groups
+            .iter()
+            .flat_map(|g| g.prefixes.iter().copied())
+            .collect(),
+        never: m.never.clone(),
+        defaults: ladder(m),
+        groups,
+        ..PolicyConfig::default()
+    })
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn bps(mbps: f64) -> u64 {
+    // Validated finite and positive; `as` saturates.
+    (mbps * 1e6) as u64
+}
+
+fn ladder(m: &MitigationConfig) -> Ladder {
+    Ladder {
+        levels: m
+            .levels
+            .iter()
+            .map(|l| Level {
+                at_bps: l.at_mbps.map(bps),
+                at_pps: l.at_pps.map(|p| p.get()),
+                action: match l.action {
+                    MitigationAction::FlowspecRateLimit => LevelAction::FlowspecRateLimit,
+                    MitigationAction::FlowspecDiscard => LevelAction::FlowspecDiscard,
+                    MitigationAction::Rtbh => LevelAction::Rtbh,
+                    MitigationAction::Scrubbing => LevelAction::Scrubbing,
+                },
+            })
+            .collect(),
+        hold_down_ns: nanos(m.hold_down),
+        communities: m
+            .communities
+            .iter()
+            .map(|c| match *c {
+                Community::Standard(a, b) => surgewatch_mitigate::Community::Standard(a, b),
+                Community::Large(a, b, c) => surgewatch_mitigate::Community::Large(a, b, c),
+            })
+            .collect(),
+        next_hop_v4: m.next_hop,
+        next_hop_v6: m.next_hop_v6,
+        rate_limit_multiple: m.rate_limit_multiple,
+        rate_limit_floor_bps: bps(m.rate_limit_floor_mbps),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -441,6 +517,35 @@ mod tests {
     const TWO_GROUPS: &str = "[[group]]\nname = \"web\"\nprefixes = [\"203.0.113.0/24\"]\n\
         [group.detection]\nstatic_pps = 5000\n\
         [[group]]\nname = \"dns\"\nprefixes = [\"198.51.100.53/32\"]\n";
+
+    #[test]
+    fn mitigation_maps_to_the_policy_config() {
+        assert!(policy_config(&config(TWO_GROUPS)).is_none());
+        let c = config(&format!(
+            "[mitigation]\nmode = \"enforce\"\ncommunities = [\"64500:1\"]\n{TWO_GROUPS}\
+             [group.mitigation]\nlevels = [{{ at_pps = 1000, action = \"rtbh\" }}]\n"
+        ));
+        let p = policy_config(&c).unwrap();
+        assert_eq!(p.mode, Mode::Enforce);
+        assert_eq!(p.ttl_ns, 300_000_000_000);
+        assert_eq!((p.max_rules, p.max_rules_per_target), (100, 8));
+        assert_eq!(
+            p.monitored,
+            vec![net("203.0.113.0/24"), net("198.51.100.53/32")]
+        );
+        // The defaults are the policy's own defaults, with the configured communities.
+        let defaults = Ladder {
+            communities: vec![surgewatch_mitigate::Community::Standard(64500, 1)],
+            ..Ladder::default()
+        };
+        assert_eq!(p.defaults, defaults);
+        let dns = p.ladder(GroupId(1));
+        assert_eq!(dns.levels.len(), 1);
+        assert_eq!(dns.levels[0].at_pps, Some(1000));
+        assert_eq!(dns.levels[0].action, LevelAction::Rtbh);
+        assert_eq!(dns.communities, defaults.communities, "inherited");
+        assert_eq!(p.ladder(GroupId(0)), &defaults);
+    }
 
     #[test]
     fn group_ids_stop_before_the_reserved_one() {

@@ -708,3 +708,37 @@ fn frames_claiming_4_gib_count_as_their_captured_length() {
     assert_eq!(stdout_lines(&lie).len(), stdout_lines(&truth).len());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An invalid `[mitigation]`: every error at once from `check-config`, each with its
+/// location and key path (issue 13, "Bad input").
+#[test]
+fn check_config_reports_every_mitigation_error() {
+    let dir = temp_dir("mitcfg");
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[mitigation]\nmode = \"on\"\nmax_rules_per_target = 500\n\
+         levels = [{ at_mbps = 500.0, action = \"rtbh\" }, { at_mbps = 100.0, action = \"flowspec-discard\" }]\n\n\
+         [[mitigation.speaker]]\nkind = \"quagga\"\n\n\
+         [[mitigation.speaker]]\nkind = \"gobgp\"\nport = 50051\n",
+    )
+    .expect("write");
+    let out = run(&["check-config", bad.to_str().expect("utf8")]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "mitigation.mode",
+        "mitigation.speaker[0].kind: unknown speaker kind \"quagga\"",
+        "mitigation.speaker[1].port: unknown key",
+        "mitigation.max_rules_per_target: 500 is out of range",
+        "mitigation.levels[1].at_mbps: 100.0 is out of range",
+    ] {
+        assert!(err.contains(want), "{want:?} in {err}");
+    }
+    assert!(
+        err.lines()
+            .all(|l| l.starts_with(bad.to_str().expect("utf8"))),
+        "each line has a location: {err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

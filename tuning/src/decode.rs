@@ -10,6 +10,10 @@ use serde::de::{DeserializeOwned, IntoDeserializer};
 use toml_edit::{Array, ImDocument, Item, Table, Value};
 
 use crate::error::ConfigErrorKind;
+use crate::mitigation::{
+    BirdSpeaker, ExabgpSpeaker, FrrSpeaker, GobgpSpeaker, MitigationConfig, MitigationOverrides,
+    SpeakerConfig, SPEAKER_KINDS,
+};
 use crate::schema::{
     BaselineConfig, CaptureConfig, DetectionConfig, DetectionOverrides, GroupConfig, SensorConfig,
 };
@@ -23,6 +27,7 @@ pub(crate) const TOP_LEVEL_KEYS: &[&str] = &[
     "capture",
     "group",
     "monitor",
+    "mitigation",
 ];
 
 /// A problem found while decoding or validating, before it gets its origin and location.
@@ -45,6 +50,8 @@ pub(crate) struct Decoded {
     pub groups: Vec<(usize, GroupConfig)>,
     /// The `monitor` shorthand, when present and decoded.
     pub monitor: Option<Vec<IpNet>>,
+    /// `[mitigation]`, when present and decoded (a failure leaves an issue).
+    pub mitigation: Option<MitigationConfig>,
 }
 
 pub(crate) fn decode(doc: &ImDocument<&str>, issues: &mut Vec<Issue>) -> Decoded {
@@ -55,6 +62,7 @@ pub(crate) fn decode(doc: &ImDocument<&str>, issues: &mut Vec<Issue>) -> Decoded
         capture: Some(CaptureConfig::default()),
         groups: Vec::new(),
         monitor: None,
+        mitigation: None,
     };
     let root = doc.as_table();
     for (key, item) in root.iter() {
@@ -65,6 +73,7 @@ pub(crate) fn decode(doc: &ImDocument<&str>, issues: &mut Vec<Issue>) -> Decoded
             "capture" => out.capture = decode_table(item, "capture", &[], issues),
             "group" => out.groups = decode_groups(item, issues),
             "monitor" => out.monitor = decode_monitor(item, issues),
+            "mitigation" => out.mitigation = decode_mitigation(item, issues),
             _ => issues.push(unknown_key(
                 root.key(key).and_then(|k| k.span()),
                 "",
@@ -117,10 +126,121 @@ fn decode_group(item: &Item, index: usize, issues: &mut Vec<Issue>) -> Option<Gr
         Some(d) => decode_table::<DetectionOverrides>(d, &format!("{path}.detection"), &[], issues),
         None => Some(DetectionOverrides::default()),
     };
-    let group = decode_table::<GroupConfig>(item, &path, &["detection"], issues);
-    let (mut group, overrides) = (group?, overrides?);
+    let mitigation = match item.as_table_like().and_then(|t| t.get("mitigation")) {
+        Some(m) => {
+            decode_table::<MitigationOverrides>(m, &format!("{path}.mitigation"), &[], issues)
+        }
+        None => Some(MitigationOverrides::default()),
+    };
+    let group = decode_table::<GroupConfig>(item, &path, &["detection", "mitigation"], issues);
+    let (mut group, overrides, mitigation) = (group?, overrides?, mitigation?);
     group.detection = overrides;
+    group.mitigation = mitigation;
     Some(group)
+}
+
+/// `[mitigation]` with its `[[mitigation.speaker]]` tables, each decoded by its `kind`.
+fn decode_mitigation(item: &Item, issues: &mut Vec<Issue>) -> Option<MitigationConfig> {
+    let mut config = decode_table::<MitigationConfig>(item, "mitigation", &["speaker"], issues);
+    let Some(speakers) = item.as_table_like().and_then(|t| t.get("speaker")) else {
+        return config;
+    };
+    let mut decoded = Vec::new();
+    let mut ok = true;
+    let mut one = |i: usize, speaker: Item, issues: &mut Vec<Issue>| {
+        let path = format!("mitigation.speaker[{i}]");
+        match decode_speaker(&speaker, &path, issues) {
+            Some(s) => decoded.push(s),
+            None => ok = false,
+        }
+    };
+    match speakers {
+        Item::ArrayOfTables(tables) => {
+            for (i, table) in tables.iter().enumerate() {
+                one(i, Item::Table(table.clone()), issues);
+            }
+        }
+        Item::Value(Value::Array(array)) => {
+            for (i, value) in array.iter().enumerate() {
+                one(i, Item::Value(value.clone()), issues);
+            }
+        }
+        _ => {
+            ok = false;
+            issues.push(Issue {
+                key: "mitigation.speaker".into(),
+                span: speakers.span(),
+                kind: invalid(
+                    "expected an array of tables: write `[[mitigation.speaker]]` with a `kind`",
+                ),
+            });
+        }
+    }
+    // With a speaker that failed, the rest of the section still goes through the semantic
+    // checks (the failure's issue makes the load fail); the speakers' own checks are then
+    // skipped, since their indices no longer match the file's.
+    if let Some(c) = &mut config {
+        c.speakers = if ok { decoded } else { Vec::new() };
+    }
+    config
+}
+
+fn decode_speaker(item: &Item, path: &str, issues: &mut Vec<Issue>) -> Option<SpeakerConfig> {
+    let Some(table) = item.as_table_like() else {
+        issues.push(Issue {
+            key: path.to_owned(),
+            span: item.span(),
+            kind: invalid(format!("expected a table, found {}", item.type_name())),
+        });
+        return None;
+    };
+    let kind_path = format!("{path}.kind");
+    let Some(kind_item) = table.get("kind") else {
+        issues.push(Issue {
+            key: path.to_owned(),
+            span: item.span(),
+            kind: invalid(format!(
+                "missing `kind`: one of {}",
+                SPEAKER_KINDS.join(", ")
+            )),
+        });
+        return None;
+    };
+    let Some(kind) = kind_item.as_str() else {
+        issues.push(Issue {
+            key: kind_path,
+            span: kind_item.span(),
+            kind: invalid(format!(
+                "expected a string, one of {}, found {}",
+                SPEAKER_KINDS.join(", "),
+                kind_item.type_name()
+            )),
+        });
+        return None;
+    };
+    let skip = &["kind"];
+    match kind {
+        "gobgp" => decode_table::<GobgpSpeaker>(item, path, skip, issues).map(SpeakerConfig::Gobgp),
+        "exabgp" => {
+            decode_table::<ExabgpSpeaker>(item, path, skip, issues).map(SpeakerConfig::Exabgp)
+        }
+        "bird" => decode_table::<BirdSpeaker>(item, path, skip, issues).map(SpeakerConfig::Bird),
+        "frr" => decode_table::<FrrSpeaker>(item, path, skip, issues).map(SpeakerConfig::Frr),
+        other => {
+            let hint = suggest(other, SPEAKER_KINDS)
+                .map(|s| format!(" (did you mean {s:?}?)"))
+                .unwrap_or_default();
+            issues.push(Issue {
+                key: kind_path,
+                span: kind_item.span(),
+                kind: invalid(format!(
+                    "unknown speaker kind {other:?}{hint}: expected one of {}",
+                    SPEAKER_KINDS.join(", ")
+                )),
+            });
+            None
+        }
+    }
 }
 
 fn decode_monitor(item: &Item, issues: &mut Vec<Issue>) -> Option<Vec<IpNet>> {
@@ -379,7 +499,7 @@ mod tests {
     fn struct_fields_come_from_serde() {
         assert_eq!(
             struct_fields::<GroupConfig>(),
-            &["name", "prefixes", "detection"]
+            &["name", "prefixes", "detection", "mitigation"]
         );
         assert!(struct_fields::<DetectionConfig>().contains(&"baseline_multiplier"));
         assert_eq!(

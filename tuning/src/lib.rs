@@ -39,6 +39,12 @@
 //!   `[[group]]` tables.
 //! * No `[[group]]` and no `monitor`: nothing is configured, and replay monitors every
 //!   destination up to [`SensorConfig::auto_monitor_limit`].
+//! * `[mitigation]` ([`MitigationConfig`]): the mitigation policy (mode, TTL, caps, the
+//!   `never` list, hold-down, the ladder of `levels`, RTBH communities and next hops, the
+//!   FlowSpec rate limit) and its `[[mitigation.speaker]]` tables ([`SpeakerConfig`]), each
+//!   decoded by its `kind` (one of [`SPEAKER_KINDS`]) so that an unknown kind or a key of
+//!   another kind is reported at its path. A group may override the ladder keys in
+//!   `[group.mitigation]` ([`MitigationOverrides`]). Absent: no mitigation.
 //!
 //! Decisions an operator may trip over:
 //!
@@ -76,6 +82,7 @@
 
 mod decode;
 mod error;
+mod mitigation;
 mod overrides;
 mod schema;
 pub mod units;
@@ -89,14 +96,19 @@ use toml_edit::{ImDocument, Item, Table, TableLike, Value};
 
 use error::LineIndex;
 pub use error::{ConfigError, ConfigErrorKind, ConfigErrors, Location};
+pub use mitigation::{
+    BirdSpeaker, Community, ExabgpSpeaker, FrrSpeaker, GobgpSpeaker, LevelConfig, MitigationAction,
+    MitigationConfig, MitigationMode, MitigationOverrides, SpeakerConfig, SPEAKER_KINDS,
+};
 pub use overrides::{CaptureOverrides, Effective, LiveOverrides, Overrides, QuickThresholds};
 pub use schema::{
     BaselineConfig, CaptureConfig, CaptureMethod, Config, DecapConfig, DetectionConfig,
     DetectionOverrides, GroupConfig, ResolvedGroup, SensorConfig, XdpFallback, DEFAULT_GROUP_NAME,
 };
 pub use validate::{
-    MAX_BASELINE_SAMPLES, MAX_BUSY_POLL, MAX_GROUPS, MAX_TICK, MAX_VXLAN_PORTS, MIN_BUSY_POLL,
-    MIN_SAVE_INTERVAL, MIN_TICK,
+    MAX_BASELINE_SAMPLES, MAX_BUSY_POLL, MAX_GROUPS, MAX_HOLD_DOWN, MAX_LEVELS,
+    MAX_MITIGATION_RULES, MAX_MITIGATION_TTL, MAX_TICK, MAX_VXLAN_PORTS, MIN_BUSY_POLL,
+    MIN_MITIGATION_TTL, MIN_SAVE_INTERVAL, MIN_TICK,
 };
 
 use decode::Issue;
@@ -163,6 +175,7 @@ pub fn from_str(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
             baseline: decoded.baseline.as_ref(),
             capture: decoded.capture.as_ref(),
             groups,
+            mitigation: decoded.mitigation.as_ref(),
         },
         &mut issues,
     );
@@ -194,11 +207,13 @@ pub fn from_str(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
             capture: Some(capture),
             groups,
             monitor: _,
+            mitigation,
         } => Ok(Config {
             sensor,
             detection,
             baseline,
             capture,
+            mitigation,
             groups: groups
                 .into_iter()
                 .map(|(_, g)| g)
@@ -236,6 +251,7 @@ impl Config {
                     .enumerate()
                     .map(|(i, g)| (GroupOrigin::Table(i), g))
                     .collect(),
+                mitigation: self.mitigation.as_ref(),
             },
             &mut issues,
         );

@@ -8,6 +8,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use crate::mitigation::{MitigationConfig, MitigationOverrides};
 use crate::units::serde_with;
 
 /// Name of the implicit group built from the top-level `monitor` list.
@@ -34,6 +35,9 @@ pub struct Config {
     /// Empty means "no prefixes configured": replay monitors every destination up to
     /// [`SensorConfig::auto_monitor_limit`].
     pub groups: Vec<GroupConfig>,
+    /// `[mitigation]`: the mitigation policy and its speakers; `None` (no such table): no
+    /// mitigation.
+    pub mitigation: Option<MitigationConfig>,
 }
 
 impl Config {
@@ -486,6 +490,10 @@ pub struct GroupConfig {
     /// `[group.detection]`: overrides of `[detection]` for this group.
     #[serde(default)]
     pub detection: DetectionOverrides,
+
+    /// `[group.mitigation]`: overrides of `[mitigation]`'s ladder for this group.
+    #[serde(default)]
+    pub mitigation: MitigationOverrides,
 }
 
 impl GroupConfig {
@@ -495,6 +503,7 @@ impl GroupConfig {
             name: name.into(),
             prefixes,
             detection: DetectionOverrides::default(),
+            mitigation: MitigationOverrides::default(),
         }
     }
 }

@@ -972,3 +972,189 @@ fn capture_section_decodes_and_validates() {
         assert!(e.to_string().contains("capture.busy_poll"), "{bad}: {e}");
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// [mitigation]
+
+#[test]
+fn mitigation_is_absent_by_default_and_has_defaults() {
+    assert!(ok(GROUP).mitigation.is_none());
+    let c = ok(&format!("[mitigation]\n{GROUP}"));
+    let m = c.mitigation.unwrap();
+    assert_eq!(m, MitigationConfig::default());
+    assert_eq!(m.mode, MitigationMode::DryRun);
+    assert_eq!(m.ttl, Duration::from_secs(300));
+    assert_eq!((m.max_rules.get(), m.max_rules_per_target.get()), (100, 8));
+    assert_eq!(m.hold_down, Duration::from_secs(60));
+    assert_eq!(m.levels.len(), 4);
+    assert_eq!(
+        m.levels[2],
+        LevelConfig::new(2000.0, MitigationAction::Rtbh)
+    );
+}
+
+#[test]
+fn mitigation_decodes_every_key_and_speaker_kind() {
+    let c = ok(r#"
+[mitigation]
+mode = "enforce"
+ttl = "2m"
+max_rules = 50
+max_rules_per_target = 4
+never = ["192.0.2.1/32"]
+hold_down = "30s"
+levels = [{ at_mbps = 50.0, at_pps = 100000, action = "flowspec-discard" }, { at_mbps = 1000.0, action = "rtbh" }]
+communities = ["64500:666", "64500:1:2"]
+next_hop = "192.0.2.254"
+next_hop_v6 = "100::1"
+rate_limit_multiple = 2.0
+rate_limit_floor_mbps = 5.0
+
+[[mitigation.speaker]]
+kind = "gobgp"
+api = "127.0.0.1:50052"
+
+[[mitigation.speaker]]
+kind = "exabgp"
+
+[[mitigation.speaker]]
+kind = "bird"
+include = "/etc/bird/surgewatch.conf"
+
+[[mitigation.speaker]]
+kind = "frr"
+asn = 64500
+
+[[group]]
+name = "g"
+prefixes = ["192.0.2.0/24"]
+[group.mitigation]
+levels = []
+hold_down = "10s"
+"#);
+    let m = c.mitigation.clone().unwrap();
+    assert_eq!(m.mode, MitigationMode::Enforce);
+    assert_eq!(m.levels[0].at_pps.map(|p| p.get()), Some(100_000));
+    assert_eq!(m.levels[0].action, MitigationAction::FlowspecDiscard);
+    assert_eq!(
+        m.communities,
+        vec![
+            Community::Standard(64500, 666),
+            Community::Large(64500, 1, 2)
+        ]
+    );
+    assert_eq!(m.speakers.len(), 4);
+    assert!(matches!(&m.speakers[0], SpeakerConfig::Gobgp(g) if g.api.port() == 50052));
+    assert!(matches!(&m.speakers[3], SpeakerConfig::Frr(f) if f.asn.get() == 64500));
+    let g = &c.groups[0].mitigation;
+    let resolved = g.apply(&m);
+    assert!(resolved.levels.is_empty());
+    assert_eq!(resolved.hold_down, Duration::from_secs(10));
+    assert_eq!(resolved.communities, m.communities, "inherited");
+}
+
+#[test]
+fn mitigation_errors_are_all_reported_with_their_key_paths() {
+    let e = errors(
+        r#"
+[mitigation]
+mode = "enforcing"
+ttl = "1s"
+max_rules = 20
+max_rules_per_target = 30
+levels = [{ at_mbps = 500.0, action = "rtbh" }, { at_mbps = 100.0, action = "flowspec-discard" }, { action = "scrubbing" }]
+communities = ["65536:1"]
+next_hop = "2001:db8::1"
+rate_limit_multiple = 0.0
+colour = 1
+
+[[mitigation.speaker]]
+kind = "gobg"
+
+[[mitigation.speaker]]
+kind = "gobgp"
+apii = "127.0.0.1:1"
+
+[[mitigation.speaker]]
+kind = "bird"
+include = "relative.conf"
+
+[[mitigation.speaker]]
+api = "127.0.0.1:1"
+
+[[group]]
+name = "g"
+prefixes = ["192.0.2.0/24"]
+[group.mitigation]
+rate_limit_floor_mbps = -1.0
+ttl = "1m"
+"#,
+    );
+    let want = [
+        "mitigation.mode",
+        "mitigation.communities[0]",
+        "mitigation.colour: unknown key",
+        "mitigation.speaker[0].kind: unknown speaker kind \"gobg\" (did you mean \"gobgp\"?)",
+        "mitigation.speaker[1].apii: unknown key; did you mean `api`?",
+        "mitigation.speaker[3]: missing `kind`",
+        "group[0].mitigation.ttl: unknown key",
+    ];
+    for w in want {
+        assert!(e.iter().any(|l| l.contains(w)), "{w:?} not in {e:#?}");
+    }
+    // The semantic checks run in the same pass over what decoded.
+    for w in [
+        "mitigation.ttl: \"1s\" is out of range",
+        "mitigation.levels[1].at_mbps: 100.0 is out of range",
+    ] {
+        assert!(e.iter().any(|l| l.contains(w)), "{w:?} not in {e:#?}");
+    }
+    // On their own, every semantic error and nothing else.
+    let e = errors(
+        r#"
+[mitigation]
+ttl = "1s"
+max_rules = 20
+max_rules_per_target = 30
+levels = [{ at_mbps = 500.0, action = "rtbh" }, { at_mbps = 100.0, action = "flowspec-discard" }, { action = "scrubbing" }]
+next_hop = "2001:db8::1"
+rate_limit_multiple = 0.0
+
+[[mitigation.speaker]]
+kind = "bird"
+include = "relative.conf"
+
+[[group]]
+name = "g"
+prefixes = ["192.0.2.0/24"]
+[group.mitigation]
+rate_limit_floor_mbps = -1.0
+"#,
+    );
+    let want = [
+        "mitigation.ttl: \"1s\" is out of range",
+        "mitigation.max_rules_per_target: 30 is out of range: expected at most max_rules (20)",
+        "mitigation.levels[1].at_mbps: 100.0 is out of range",
+        "mitigation.levels[2]: a level needs `at_mbps`, `at_pps` or both",
+        "mitigation.next_hop: 2001:db8::1 is not an IPv4 address",
+        "mitigation.rate_limit_multiple: 0.0 is out of range",
+        "mitigation.speaker[0].include: \"relative.conf\" is not an absolute path",
+        "group[0].mitigation.rate_limit_floor_mbps: -1.0 is out of range",
+    ];
+    for w in want {
+        assert!(e.iter().any(|l| l.contains(w)), "{w:?} not in {e:#?}");
+    }
+    assert_eq!(e.len(), want.len(), "{e:#?}");
+    assert!(e[0].starts_with("t.toml:3:"), "located: {e:#?}");
+}
+
+#[test]
+fn communities_parse_strictly() {
+    assert_eq!("65535:666".parse(), Ok(Community::Standard(65535, 666)));
+    assert_eq!("1:2:3".parse(), Ok(Community::Large(1, 2, 3)));
+    for bad in [
+        "", "1", "1:", ":1", "65536:1", "1:2:3:4", "a:b", "1: 2", "-1:2",
+    ] {
+        assert!(bad.parse::<Community>().is_err(), "{bad:?}");
+    }
+}

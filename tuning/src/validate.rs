@@ -7,6 +7,7 @@ use ipnet::IpNet;
 
 use crate::decode::Issue;
 use crate::error::ConfigErrorKind;
+use crate::mitigation::{LevelConfig, MitigationConfig, SpeakerConfig};
 use crate::schema::{BaselineConfig, CaptureConfig, DetectionConfig, GroupConfig, SensorConfig};
 use crate::units::format_duration;
 
@@ -32,6 +33,16 @@ pub const MAX_GROUPS: usize = 65_535;
 pub const MIN_BUSY_POLL: Duration = Duration::from_micros(1);
 /// Longest `capture.busy_poll`.
 pub const MAX_BUSY_POLL: Duration = Duration::from_millis(10);
+/// Shortest `mitigation.ttl`.
+pub const MIN_MITIGATION_TTL: Duration = Duration::from_secs(10);
+/// Longest `mitigation.ttl`.
+pub const MAX_MITIGATION_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Longest `mitigation.hold_down`.
+pub const MAX_HOLD_DOWN: Duration = Duration::from_secs(3600);
+/// Most `mitigation.max_rules`.
+pub const MAX_MITIGATION_RULES: u32 = 10_000;
+/// Most levels of a mitigation ladder.
+pub const MAX_LEVELS: usize = 8;
 
 /// Where a group came from, for key paths.
 #[derive(Debug, Clone, Copy)]
@@ -73,6 +84,7 @@ pub(crate) struct Parts<'a> {
     pub baseline: Option<&'a BaselineConfig>,
     pub capture: Option<&'a CaptureConfig>,
     pub groups: Vec<(GroupOrigin, &'a GroupConfig)>,
+    pub mitigation: Option<&'a MitigationConfig>,
 }
 
 pub(crate) fn validate(parts: &Parts<'_>, issues: &mut Vec<Issue>) {
@@ -91,6 +103,27 @@ pub(crate) fn validate(parts: &Parts<'_>, issues: &mut Vec<Issue>) {
         v.capture(capture);
     }
     v.groups(&parts.groups, parts.detection, tick);
+    if let Some(m) = parts.mitigation {
+        v.mitigation(m);
+    }
+    for &(origin, group) in &parts.groups {
+        if !group.mitigation.is_empty() {
+            let resolved = group
+                .mitigation
+                .apply(&parts.mitigation.cloned().unwrap_or_default());
+            let path = format!("{}.mitigation", origin.path());
+            let m = &group.mitigation;
+            v.ladder(&path, &resolved, &|k| match k {
+                "hold_down" => m.hold_down.is_some(),
+                "levels" => m.levels.is_some(),
+                "next_hop" => m.next_hop.is_some(),
+                "next_hop_v6" => m.next_hop_v6.is_some(),
+                "rate_limit_multiple" => m.rate_limit_multiple.is_some(),
+                "rate_limit_floor_mbps" => m.rate_limit_floor_mbps.is_some(),
+                _ => false,
+            });
+        }
+    }
 }
 
 struct Validator<'a> {
@@ -381,6 +414,156 @@ impl Validator<'_> {
                 let resolved = group.detection.apply(&base.cloned().unwrap_or_default());
                 let path = format!("{}.detection", origin.path());
                 self.detection(&path, &resolved, tick, &|k| set.contains(&k));
+            }
+        }
+    }
+}
+
+impl Validator<'_> {
+    fn invalid(&mut self, key: String, message: String) {
+        self.issues.push(Issue {
+            key,
+            span: None,
+            kind: ConfigErrorKind::InvalidValue { message },
+        });
+    }
+
+    /// `[mitigation]`: its global keys, its ladder, its speakers.
+    fn mitigation(&mut self, m: &MitigationConfig) {
+        if !(MIN_MITIGATION_TTL..=MAX_MITIGATION_TTL).contains(&m.ttl) {
+            self.out_of_range(
+                "mitigation.ttl".into(),
+                quoted(m.ttl),
+                format!(
+                    "a duration in {}..={}",
+                    format_duration(MIN_MITIGATION_TTL),
+                    format_duration(MAX_MITIGATION_TTL)
+                ),
+            );
+        }
+        if m.max_rules.get() > MAX_MITIGATION_RULES {
+            self.out_of_range(
+                "mitigation.max_rules".into(),
+                m.max_rules.to_string(),
+                format!("at most {MAX_MITIGATION_RULES}"),
+            );
+        }
+        if m.max_rules_per_target > m.max_rules {
+            self.out_of_range(
+                "mitigation.max_rules_per_target".into(),
+                m.max_rules_per_target.to_string(),
+                format!("at most max_rules ({})", m.max_rules),
+            );
+        }
+        self.ladder("mitigation", m, &|_| true);
+        for (i, s) in m.speakers.iter().enumerate() {
+            let path = format!("mitigation.speaker[{i}]");
+            let absolute = |v: &mut Self, key: &str, p: &std::path::Path| {
+                if !p.is_absolute() {
+                    v.invalid(
+                        format!("{path}.{key}"),
+                        format!("{p:?} is not an absolute path"),
+                    );
+                }
+            };
+            match s {
+                SpeakerConfig::Gobgp(_) => {}
+                SpeakerConfig::Exabgp(e) => absolute(self, "socket", &e.socket),
+                SpeakerConfig::Bird(b) => {
+                    absolute(self, "include", &b.include);
+                    absolute(self, "socket", &b.socket);
+                }
+                SpeakerConfig::Frr(f) => {
+                    if let Some(p) = &f.vty_socket {
+                        absolute(self, "vty_socket", p);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The ladder keys of `m` at `path`, only those `owns` says were set there.
+    fn ladder(&mut self, path: &str, m: &MitigationConfig, owns: &dyn Fn(&str) -> bool) {
+        let key = |k: &str| format!("{path}.{k}");
+        if owns("hold_down") && m.hold_down > MAX_HOLD_DOWN {
+            self.out_of_range(
+                key("hold_down"),
+                quoted(m.hold_down),
+                format!("at most {}", format_duration(MAX_HOLD_DOWN)),
+            );
+        }
+        if owns("levels") {
+            self.levels(&key("levels"), &m.levels);
+        }
+        for (name, value) in [
+            ("rate_limit_multiple", m.rate_limit_multiple),
+            ("rate_limit_floor_mbps", m.rate_limit_floor_mbps),
+        ] {
+            if owns(name) && !(value > 0.0 && value.is_finite()) {
+                self.out_of_range(key(name), number(value), "a finite number greater than 0");
+            }
+        }
+        if owns("next_hop") {
+            if let Some(ip) = m.next_hop.filter(|ip| !ip.is_ipv4()) {
+                self.invalid(
+                    key("next_hop"),
+                    format!("{ip} is not an IPv4 address (IPv6 RTBH routes use next_hop_v6)"),
+                );
+            }
+        }
+        if owns("next_hop_v6") {
+            if let Some(ip) = m.next_hop_v6.filter(|ip| !ip.is_ipv6()) {
+                self.invalid(
+                    key("next_hop_v6"),
+                    format!("{ip} is not an IPv6 address (IPv4 RTBH routes use next_hop)"),
+                );
+            }
+        }
+    }
+
+    fn levels(&mut self, path: &str, levels: &[LevelConfig]) {
+        if levels.len() > MAX_LEVELS {
+            self.out_of_range(
+                path.to_owned(),
+                format!("{} levels", levels.len()),
+                format!("at most {MAX_LEVELS} levels"),
+            );
+        }
+        let mut last_mbps: Option<f64> = None;
+        let mut last_pps: Option<u64> = None;
+        for (i, level) in levels.iter().enumerate() {
+            let here = format!("{path}[{i}]");
+            if level.at_mbps.is_none() && level.at_pps.is_none() {
+                self.invalid(
+                    here.clone(),
+                    "a level needs `at_mbps`, `at_pps` or both".to_owned(),
+                );
+            }
+            if let Some(mbps) = level.at_mbps {
+                if !(mbps > 0.0 && mbps.is_finite()) {
+                    self.out_of_range(
+                        format!("{here}.at_mbps"),
+                        number(mbps),
+                        "a finite number of Mbit/s greater than 0",
+                    );
+                } else if last_mbps.is_some_and(|last| mbps <= last) {
+                    self.out_of_range(
+                        format!("{here}.at_mbps"),
+                        number(mbps),
+                        "more than the level below (levels are listed lowest first)",
+                    );
+                }
+                last_mbps = Some(mbps);
+            }
+            if let Some(pps) = level.at_pps.map(|p| p.get()) {
+                if last_pps.is_some_and(|last| pps <= last) {
+                    self.out_of_range(
+                        format!("{here}.at_pps"),
+                        pps.to_string(),
+                        "more than the level below (levels are listed lowest first)",
+                    );
+                }
+                last_pps = Some(pps);
             }
         }
     }

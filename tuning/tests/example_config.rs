@@ -77,3 +77,36 @@ fn example_monitor_shorthand_works_when_uncommented() {
     assert_eq!(last, Some(surgewatch_tuning::DEFAULT_GROUP_NAME));
     assert_eq!(config.groups.len(), 4);
 }
+
+#[test]
+fn the_commented_mitigation_section_loads_when_uncommented() {
+    let text = std::fs::read_to_string(EXAMPLE).unwrap();
+    let (_, block) = text
+        .split_once("\n# [mitigation]\n")
+        .map(|(head, tail)| (head, format!("# [mitigation]\n{tail}")))
+        .expect("the example has a commented [mitigation] section");
+    let uncommented: String = block
+        .lines()
+        .filter_map(|l| l.strip_prefix("# "))
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let whole = format!("{text}\n{uncommented}");
+    let c = match surgewatch_tuning::from_str(&whole, "example") {
+        Ok(c) => c,
+        Err(e) => panic!("the uncommented mitigation section does not load:\n{e}\n{uncommented}"),
+    };
+    let m = c.mitigation.expect("a [mitigation] table");
+    let defaults = surgewatch_tuning::MitigationConfig::default();
+    assert_eq!(m.mode, defaults.mode);
+    assert_eq!(m.ttl, defaults.ttl);
+    assert_eq!(
+        m.levels, defaults.levels,
+        "the example shows the default ladder"
+    );
+    assert_eq!(m.speakers.len(), 1);
+    assert!(
+        example().mitigation.is_none(),
+        "commented out: no mitigation"
+    );
+}
