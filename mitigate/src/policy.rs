@@ -234,7 +234,7 @@ impl Policy {
         let fresh = self
             .incidents
             .get(&key)
-            .map_or(true, |i| i.id != ev.incident_id);
+            .is_none_or(|i| i.id != ev.incident_id);
         if fresh {
             if ev.kind == EventKind::End {
                 // The end of an incident we never saw (or already dropped): nothing to do.
