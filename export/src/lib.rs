@@ -16,6 +16,7 @@
 pub mod contract;
 pub mod diag;
 pub mod events;
+pub mod mitigation;
 pub mod sink;
 pub mod summary;
 pub mod terminal;

@@ -15,7 +15,15 @@ use surgewatch_export::contract::{
     parse_status_name, MonitorMode,
 };
 use surgewatch_export::events::EventJson;
+use surgewatch_export::mitigation::{
+    kind_name, mode_name, op_name, refuse_reason_name, then_name, withdraw_reason_name,
+    MitigationJson,
+};
 use surgewatch_export::summary::{InputAnomaliesJson, LinkJson, QueueJson, RunInfo, SummaryJson};
+use surgewatch_mitigate::{
+    Action, ActionId, Community, Kind, Mode, Op, Outcome, RefuseReason, Rule, TcpFlags, Then,
+    WithdrawReason, BLACKHOLE,
+};
 use surgewatch_per_ip::{ClassReport, Direction, GroupId, IpReport, Report, ReportTotals};
 use surgewatch_pipeline::{Encap, ParseStatus, TrafficClass};
 
@@ -331,8 +339,173 @@ fn monitor_modes() -> [MonitorMode; 2] {
     all
 }
 
+/// One of each mitigation op: a new one fails to compile here.
+fn mitigation_ops() -> [Op; 4] {
+    let all = [
+        Op::Announce,
+        Op::Refresh,
+        Op::Withdraw(WithdrawReason::Ended),
+        Op::Refused(RefuseReason::GlobalCap),
+    ];
+    for o in all {
+        match o {
+            Op::Announce | Op::Refresh | Op::Withdraw(_) | Op::Refused(_) => {}
+        }
+    }
+    all
+}
+
+fn withdraw_reasons() -> [WithdrawReason; 6] {
+    use WithdrawReason::*;
+    let all = [Ended, Deescalated, Escalated, Replaced, Expired, Shutdown];
+    for r in all {
+        match r {
+            Ended | Deescalated | Escalated | Replaced | Expired | Shutdown => {}
+        }
+    }
+    all
+}
+
+fn refuse_reasons() -> [RefuseReason; 5] {
+    use RefuseReason::*;
+    let all = [
+        NetworkIncident,
+        OutsideMonitored,
+        NeverList,
+        PerTargetCap,
+        GlobalCap,
+    ];
+    for r in all {
+        match r {
+            NetworkIncident | OutsideMonitored | NeverList | PerTargetCap | GlobalCap => {}
+        }
+    }
+    all
+}
+
+/// A FlowSpec rule for an NTP amplification on 203.0.113.10 and an RTBH route for it.
+fn mitigation_actions() -> Vec<(Action, Option<&'static str>, Outcome)> {
+    let flow = Rule {
+        kind: Kind::Flowspec,
+        destination: "203.0.113.10/32".parse().expect("net"),
+        protocols: vec![17],
+        source_ports: vec![123],
+        destination_ports: vec![],
+        tcp_flags: None,
+        packet_length: Some((400, 500)),
+        fragment: false,
+        then: Then::RateLimit { bps: 50_000_000 },
+        communities: vec![Community::Large(64_512, 1, 2)],
+        next_hop: None,
+        level: 1,
+        expires_ns: T0 + 305 * SEC,
+        incident_id: 3,
+        group: GroupId(0),
+    };
+    let rtbh = Rule {
+        kind: Kind::Rtbh,
+        destination: "2001:db8::10/128".parse().expect("net"),
+        protocols: vec![],
+        source_ports: vec![],
+        destination_ports: vec![],
+        tcp_flags: None,
+        packet_length: None,
+        fragment: false,
+        then: Then::Blackhole,
+        communities: vec![BLACKHOLE, Community::Standard(64_512, 666)],
+        next_hop: Some("192.0.2.1".parse().expect("ip")),
+        level: 3,
+        expires_ns: T0 + 310 * SEC,
+        incident_id: 4,
+        group: GroupId(0),
+    };
+    let syn = Rule {
+        kind: Kind::Flowspec,
+        destination: "203.0.113.20/32".parse().expect("net"),
+        protocols: vec![6],
+        source_ports: vec![],
+        destination_ports: vec![80, 443],
+        tcp_flags: Some(TcpFlags {
+            set: TcpFlags::SYN,
+            unset: TcpFlags::ACK,
+        }),
+        packet_length: None,
+        fragment: false,
+        then: Then::Discard,
+        communities: vec![],
+        next_hop: None,
+        level: 2,
+        expires_ns: 0,
+        incident_id: 5,
+        group: GroupId(0),
+    };
+    let action = |id, ts, op, rule: &Rule, mode| Action {
+        id: ActionId(id),
+        ts_ns: T0 + ts * SEC,
+        op,
+        rule: rule.clone(),
+        mode,
+    };
+    vec![
+        (
+            action(1, 5, Op::Announce, &flow, Mode::DryRun),
+            None,
+            Outcome::DryRun,
+        ),
+        (
+            action(2, 10, Op::Announce, &rtbh, Mode::Enforce),
+            Some("gobgp"),
+            Outcome::Ok,
+        ),
+        (
+            action(3, 155, Op::Refresh, &flow, Mode::Enforce),
+            Some("exabgp"),
+            Outcome::Error("speaker down".into()),
+        ),
+        (
+            action(
+                4,
+                160,
+                Op::Withdraw(WithdrawReason::Ended),
+                &rtbh,
+                Mode::Enforce,
+            ),
+            Some("gobgp"),
+            Outcome::Ok,
+        ),
+        (
+            action(
+                5,
+                161,
+                Op::Refused(RefuseReason::PerTargetCap),
+                &syn,
+                Mode::DryRun,
+            ),
+            None,
+            Outcome::DryRun,
+        ),
+    ]
+}
+
+#[test]
+fn mitigation_lines_are_the_contract() {
+    let lines: String = mitigation_actions()
+        .iter()
+        .map(|(a, speaker, outcome)| MitigationJson::new(a, *speaker, outcome).to_json() + "\n")
+        .collect();
+    check("mitigation.jsonl", &lines);
+}
+
 #[test]
 fn every_name_of_the_contract() {
+    let kinds = [Kind::Flowspec, Kind::Rtbh, Kind::Scrubbing];
+    let thens = [
+        Then::RateLimit { bps: 1 },
+        Then::Discard,
+        Then::Blackhole,
+        Then::Scrub,
+    ];
+    let modes = [Mode::DryRun, Mode::Enforce];
     let names = serde_json::json!({
         "event": event_kinds().map(event_name),
         "family": Family::ALL.map(family_name),
@@ -341,6 +514,12 @@ fn every_name_of_the_contract() {
         "direction": Direction::ALL.map(direction_name),
         "encap": Encap::ALL.map(encap_name),
         "monitor_mode": monitor_modes().map(monitor_mode_name),
+        "mitigation_action": mitigation_ops().map(|o| op_name(&o)),
+        "mitigation_withdraw_reason": withdraw_reasons().map(withdraw_reason_name),
+        "mitigation_refuse_reason": refuse_reasons().map(refuse_reason_name),
+        "mitigation_kind": kinds.map(kind_name),
+        "mitigation_then": thens.map(then_name),
+        "mitigation_mode": modes.map(mode_name),
     });
     let text = serde_json::to_string_pretty(&names).expect("json") + "\n";
     check("names.json", &text);
