@@ -47,6 +47,8 @@ pub enum Diag {
         /// By how much, ns.
         shift_ns: u64,
     },
+    /// `[mitigation] mode = "enforce"` with no speaker adapter to execute actions yet.
+    MitigationDryRunOnly,
     /// Replay: within a capture, timestamps jumped back by more than an hour (a record with a
     /// timestamp far ahead of the others, or a capture concatenated from several): the rest
     /// of the file is shifted forward, so that it is not all counted in one tick.
@@ -284,11 +286,13 @@ pub enum DiagKind {
     InterfaceBack,
     /// [`Diag::TimeJumpedBack`].
     TimeJumpedBack,
+    /// [`Diag::MitigationDryRunOnly`].
+    MitigationDryRunOnly,
 }
 
 impl DiagKind {
     /// Number of kinds.
-    pub const COUNT: usize = 27;
+    pub const COUNT: usize = 28;
 
     /// Every kind, in index order.
     pub const ALL: [DiagKind; Self::COUNT] = [
@@ -319,6 +323,7 @@ impl DiagKind {
         DiagKind::InterfaceLost,
         DiagKind::InterfaceBack,
         DiagKind::TimeJumpedBack,
+        DiagKind::MitigationDryRunOnly,
     ];
 
     /// Dense index, `0..COUNT`.
@@ -358,6 +363,7 @@ impl Diag {
             Diag::InterfaceLost { .. } => DiagKind::InterfaceLost,
             Diag::InterfaceBack { .. } => DiagKind::InterfaceBack,
             Diag::TimeJumpedBack { .. } => DiagKind::TimeJumpedBack,
+            Diag::MitigationDryRunOnly => DiagKind::MitigationDryRunOnly,
         }
     }
 }
@@ -385,6 +391,10 @@ impl fmt::Display for Diag {
                  are shifted by +{:.3} s",
                 file.display(),
                 *shift_ns as f64 / 1e9
+            ),
+            Diag::MitigationDryRunOnly => f.write_str(
+                "surgewatch: warning: mitigation mode \"enforce\": this version has no speaker \
+                 adapter to execute actions yet; they are computed and reported as dry-run",
             ),
             Diag::TimeJumpedBack {
                 file,
@@ -757,6 +767,7 @@ mod tests {
                 back_ns: 7_200_000_000_000,
                 shift_ns: 7_201_000_000_000,
             },
+            Diag::MitigationDryRunOnly,
         ]
     }
 
@@ -800,6 +811,7 @@ mod tests {
             "surgewatch: warning: eth0 disappeared (interface 5 deleted): capture stopped; it resumes when an interface named eth0 comes back",
             "surgewatch: eth0 is back (interface 7): capture re-attached: eth0: af_packet",
             "surgewatch: warning: x.pcap: timestamps jump back by 7200.000 s; the rest of the capture is shifted by +7201.000 s (a record dated far ahead of the others?)",
+            "surgewatch: warning: mitigation mode \"enforce\": this version has no speaker adapter to execute actions yet; they are computed and reported as dry-run",
         ];
         assert_eq!(lines, want);
     }

@@ -216,4 +216,47 @@ impl MitigationJson {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
+
+    /// The text line: `[ts] MITIGATION announce #3 flowspec 203.0.113.10/32 proto 17 sport
+    /// 123 -> rate-limit 50.00 Mbps (dry-run: dry-run)`.
+    pub fn to_text(&self) -> String {
+        let r = &self.rule;
+        let mut m = String::new();
+        let list = |v: &[u16]| v.iter().map(u16::to_string).collect::<Vec<_>>().join(",");
+        if !r.protocol.is_empty() {
+            let p: Vec<String> = r.protocol.iter().map(u8::to_string).collect();
+            m.push_str(&format!(" proto {}", p.join(",")));
+        }
+        if !r.source_ports.is_empty() {
+            m.push_str(&format!(" sport {}", list(&r.source_ports)));
+        }
+        if !r.destination_ports.is_empty() {
+            m.push_str(&format!(" dport {}", list(&r.destination_ports)));
+        }
+        if let Some(f) = r.tcp_flags {
+            m.push_str(&format!(" flags {:#04x}/{:#04x}", f.set, f.unset));
+        }
+        if let Some((a, b)) = r.packet_length {
+            m.push_str(&format!(" len {a}-{b}"));
+        }
+        if r.fragment {
+            m.push_str(" fragments");
+        }
+        let then = match r.rate_bps {
+            Some(bps) => format!("rate-limit {:.2} Mbps", bps as f64 / 1e6),
+            None => r.then.to_string(),
+        };
+        let reason = self.reason.map_or_else(String::new, |x| format!(" ({x})"));
+        format!(
+            "[{:.3}] MITIGATION {}{reason} #{} level {} {} {}{m} -> {then} [{}: {}]",
+            self.ts,
+            self.action,
+            self.incident_id,
+            self.level,
+            self.kind,
+            r.destination,
+            self.mode,
+            self.outcome
+        )
+    }
 }

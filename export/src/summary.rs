@@ -39,6 +39,23 @@ pub struct RunInfo {
     /// A live run, which follows its interfaces: how often one was lost and re-attached
     /// (`None` for replay).
     pub link: Option<LinkJson>,
+    /// With `[mitigation]`: what the policy did over the run.
+    pub mitigations: Option<MitigationsJson>,
+}
+
+/// The summary's `mitigations`: actions of the run by kind.
+#[derive(Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MitigationsJson {
+    /// Rules announced.
+    pub announced: u64,
+    /// Announcements refreshed.
+    pub refreshed: u64,
+    /// Rules withdrawn.
+    pub withdrawn: u64,
+    /// Rules refused (outside the monitored prefixes, never list, caps, network incidents).
+    pub refused: u64,
+    /// Outcomes that were errors.
+    pub errors: u64,
 }
 
 /// The summary's `link`: what happened to the captured interface during a live run.
@@ -206,6 +223,9 @@ pub struct SummaryJson {
     /// Live runs: interface losses and re-attaches.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub link: Option<LinkJson>,
+    /// With `[mitigation]`: the policy's actions of the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mitigations: Option<MitigationsJson>,
 }
 
 fn ns_to_secs(ns: u64) -> f64 {
@@ -254,6 +274,7 @@ impl SummaryJson {
             capture: info.capture.clone(),
             queues: info.queues.clone(),
             link: info.link,
+            mitigations: info.mitigations,
         }
     }
 
@@ -322,6 +343,13 @@ impl SummaryJson {
                 o,
                 "  tracked at the end: {}; quiet addresses evicted: {}; busy untracked addresses admitted: {}",
                 self.tracked_ips, self.evicted_ips, self.admitted_busy_ips
+            );
+        }
+        if let Some(m) = &self.mitigations {
+            let _ = writeln!(
+                o,
+                "  mitigations: {} announced, {} refreshed, {} withdrawn, {} refused, {} errors",
+                m.announced, m.refreshed, m.withdrawn, m.refused, m.errors
             );
         }
         if self.late_frames > 0 {

@@ -19,7 +19,9 @@ use surgewatch_export::mitigation::{
     kind_name, mode_name, op_name, refuse_reason_name, then_name, withdraw_reason_name,
     MitigationJson,
 };
-use surgewatch_export::summary::{InputAnomaliesJson, LinkJson, QueueJson, RunInfo, SummaryJson};
+use surgewatch_export::summary::{
+    InputAnomaliesJson, LinkJson, MitigationsJson, QueueJson, RunInfo, SummaryJson,
+};
 use surgewatch_mitigate::{
     Action, ActionId, Community, Kind, Mode, Op, Outcome, RefuseReason, Rule, TcpFlags, Then,
     WithdrawReason, BLACKHOLE,
@@ -245,6 +247,7 @@ fn replay_info() -> RunInfo {
         capture: None,
         queues: Vec::new(),
         link: None,
+        mitigations: None,
     }
 }
 
@@ -277,6 +280,13 @@ fn live_info() -> RunInfo {
         link: Some(LinkJson {
             losses: 1,
             reattaches: 1,
+        }),
+        mitigations: Some(MitigationsJson {
+            announced: 4,
+            refreshed: 2,
+            withdrawn: 4,
+            refused: 1,
+            errors: 0,
         }),
     }
 }

@@ -55,6 +55,8 @@ pub struct Settings {
     pub baselines: Option<(PathBuf, Duration)>,
     /// The outputs.
     pub outputs: Vec<SinkConfig>,
+    /// The mitigation policy (`[mitigation]`), when configured.
+    pub mitigation: Option<PolicyConfig>,
     /// Live runs: stop after this long.
     pub duration: Option<Duration>,
     /// Live runs: a status line this often (zero: never).
@@ -101,6 +103,7 @@ impl Settings {
         let mut extra: Vec<IpNet> = host.iter().map(|&a| IpNet::from(a)).collect();
         extra.extend(extra_monitor.iter().copied());
         let monitor = monitor_setup(&config, &extra)?;
+        let mitigation = policy_config(&config, &extra);
         let mut notes: Vec<Diag> = monitor.note.iter().cloned().collect();
         let (mut detector, clamped) = detector_config(&monitor.detection, thresholds, tick, top_n);
         // Baselines of evicted addresses: up to a quarter of the budget's worth.
@@ -123,6 +126,7 @@ impl Settings {
             outputs: vec![SinkConfig::Stdout(StdoutConfig {
                 format: format.into(),
             })],
+            mitigation,
             duration,
             status_interval: status_interval.unwrap_or(DEFAULT_STATUS_INTERVAL),
             notes,
@@ -424,11 +428,10 @@ pub fn agent_live_options(interface: &str) -> LiveOptions {
 }
 
 /// The mitigation policy's config from `[mitigation]` (`None` without one): group `i` of the
-/// config is [`GroupId`] `i`, as in [`monitor_setup`]; the groups' prefixes are the monitored
-/// prefixes (so with none configured every target is refused).
-// Not driven yet: the policy is wired with the output contract (issue 13, section 2).
-#[allow(dead_code)]
-pub fn policy_config(cfg: &Config) -> Option<PolicyConfig> {
+/// config is [`GroupId`] `i`, as in [`monitor_setup`]; the groups' prefixes and `extra`
+/// (`--monitor`, the agent's host addresses) are the monitored prefixes (so in auto mode,
+/// with none, every target is refused).
+pub fn policy_config(cfg: &Config, extra: &[IpNet]) -> Option<PolicyConfig> {
     let m = cfg.mitigation.as_ref()?;
     let groups = cfg
         .groups
@@ -449,6 +452,7 @@ pub fn policy_config(cfg: &Config) -> Option<PolicyConfig> {
             .groups
             .iter()
             .flat_map(|g| g.prefixes.iter().copied())
+            .chain(extra.iter().copied())
             .collect(),
         never: m.never.clone(),
         defaults: ladder(m),
@@ -520,12 +524,12 @@ mod tests {
 
     #[test]
     fn mitigation_maps_to_the_policy_config() {
-        assert!(policy_config(&config(TWO_GROUPS)).is_none());
+        assert!(policy_config(&config(TWO_GROUPS), &[]).is_none());
         let c = config(&format!(
             "[mitigation]\nmode = \"enforce\"\ncommunities = [\"64500:1\"]\n{TWO_GROUPS}\
              [group.mitigation]\nlevels = [{{ at_pps = 1000, action = \"rtbh\" }}]\n"
         ));
-        let p = policy_config(&c).unwrap();
+        let p = policy_config(&c, &[]).unwrap();
         assert_eq!(p.mode, Mode::Enforce);
         assert_eq!(p.ttl_ns, 300_000_000_000);
         assert_eq!((p.max_rules, p.max_rules_per_target), (100, 8));

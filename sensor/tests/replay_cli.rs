@@ -478,6 +478,88 @@ fn a_full_budget_says_so_and_keeps_the_flood_visible() {
 }
 
 #[test]
+fn replay_reports_the_mitigation_ladder_as_dry_run() {
+    // The multi-vector attack on 203.0.113.10 (about 4 Mbit/s) against a ladder at 1 Mbit/s:
+    // announced in dry-run after its start event, withdrawn by the end of the run.
+    let dir = temp_dir("mitigation");
+    let cfg = dir.join("m.toml");
+    std::fs::write(
+        &cfg,
+        "[mitigation]\nmode = \"enforce\"\nlevels = [{ at_mbps = 1.0, action = \"flowspec-discard\" }]\n",
+    )
+    .expect("writing the config");
+    let cap = surgewatch_pcaps::captures_dir().join("multi_vector.pcap");
+    let out = replay_json(
+        &cap,
+        &["203.0.113.0/24".to_owned()],
+        &[
+            "--config",
+            cfg.to_str().expect("utf8"),
+            "--threshold-pps",
+            "1000",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no speaker adapter"), "{err}");
+    let lines: Vec<Value> = stdout_lines(&out)
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    let start = lines
+        .iter()
+        .position(|l| l["event"] == "start")
+        .expect("an incident starts");
+    let mitigations: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["event"] == "mitigation")
+        .collect();
+    let first = lines
+        .iter()
+        .position(|l| l["event"] == "mitigation")
+        .expect("a mitigation line");
+    assert!(first > start, "actions follow the event that caused them");
+    let announced: Vec<&&Value> = mitigations
+        .iter()
+        .filter(|m| m["action"] == "announce")
+        .collect();
+    assert!(!announced.is_empty(), "{mitigations:?}");
+    for m in &mitigations {
+        assert_eq!(m["target"], "203.0.113.10");
+        assert_eq!(
+            (m["mode"].as_str(), m["outcome"].as_str()),
+            (Some("dry-run"), Some("dry-run"))
+        );
+        assert_eq!(m["rule"]["destination"], "203.0.113.10/32");
+        assert_eq!(m["rule"]["then"], "discard");
+    }
+    let withdrawn = mitigations
+        .iter()
+        .filter(|m| m["action"] == "withdraw")
+        .count();
+    assert_eq!(
+        withdrawn,
+        announced.len(),
+        "every rule is withdrawn by the end"
+    );
+    let s = summary_of(&out);
+    assert_eq!(s["mitigations"]["announced"], announced.len());
+    assert_eq!(s["mitigations"]["withdrawn"], withdrawn);
+    // Without [mitigation], no line and no summary field.
+    let plain = replay_json(
+        &cap,
+        &["203.0.113.0/24".to_owned()],
+        &["--threshold-pps", "1000"],
+    );
+    assert!(!String::from_utf8_lossy(&plain.stdout).contains("mitigation"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn text_output_lists_the_summary() {
     let spec = catalogue()
         .into_iter()

@@ -82,6 +82,8 @@ pub fn build(cfg: &SinkConfig, ctx: &RunContext) -> Box<dyn Sink> {
 pub enum Message {
     /// An incident started, went on or ended; sent in capture-time order.
     Incident(IncidentEvent),
+    /// A mitigation action and its outcome, after the event that caused it.
+    Mitigation(crate::mitigation::MitigationJson),
     /// The end-of-run summary: the last message of a run.
     Summary(RunSummary),
 }
@@ -349,6 +351,7 @@ mod tests {
         match msg {
             Message::Summary(s) => s.info.late_frames,
             Message::Incident(e) => e.incident_id,
+            Message::Mitigation(m) => m.incident_id,
         }
     }
 

@@ -61,6 +61,7 @@ impl<W: Write + Send> Sink for JsonLinesSink<W> {
                 "{}",
                 EventJson::new(e, &self.groups).to_json_line()
             ),
+            Message::Mitigation(m) => writeln!(self.out, "{}", m.to_json()),
             Message::Summary(s) => writeln!(
                 self.out,
                 "{}",
@@ -112,6 +113,7 @@ impl<W: Write + Send> Sink for TextSink<W> {
                 line.push('\n');
                 line
             }
+            Message::Mitigation(m) => m.to_text() + "\n",
             Message::Summary(s) => SummaryJson::new(&s.report, &s.info).to_text(),
         };
         let out = &mut self.out;

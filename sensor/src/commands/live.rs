@@ -163,6 +163,7 @@ fn run_workers(settings: Settings, run: LiveRun) -> Result<ExitCode> {
         capture: Some(capture),
         queues: queues.iter().map(queue_json).collect(),
         link,
+        mitigations: None,
     };
     obs.finish(&acct, info, settings.top_n);
     Ok(ExitCode::SUCCESS)

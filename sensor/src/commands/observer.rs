@@ -9,9 +9,11 @@ use anyhow::Result;
 use indicatif::ProgressBar;
 use surgewatch_detect::{Detector, IncidentEvent};
 use surgewatch_export::diag::{self, Diag, QueueStatus};
+use surgewatch_export::mitigation::MitigationJson;
 use surgewatch_export::sink::{self, Delivery, Message, Outputs, RunContext, RunSummary};
-use surgewatch_export::summary::RunInfo;
+use surgewatch_export::summary::{MitigationsJson, RunInfo};
 use surgewatch_export::terminal::Terminal;
+use surgewatch_mitigate::{Mode, Outcome, Policy};
 use surgewatch_per_ip::{Accounting, ClosedTick, NextTick};
 use surgewatch_sensor::tick::{TickInfo, TickObserver};
 
@@ -40,6 +42,24 @@ pub struct Observer {
     /// untracked traffic.
     untracked_warned_ns: Option<u64>,
     untracked_before: bool,
+    /// The mitigation policy (`[mitigation]`), run in dry-run.
+    mitigation: Option<Policy>,
+    /// End of the last tick closed.
+    last_tick_end_ns: u64,
+}
+
+/// Takes every action the policy has queued: records it as a dry run (no speaker executes
+/// one yet) and sends its line.
+fn drain_actions(p: &mut Policy, now_ns: u64, outputs: &Outputs, blocking: bool) {
+    while let Some(a) = p.poll_action() {
+        p.handle_outcome(now_ns, a.id, Outcome::DryRun);
+        let m = Message::Mitigation(MitigationJson::new(&a, None, &Outcome::DryRun));
+        if blocking {
+            outputs.send_blocking(m);
+        } else {
+            outputs.send(m);
+        }
+    }
 }
 
 impl Observer {
@@ -75,12 +95,41 @@ impl Observer {
             tick_ns: s.tick.as_nanos(),
             untracked_warned_ns: None,
             untracked_before: false,
+            mitigation: s.mitigation.clone().map(|mut cfg| {
+                if cfg.mode == Mode::Enforce {
+                    diag::emit(Diag::MitigationDryRunOnly);
+                }
+                // No speaker adapter executes an action yet: every one is a dry run.
+                cfg.mode = Mode::DryRun;
+                Policy::new(cfg)
+            }),
+            last_tick_end_ns: 0,
         })
     }
 
-    fn emit(&mut self) {
-        for e in self.events.drain(..) {
-            self.outputs.send(Message::Incident(e));
+    /// Sends the tick's events, each followed by the mitigation actions it caused; then the
+    /// actions that fell due by `now_ns` (TTL refreshes, hold-downs).
+    fn emit(&mut self, now_ns: u64, blocking: bool) {
+        let send = |o: &Outputs, m: Message| {
+            if blocking {
+                o.send_blocking(m)
+            } else {
+                o.send(m)
+            }
+        };
+        let events = std::mem::take(&mut self.events);
+        for e in &events {
+            send(&self.outputs, Message::Incident(e.clone()));
+            if let Some(p) = &mut self.mitigation {
+                p.handle_event(e.ts_ns, e);
+                drain_actions(p, e.ts_ns, &self.outputs, blocking);
+            }
+        }
+        self.events = events;
+        self.events.clear();
+        if let Some(p) = &mut self.mitigation {
+            p.handle_timeout(now_ns);
+            drain_actions(p, now_ns, &self.outputs, blocking);
         }
     }
 
@@ -102,8 +151,29 @@ impl Observer {
         }
         self.detector.finish(&mut self.events);
         // The run is over: nothing is left to stall, nothing may be dropped.
-        for e in self.events.drain(..) {
-            self.outputs.send_blocking(Message::Incident(e));
+        let end = self
+            .events
+            .iter()
+            .map(|e| e.ts_ns)
+            .max()
+            .unwrap_or(self.last_tick_end_ns);
+        self.emit(end, true);
+        if let Some(p) = &mut self.mitigation {
+            // Everything announced is withdrawn at the end.
+            p.shutdown(end);
+            drain_actions(p, end, &self.outputs, true);
+            let s = p.stats();
+            info.mitigations = Some(MitigationsJson {
+                announced: s.announced,
+                refreshed: s.refreshed,
+                withdrawn: s.withdrawn,
+                refused: s.refused_network
+                    + s.refused_outside
+                    + s.refused_never
+                    + s.refused_per_target_cap
+                    + s.refused_global_cap,
+                errors: s.errors,
+            });
         }
         if let Some(f) = &self.baselines {
             f.save(&self.detector.encode_baselines(acct));
@@ -154,7 +224,9 @@ impl TickObserver for Observer {
     fn on_tick(&mut self, tick: &ClosedTick<'_>, info: &TickInfo<'_>) -> NextTick {
         self.detector
             .on_tick(tick, info.idle_after, &mut self.events);
-        self.emit();
+        let end = tick.tick_start_ns.saturating_add(self.tick_ns);
+        self.last_tick_end_ns = end;
+        self.emit(end, false);
         self.note_untracked(tick);
         self.detector.next_tick()
     }

@@ -61,6 +61,7 @@ pub fn replay(args: ReplayArgs) -> Result<ExitCode> {
         capture: None,
         queues: Vec::new(),
         link: None,
+        mitigations: None,
     };
     observer.finish(&outcome.accounting, info, settings.top_n);
     for (path, a) in &outcome.anomalies {
