@@ -661,9 +661,10 @@ impl Detector {
             if (!self.preload.is_empty() || !self.parked.is_empty())
                 && self.baselines.get(id.0).is_none()
             {
-                let key = record().map(|r| r.ip);
-                let parked = |d: &mut Self, k: &IpKey| d.parked.remove(k).map(|e| e.1);
-                let found = key.and_then(|k| parked(self, &k).or_else(|| self.preload.remove(&k)));
+                let found = record().map(|r| r.ip).and_then(|k| {
+                    let parked = self.parked.remove(&k).map(|(_, b)| b);
+                    parked.or_else(|| self.preload.remove(&k))
+                });
                 if let Some(mut b) = found {
                     // Loaded with the first policy of its shape: its group's may differ in
                     // multiplier and floors (another shape is reset by the first sample).

@@ -1004,9 +1004,13 @@ impl Accounting {
     /// may go: the shards match watched targets by address, and the next watch set is made
     /// of tracked addresses only.)
     fn evictable(&self, i: usize, tick_start_ns: u64) -> bool {
-        !self.vacant.get(i).copied().unwrap_or(true)
-            && self.last_seen.get(i).is_some_and(|&t| t < tick_start_ns)
-            && self.keep.binary_search(&IpId(i as u32)).is_err()
+        !self.kept_or_vacant(i) && self.last_seen.get(i).is_some_and(|&t| t < tick_start_ns)
+    }
+
+    /// Whether id `i` holds no address, or one that must stay tracked.
+    fn kept_or_vacant(&self, i: usize) -> bool {
+        self.vacant.get(i).copied().unwrap_or(true)
+            || self.keep.binary_search(&IpId(i as u32)).is_ok()
     }
 
     /// Evicts tracked id `i`: the address leaves the id table, the shards forget it when
@@ -1145,49 +1149,30 @@ impl Accounting {
         let Some(first) = deltas.first() else {
             return Vec::new();
         };
-        let mut heap: std::collections::BinaryHeap<(u64, usize)> = Default::default();
+        let mut light = Smallest::new(n);
         crate::bits::for_each_bit(&first.bits, |i| {
             let Some(cells) = first.cells.get(i) else {
                 return;
             };
             let packets: u64 = cells.iter().map(|&v| cell_unpack(v).packets).sum();
-            if heap.len() == n && heap.peek().is_some_and(|&top| (packets, i) >= top) {
-                return;
-            }
-            let tracked_before = self
-                .records
-                .get(i)
-                .is_some_and(|r| r.first_seen_ns < tick_start_ns);
-            if self.vacant.get(i).copied().unwrap_or(true)
-                || !tracked_before
-                || self.keep.binary_search(&IpId(i as u32)).is_ok()
-            {
-                return;
-            }
-            heap.push((packets, i));
-            if heap.len() > n {
-                heap.pop();
-            }
+            light.offer((packets, i), || {
+                let tracked_before = self
+                    .records
+                    .get(i)
+                    .is_some_and(|r| r.first_seen_ns < tick_start_ns);
+                tracked_before && !self.kept_or_vacant(i)
+            });
         });
-        heap.into_sorted_vec()
+        light.into_sorted()
     }
 
     /// The `n` evictable ids quiet for longest (oldest last traffic, then lowest id).
     fn quietest(&self, n: usize, tick_start_ns: u64) -> Vec<usize> {
-        let mut heap: std::collections::BinaryHeap<(u64, usize)> = Default::default();
+        let mut quiet = Smallest::new(n);
         for (i, &t) in self.last_seen.iter().enumerate() {
-            if heap.len() == n && heap.peek().is_some_and(|&top| (t, i) >= top) {
-                continue;
-            }
-            if !self.evictable(i, tick_start_ns) {
-                continue;
-            }
-            heap.push((t, i));
-            if heap.len() > n {
-                heap.pop();
-            }
+            quiet.offer((t, i), || self.evictable(i, tick_start_ns));
         }
-        let mut v: Vec<usize> = heap.into_iter().map(|(_, i)| i).collect();
+        let mut v: Vec<usize> = quiet.into_sorted().into_iter().map(|(_, i)| i).collect();
         v.sort_unstable();
         v
     }
@@ -1443,6 +1428,41 @@ const RETIRED_TOP: usize = 256;
 const IDLE_SCAN_MIN: usize = 1024;
 /// Most untracked heavy destinations admitted per tick.
 pub const MAX_HEAVY_ADMISSIONS: usize = 256;
+
+/// The `n` smallest `(value, id)` pairs offered (ties: lowest id), in one pass with a bounded
+/// heap; the eligibility check runs only for pairs that would enter.
+struct Smallest {
+    n: usize,
+    heap: std::collections::BinaryHeap<(u64, usize)>,
+}
+
+impl Smallest {
+    fn new(n: usize) -> Self {
+        Smallest {
+            n,
+            heap: Default::default(),
+        }
+    }
+
+    fn offer(&mut self, item: (u64, usize), eligible: impl FnOnce() -> bool) {
+        if self.n == 0 || self.heap.len() == self.n && self.heap.peek().is_some_and(|&t| item >= t)
+        {
+            return;
+        }
+        if !eligible() {
+            return;
+        }
+        self.heap.push(item);
+        if self.heap.len() > self.n {
+            self.heap.pop();
+        }
+    }
+
+    /// Smallest first.
+    fn into_sorted(self) -> Vec<(u64, usize)> {
+        self.heap.into_sorted_vec()
+    }
+}
 
 /// Sorts reports by descending peak packet rate, ties by ascending address.
 fn sort_reports(v: &mut [IpReport]) {

@@ -117,16 +117,16 @@ impl Observer {
                 o.send(m)
             }
         };
-        let events = std::mem::take(&mut self.events);
-        for e in &events {
-            send(&self.outputs, Message::Incident(e.clone()));
+        for e in self.events.drain(..) {
+            let ts = e.ts_ns;
             if let Some(p) = &mut self.mitigation {
-                p.handle_event(e.ts_ns, e);
-                drain_actions(p, e.ts_ns, &self.outputs, blocking);
+                p.handle_event(ts, &e);
+            }
+            send(&self.outputs, Message::Incident(e));
+            if let Some(p) = &mut self.mitigation {
+                drain_actions(p, ts, &self.outputs, blocking);
             }
         }
-        self.events = events;
-        self.events.clear();
         if let Some(p) = &mut self.mitigation {
             p.handle_timeout(now_ns);
             drain_actions(p, now_ns, &self.outputs, blocking);
